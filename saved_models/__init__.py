@@ -1,0 +1,1 @@
+"""Shipped checkpoints: one folder per zoo model with ``<name>.keras`` and ``manifest.json``."""

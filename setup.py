@@ -1,0 +1,67 @@
+"""Packaging for tn_keras.
+
+Layout on disk -> import names (see README "Project layout"):
+  tn_keras/      -> tn_keras            the library (layers, datasets, export, distill, CLI)
+  zoo/           -> tn_keras.zoo        the model registry and the architectures
+  saved_models/  -> tn_keras.saved_models  shipped checkpoints (.keras + manifest.json)
+"""
+import os
+import re
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_version():
+    with open(os.path.join(HERE, "tn_keras", "version.py"), encoding="utf-8") as f:
+        return re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+
+packages = find_packages(include=["tn_keras", "tn_keras.*"])
+packages += ["tn_keras.zoo"] + [
+    "tn_keras.zoo." + p for p in find_packages(where="zoo")
+]
+packages += ["tn_keras.saved_models"]
+
+setup(
+    name="tn_keras",
+    version=read_version(),
+    description=(
+        "Coarse-grained polynomial networks (TaylorNet) and multi-level dataset "
+        "distillation for Keras 3"
+    ),
+    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=packages,
+    package_dir={
+        "tn_keras": "tn_keras",
+        "tn_keras.zoo": "zoo",
+        "tn_keras.saved_models": "saved_models",
+    },
+    package_data={"tn_keras.saved_models": ["*/*.keras", "*/*.json", "*/*.md"]},
+    include_package_data=False,
+    install_requires=[
+        "keras>=3.15",
+        "numpy>=1.26",
+        "tensorflow-datasets>=4.9",
+        # scikit-learn ships the 8x8 digits inside the wheel: the offline default dataset.
+        "scikit-learn>=1.3",
+        # The LiteRT interpreter (the successor of tf.lite.Interpreter) runs exported models.
+        "ai-edge-litert>=1.2",
+        "pillow>=10",
+    ],
+    extras_require={
+        "cpu": ["tensorflow-cpu==2.21.0"],
+        "gpu": ["tensorflow[and-cuda]==2.21.0"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+    },
+    entry_points={"console_scripts": ["tn-keras=tn_keras.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Keras",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
