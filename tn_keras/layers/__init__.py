@@ -1,0 +1,1 @@
+"""Polynomial coarse-graining layers."""
