@@ -1,0 +1,253 @@
+"""TaylorDense: a dense layer that is the Taylor expansion of a map, with no activation."""
+import numpy as np
+from keras import constraints
+from keras import initializers
+from keras import layers
+from keras import ops
+from keras import regularizers
+from keras.saving import register_keras_serializable
+
+from tn_keras.layers.polynomial import num_product_factors
+from tn_keras.layers.polynomial import product_terms_sum
+from tn_keras.layers.polynomial import symmetric_coefficients
+from tn_keras.layers.polynomial import validate_order_and_rank
+from tn_keras.layers.polynomial import validate_positive_int
+
+
+@register_keras_serializable(package="tn_keras")
+class TaylorDense(layers.Layer):
+    """Densely connected Taylor expansion of a map ``R^n -> R^units``.
+
+    Exact second-order form (``order=2, rank=None``), the paper's Eq. (3):
+
+        y_u = b_u + sum_i W_iu x_i + sum_{i<=j} Q_iju x_i x_j
+
+    with one weight per monomial: ``n (n + 1) / 2`` quadratic weights per unit (1,225 for the
+    49 pixels of a 7x7 image, 1,275 parameters per unit in all). The quadratic weights are stored
+    as ``quadratic_kernel`` of shape ``(n (n + 1) / 2, units)``, rows in the order of
+    ``numpy.triu_indices(n)``.
+
+    CP-factorised form (``rank`` an int; any ``order``), for larger inputs or higher orders:
+
+        y = b + W x + sum_{k=2..order} sum_{r=1..rank} prod_{j=1..k} (U_{k,r,j} x)
+
+    with all ``U`` in one ``factor_kernel`` of shape ``(n, n_factors * units)`` (see
+    `tn_keras.layers.polynomial`). ``order=1`` is `keras.layers.Dense` without activation.
+
+    Like Dense, the layer acts on the last axis of an input of any rank >= 2.
+
+    Args:
+        units: int, the output size.
+        order: int >= 1. The exact form (``rank=None``) supports ``order <= 2``.
+        rank: None for the exact quadratic, or an int >= 1 for CP-factorised terms.
+        use_bias: bool.
+        kernel_initializer, kernel_regularizer, kernel_constraint: for ``W``.
+        quadratic_initializer, quadratic_regularizer, quadratic_constraint: for the exact ``Q``
+            (default zeros: training starts from the linear model, and ``Q`` still gets
+            gradients ``x_i x_j dL/dy``).
+        factor_initializer, factor_regularizer, factor_constraint: for the CP factors ``U``
+            (zeros would leave every product, and its gradient, at zero; LeCun normal).
+        bias_initializer, bias_regularizer, bias_constraint: for ``b``.
+        activity_regularizer: optional regularizer of the output.
+    """
+
+    def __init__(
+        self,
+        units,
+        order=2,
+        rank=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        quadratic_initializer="zeros",
+        factor_initializer="lecun_normal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        quadratic_regularizer=None,
+        factor_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        quadratic_constraint=None,
+        factor_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        validate_positive_int("units", units)
+        validate_order_and_rank(order, rank, allow_none_rank=True)
+        if rank is None and order > 2:
+            raise ValueError(
+                f"The exact (rank=None) form of TaylorDense stores one weight per monomial and "
+                f"supports order <= 2; received order={order}. Pass `rank` for a CP-factorised "
+                "expansion of higher order."
+            )
+        self.units = int(units)
+        self.order = int(order)
+        self.rank = None if rank is None else int(rank)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.quadratic_initializer = initializers.get(quadratic_initializer)
+        self.factor_initializer = initializers.get(factor_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.quadratic_regularizer = regularizers.get(quadratic_regularizer)
+        self.factor_regularizer = regularizers.get(factor_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.quadratic_constraint = constraints.get(quadratic_constraint)
+        self.factor_constraint = constraints.get(factor_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.input_spec = layers.InputSpec(min_ndim=2)
+
+    @property
+    def exact(self):
+        """True when the quadratic term keeps one weight per monomial (``rank=None``)."""
+        return self.rank is None and self.order == 2
+
+    @property
+    def num_factors(self):
+        return 0 if self.rank is None else num_product_factors(self.order, self.rank)
+
+    def build(self, input_shape):
+        if len(input_shape) < 2:
+            raise ValueError(
+                f"TaylorDense expects an input of rank >= 2 (batch, ..., features); received an "
+                f"input of shape {tuple(input_shape)}."
+            )
+        features = input_shape[-1]
+        if features is None:
+            raise ValueError(
+                "The last dimension of the input to TaylorDense must be known; received an "
+                f"input of shape {tuple(input_shape)}."
+            )
+        self.input_spec = layers.InputSpec(min_ndim=2, axes={-1: features})
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(features, self.units),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.quadratic_kernel = None
+        self.factor_kernel = None
+        if self.exact:
+            self.quadratic_kernel = self.add_weight(
+                name="quadratic_kernel",
+                shape=(features * (features + 1) // 2, self.units),
+                initializer=self.quadratic_initializer,
+                regularizer=self.quadratic_regularizer,
+                constraint=self.quadratic_constraint,
+            )
+            rows, cols = np.triu_indices(features)
+            self._monomial_rows = rows.astype("int32")
+            self._monomial_cols = cols.astype("int32")
+        elif self.num_factors:
+            self.factor_kernel = self.add_weight(
+                name="factor_kernel",
+                shape=(features, self.num_factors * self.units),
+                initializer=self.factor_initializer,
+                regularizer=self.factor_regularizer,
+                constraint=self.factor_constraint,
+            )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.units,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        else:
+            self.bias = None
+
+    def call(self, inputs):
+        if self.factor_kernel is not None:
+            kernel = ops.concatenate([self.kernel, self.factor_kernel], axis=-1)
+            fused = ops.matmul(inputs, kernel)
+            pieces = ops.split(fused, 1 + self.num_factors, axis=-1)
+            outputs = ops.add(pieces[0], product_terms_sum(pieces[1:], self.order, self.rank))
+        else:
+            outputs = ops.matmul(inputs, self.kernel)
+        if self.quadratic_kernel is not None:
+            # The n(n+1)/2 monomials x_i x_j (i <= j), then one matmul with Q.
+            monomials = ops.multiply(
+                ops.take(inputs, self._monomial_rows, axis=-1),
+                ops.take(inputs, self._monomial_cols, axis=-1),
+            )
+            outputs = ops.add(outputs, ops.matmul(monomials, self.quadratic_kernel))
+        if self.use_bias:
+            outputs = ops.add(outputs, self.bias)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)[:-1] + (self.units,)
+
+    def taylor_coefficients(self, max_order=None):
+        """The exact Taylor coefficients, as float64 NumPy arrays.
+
+        ``y_u = bias[u] + sum_i linear[u, i] x_i + sum_{k>=2} sum_{i1..ik} order_k[u, i1..ik]
+        x_i1 ... x_ik``, with ``order_k`` symmetric in its ``k`` input axes: the weight of the
+        monomial ``x_i x_j`` is ``order_2[u, i, i]`` on the diagonal and ``2 order_2[u, i, j]``
+        off it (for the exact form, ``Q_iju`` itself).
+
+        Returns:
+            dict with ``"bias"`` ``(units,)``, ``"linear"`` ``(units, n)`` and ``"order_k"``
+            ``(units, n, ..., n)`` for ``k = 2 .. min(order, max_order)``.
+        """
+        if not self.built:
+            raise ValueError(
+                f"Layer '{self.name}' is not built yet: call it on an input (or build it) "
+                "before asking for its Taylor coefficients."
+            )
+        linear = np.asarray(ops.convert_to_numpy(self.kernel), np.float64).T
+        features = linear.shape[1]
+        bias = (
+            np.asarray(ops.convert_to_numpy(self.bias), np.float64)
+            if self.use_bias
+            else np.zeros(self.units)
+        )
+        result = {"bias": bias, "linear": linear}
+        order = self.order if max_order is None else min(self.order, int(max_order))
+        if order < 2:
+            return result
+        if self.exact:
+            weights = np.asarray(ops.convert_to_numpy(self.quadratic_kernel), np.float64)
+            rows, cols = np.triu_indices(features)
+            tensor = np.zeros((self.units, features, features))
+            # Off-diagonal weights split in half over (i, j) and (j, i): symmetric form.
+            tensor[:, rows, cols] += weights.T / np.where(rows == cols, 1.0, 2.0)
+            tensor[:, cols, rows] += np.where(rows == cols, 0.0, 1.0) * weights.T / 2.0
+            result["order_2"] = tensor
+        else:
+            factors = np.asarray(ops.convert_to_numpy(self.factor_kernel), np.float64)
+            factors = factors.reshape(features, self.num_factors, self.units).transpose(1, 2, 0)
+            tensors = symmetric_coefficients(
+                factors[: num_product_factors(order, self.rank)], order, self.rank
+            )
+            result.update({f"order_{k}": t for k, t in tensors.items()})
+        return result
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "order": self.order,
+                "rank": self.rank,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "quadratic_initializer": initializers.serialize(self.quadratic_initializer),
+                "factor_initializer": initializers.serialize(self.factor_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "quadratic_regularizer": regularizers.serialize(self.quadratic_regularizer),
+                "factor_regularizer": regularizers.serialize(self.factor_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "quadratic_constraint": constraints.serialize(self.quadratic_constraint),
+                "factor_constraint": constraints.serialize(self.factor_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
+            }
+        )
+        return config
