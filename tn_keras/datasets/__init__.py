@@ -1,0 +1,28 @@
+"""Image classification datasets for tn_keras: loading, statistics and tf.data pipelines.
+
+Example::
+
+    from tn_keras import datasets
+
+    x, y = datasets.load("cifar10", "train")            # uint8 (50000, 32, 32, 3), int64
+    ds = datasets.make_dataset(x, y, 128, training=True, dataset_name="cifar10", seed=0)
+    norm = datasets.normalization_layer("cifar10")      # put first in the model
+
+Where files are looked for is documented in `load`; ``TN_KERAS_DATA`` names the data folder
+and ``TN_KERAS_OFFLINE=1`` forbids downloads.
+"""
+from tn_keras.datasets.errors import DatasetFormatError, DatasetNotFoundError
+from tn_keras.datasets.loader import load
+from tn_keras.datasets.pipeline import make_dataset, normalization_layer
+from tn_keras.datasets.registry import DatasetInfo, info, names
+
+__all__ = [
+    "DatasetFormatError",
+    "DatasetInfo",
+    "DatasetNotFoundError",
+    "info",
+    "load",
+    "make_dataset",
+    "names",
+    "normalization_layer",
+]
