@@ -2,8 +2,28 @@
 
 Paper: Xi-Ci Yang, Z. Y. Xie, Xiao-Tao Yang, "Exploring explicit coarse-grained structure in
 artificial neural networks", Chinese Physics Letters 40, 020501 (2023), arXiv:2211.01779.
-"""
-from tn_keras.version import __version__
-from tn_keras import layers
 
-__all__ = ["__version__", "layers"]
+Sub-packages: ``layers`` (PolyCG, DilatedPolyCG, TaylorDense), ``datasets`` (offline-first
+loaders), ``zoo`` (registered architectures and checkpoints), ``training``, ``export``
+(SavedModel / TFLite), ``distill`` (multi-level dataset distillation).
+"""
+import importlib
+
+from tn_keras.version import __version__
+
+_SUBPACKAGES = ("layers", "datasets", "zoo", "training", "export", "distill")
+
+
+def __getattr__(name):
+    # Sub-packages load on first use: `import tn_keras` (and the CLI's --help) stays fast and
+    # does not start TensorFlow until something needs it.
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"tn_keras.{name}")
+    raise AttributeError(f"module 'tn_keras' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBPACKAGES))
+
+
+__all__ = ["__version__", *_SUBPACKAGES]

@@ -1,0 +1,278 @@
+"""Train a zoo model with its recipe and write a verified checkpoint + manifest.
+
+Keras ``fit`` does the work; this module assembles what a recipe means: the data pipeline, the
+optimiser and its schedule, the callbacks that make a long run safe on a small machine
+(BackupAndRestore to resume, TerminateOnNaN, a CSV log with each epoch's duration), the
+distribution strategy, and finally the checkpoint written atomically with its manifest.
+"""
+import datetime
+import os
+import shlex
+import shutil
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tn_keras import datasets
+from tn_keras.training.evaluate import evaluate
+from tn_keras.utils.files import atomic_path
+from tn_keras.utils.files import atomic_write_json
+from tn_keras.utils.files import check_can_write
+from tn_keras.utils.files import sha256_file
+from tn_keras.utils.versions import software_versions
+from tn_keras.zoo import api as zoo_api
+from tn_keras.zoo import checkpoints
+from tn_keras.zoo.registry import get_spec
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+TRANSLATE_PIXELS = 2
+
+
+def make_strategy(strategy):
+    """``"default"``, ``"mirrored"`` (all local devices) or ``"multiworker"`` (TF_CONFIG)."""
+    if strategy in (None, "default"):
+        return tf.distribute.get_strategy()
+    if strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if strategy == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("strategy='multiworker' needs the TF_CONFIG environment variable "
+                             "(the cluster and this worker's task).")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Invalid value for argument `strategy`: expected one of {STRATEGIES}. "
+                     f"Received strategy={strategy!r}.")
+
+
+def _is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+    )
+
+
+def _translate(images, batch_seed):
+    """Random shifts of up to TRANSLATE_PIXELS in each direction, one offset per image.
+
+    For digits and clothes: a crop of the zero-padded image, never a flip (a mirrored 2 is
+    not a 2). Stateless random ops keyed on the batch seed keep runs reproducible.
+    """
+    p = TRANSLATE_PIXELS
+    shape = tf.shape(images)
+    n, h, w = shape[0], shape[1], shape[2]
+    seeds = tf.random.experimental.stateless_split(
+        tf.stack([batch_seed, tf.constant(1, tf.int64)]), num=2)
+    dy = tf.random.stateless_uniform([n], seeds[0], 0, 2 * p + 1, dtype=tf.int32)
+    dx = tf.random.stateless_uniform([n], seeds[1], 0, 2 * p + 1, dtype=tf.int32)
+    padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
+    rows = dy[:, None] + tf.range(h)[None, :]
+    cols = dx[:, None] + tf.range(w)[None, :]
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(out, cols, axis=2, batch_dims=1)
+
+
+def training_dataset(dataset, x, y, recipe, batch_size, seed):
+    """The shuffled, augmented training pipeline of a recipe."""
+    cifar_style = recipe.augmentation == "cifar"
+    ds = datasets.make_dataset(x, y, batch_size, training=True, augment=cifar_style, seed=seed,
+                               deterministic=True, dataset_name=dataset)
+    if recipe.augmentation == "translate":
+        batch_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, batch_seeds)).map(
+            lambda batch, s: (_translate(batch[0], s), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
+        ).prefetch(tf.data.AUTOTUNE)
+    elif recipe.augmentation not in (None, "cifar"):
+        raise ValueError(f"Unknown augmentation {recipe.augmentation!r} in the recipe.")
+    options = tf.data.Options()
+    # Arrays in memory: every worker reads all of it and takes its share of each batch.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+def make_optimizer(recipe, steps_per_epoch, epochs):
+    """AdamW with linear warm-up then cosine decay to zero, and global-norm clipping.
+
+    Clipping matters for polynomial networks: a product of activations can produce a rare
+    large gradient early on, before BatchNorm statistics settle.
+    """
+    total = max(1, steps_per_epoch * epochs)
+    warmup = min(int(recipe.warmup_epochs * steps_per_epoch), total - 1)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else recipe.learning_rate,
+        decay_steps=total - warmup,
+        warmup_target=recipe.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule,
+        weight_decay=recipe.weight_decay,
+        global_clipnorm=recipe.global_clipnorm,
+    )
+    # Decay the kernels only: biases and BatchNorm's scale and shift are not decayed.
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+class EpochSeconds(keras.callbacks.Callback):
+    """Adds ``epoch_seconds`` to the logs, so the CSV log records how long each epoch took
+    (summed across resumed runs, that is the training time)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+def _command(name, epochs, batch_size, seed, strategy, max_train_examples, out):
+    words = ["tn-keras", "train", name, "--epochs", str(epochs), "--batch-size",
+             str(batch_size), "--seed", str(seed)]
+    if strategy not in (None, "default"):
+        words += ["--strategy", strategy]
+    if max_train_examples is not None:
+        words += ["--max-train-examples", str(max_train_examples)]
+    if out is not None:
+        words += ["--out", out]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _training_seconds(log_path):
+    """Sum of ``epoch_seconds`` in the CSV log (all runs, resumed ones included)."""
+    if not os.path.isfile(log_path):
+        return None
+    import csv
+
+    with open(log_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return float(sum(float(r["epoch_seconds"]) for r in rows if r.get("epoch_seconds")))
+
+
+def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, resume=False,
+          overwrite=False, strategy=None, max_train_examples=None, max_eval_examples=None,
+          verbose="auto"):
+    """Train ``name`` with its recipe and write ``<out>/<name>.keras`` + ``manifest.json``.
+
+    Args:
+        name: a registered zoo name.
+        epochs, batch_size: override the recipe's.
+        data_dir: where the dataset files are (else ``TN_KERAS_DATA``, tfds, download).
+        out: the checkpoint folder; default ``$TN_KERAS_HOME/models/<name>`` (where
+            `tn_keras.zoo.load` finds it).
+        seed: seeds Python, NumPy, TensorFlow, the shuffling and the augmentation; ops are made
+            deterministic, so the same seed on the same machine gives the same weights.
+        resume: continue an interrupted run from its backup (``<out>/backup``).
+        overwrite: replace an existing checkpoint in ``out``.
+        strategy: None / "default", "mirrored" or "multiworker".
+        max_train_examples: train on the first N training images only (smoke tests).
+        max_eval_examples: evaluate on the first N of each test split only (smoke tests).
+
+    Returns:
+        ``(model, manifest)``.
+    """
+    spec = get_spec(name)
+    recipe = spec.recipe
+    epochs = int(epochs or recipe.epochs)
+    batch_size = int(batch_size or recipe.batch_size)
+    out_given = out
+    out = out or checkpoints.cache_dir(name)
+    model_path = os.path.join(out, f"{name}.keras")
+    manifest_path = os.path.join(out, checkpoints.MANIFEST_NAME)
+    backup_dir = os.path.join(out, "backup")
+    log_path = os.path.join(out, "training_log.csv")
+    if not resume:
+        for path in (model_path, manifest_path):
+            check_can_write(path, overwrite)
+        # A fresh run must not pick up an older run's backup or append to its log.
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        if os.path.exists(log_path):
+            os.remove(log_path)
+    os.makedirs(out, exist_ok=True)
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    strategy_obj = make_strategy(strategy)
+
+    x, y = datasets.load(spec.dataset, "train", data_dir=data_dir)
+    if max_train_examples is not None:
+        x, y = x[:max_train_examples], y[:max_train_examples]
+    steps_per_epoch = int(np.ceil(len(x) / batch_size))
+    train_ds = training_dataset(spec.dataset, x, y, recipe, batch_size, seed)
+
+    with strategy_obj.scope():
+        model = spec.builder()
+        model.compile(
+            optimizer=make_optimizer(recipe, steps_per_epoch, epochs),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=["accuracy"],
+        )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(backup_dir),
+        keras.callbacks.TerminateOnNaN(),
+        EpochSeconds(),
+        keras.callbacks.CSVLogger(log_path, append=True),
+    ]
+    started = time.perf_counter()
+    history = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    if model.stop_training or any(not np.isfinite(v) for v in history.history.get("loss", [0])):
+        raise RuntimeError(f"Training {name} stopped early (non-finite loss); no checkpoint "
+                           "was written.")
+    fit_seconds = time.perf_counter() - started
+
+    metrics = {}
+    for split, result in evaluate(model, spec.dataset, data_dir=data_dir,
+                                  max_examples=max_eval_examples).items():
+        metrics[f"{split}_accuracy"] = result["accuracy"]
+        metrics[f"{split}_examples"] = result["examples"]
+
+    if not _is_chief(strategy_obj):
+        # Every worker must take part in saving; only the chief's copy is kept.
+        scratch = os.path.join(out, f".worker-{strategy_obj.cluster_resolver.task_id}.keras")
+        model.save(scratch)
+        os.remove(scratch)
+        return model, None
+
+    with atomic_path(model_path, overwrite=True) as tmp:
+        model.save(tmp)
+    facts = zoo_api._architecture_facts(name)
+    manifest = {
+        "format_version": 1,
+        "name": name,
+        "file": os.path.basename(model_path),
+        "sha256": sha256_file(model_path),
+        "size_bytes": os.path.getsize(model_path),
+        "dataset": spec.dataset,
+        "input_shape": list(facts["input_shape"]),
+        "num_classes": facts["num_classes"],
+        "class_names": list(facts["class_names"]),
+        "parameters": facts["parameters"],
+        "trainable_parameters": facts["trainable_parameters"],
+        "macs_per_image": facts["macs_per_image"],
+        "preprocessing": "inside the model: raw pixels 0..255 in",
+        "metrics": metrics,
+        "evaluation_command": f"tn-keras evaluate {name}",
+        "training": {
+            "command": _command(name, epochs, batch_size, seed, strategy, max_train_examples,
+                                out_given),
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "seed": seed,
+            "strategy": strategy or "default",
+            "train_examples": int(len(x)),
+            "recipe": {k: v for k, v in vars(recipe).items()},
+            "wall_time_seconds": _training_seconds(log_path) or fit_seconds,
+            "final_train_loss": float(history.history["loss"][-1]),
+            "final_train_accuracy": float(history.history["accuracy"][-1]),
+            "machine": f"{os.cpu_count()} CPU cores, no GPU"
+            if not tf.config.list_physical_devices("GPU") else "GPU",
+        },
+        "versions": software_versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "reference": spec.reference,
+    }
+    atomic_write_json(manifest_path, manifest, overwrite=True)
+    return model, manifest

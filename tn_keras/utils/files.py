@@ -1,0 +1,101 @@
+"""Safe file writing: nothing half-written is ever left under the final name.
+
+Every writer here writes to a temporary name in the destination folder, flushes and fsyncs it,
+then renames it over the final name (an atomic operation on POSIX file systems), so a crash or
+an interrupt leaves either the old file or the complete new one.
+"""
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+
+def sha256_file(path, chunk_size=1 << 20):
+    """The hex sha256 of a file, read in chunks (checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_can_write(path, overwrite):
+    """Refuse to replace an existing file or folder unless ``overwrite`` is asked for."""
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
+        )
+
+
+@contextlib.contextmanager
+def atomic_path(path, overwrite=True, suffix=None):
+    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+
+    The temporary name keeps ``suffix`` (default: ``path``'s extension), since some writers
+    (``keras.Model.save``) insist on a file extension. On an exception the temporary file is
+    removed and ``path`` is untouched.
+    """
+    check_can_write(path, overwrite)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if suffix is None:
+        suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        if os.path.isdir(tmp):
+            raise IsADirectoryError(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_bytes(path, data, overwrite=True):
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+def atomic_write_json(path, obj, overwrite=True):
+    """Write ``obj`` as indented, key-sorted JSON (stable diffs for manifests)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+@contextlib.contextmanager
+def atomic_directory(path, overwrite=False):
+    """Yield a temporary folder beside ``path``; on success move it to ``path``.
+
+    An existing ``path`` is refused unless ``overwrite``; then it is replaced only once the new
+    folder is complete.
+    """
+    check_can_write(path, overwrite)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
+    try:
+        yield tmp
+        if os.path.exists(path):
+            old = tmp + ".old"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _json_default(value):
+    # NumPy scalars and arrays appear in manifests (accuracies, shapes).
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
