@@ -16,7 +16,7 @@ from tn_keras.zoo import blocks
 from tn_keras.zoo.registry import TrainingRecipe
 from tn_keras.zoo.registry import register
 
-MNIST_RECIPE = TrainingRecipe(epochs=20, batch_size=128, learning_rate=3e-3, weight_decay=5e-2,
+MNIST_RECIPE = TrainingRecipe(epochs=15, batch_size=128, learning_rate=3e-3, weight_decay=5e-2,
                               augmentation="translate")
 
 

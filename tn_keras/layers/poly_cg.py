@@ -10,6 +10,7 @@ from keras import ops
 from keras import regularizers
 from keras.saving import register_keras_serializable
 
+from tn_keras.layers.polynomial import default_factor_initializer
 from tn_keras.layers.polynomial import num_product_factors
 from tn_keras.layers.polynomial import product_terms_sum
 from tn_keras.layers.polynomial import symmetric_coefficients
@@ -83,8 +84,9 @@ class PolyCG(layers.Layer):
         kernel_initializer, kernel_regularizer, kernel_constraint: for the linear kernel ``W``
             (shape ``(kh, kw, C_in, filters)``, the same as Conv2D's).
         factor_initializer, factor_regularizer, factor_constraint: for the product factors
-            ``U`` (one weight, shape ``(kh, kw, C_in, n * filters)``). The default LeCun normal
-            keeps each factor's variance near the input's, whatever ``n`` is.
+            ``U`` (one weight, shape ``(kh, kw, C_in, n * filters)``). The default (None) is a
+            truncated normal of variance ``0.1 / fan_in``: products start small, so deep stacks
+            train (see `tn_keras.layers.polynomial.default_factor_initializer`).
         bias_initializer, bias_regularizer, bias_constraint: for ``b``.
         activity_regularizer: optional regularizer of the output.
 
@@ -108,7 +110,7 @@ class PolyCG(layers.Layer):
         data_format=None,
         use_bias=True,
         kernel_initializer="glorot_uniform",
-        factor_initializer="lecun_normal",
+        factor_initializer=None,
         bias_initializer="zeros",
         kernel_regularizer=None,
         factor_regularizer=None,
@@ -150,7 +152,11 @@ class PolyCG(layers.Layer):
         self.rank = int(rank)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
-        self.factor_initializer = initializers.get(factor_initializer)
+        self.factor_initializer = (
+            default_factor_initializer()
+            if factor_initializer is None
+            else initializers.get(factor_initializer)
+        )
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.factor_regularizer = regularizers.get(factor_regularizer)

@@ -87,6 +87,22 @@ def symmetric_coefficients(factors, order, rank, max_elements=50_000_000):
     return tensors
 
 
+def default_factor_initializer():
+    """Truncated normal with variance ``0.1 / fan_in`` for the product factors.
+
+    Why 0.1: with unit-variance inputs each factor then has variance ~0.1 and each product
+    ~0.01, so a freshly built layer is close to its linear part. With the usual ``1 / fan_in``
+    (LeCun) the products are as large as the linear term, and stacking layers squares and
+    re-squares them: in the CIFAR-10 Fig. S3 network at initialisation the kurtosis of the
+    activations grows to ~300 by the fifth coarse-graining (3 is Gaussian) and the network
+    does not learn (10 % after 3 epochs on 10k images); with 0.1 it stays ~3.6 and the same run
+    reaches 50 % after 2 epochs (README, "Ablations").
+    """
+    from keras import initializers
+
+    return initializers.VarianceScaling(scale=0.1, mode="fan_in", distribution="truncated_normal")
+
+
 def validate_order_and_rank(order, rank, allow_none_rank=False):
     """Raise a ValueError naming ``order`` or ``rank`` when they are not positive integers."""
     if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:

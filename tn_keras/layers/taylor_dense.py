@@ -7,6 +7,7 @@ from keras import ops
 from keras import regularizers
 from keras.saving import register_keras_serializable
 
+from tn_keras.layers.polynomial import default_factor_initializer
 from tn_keras.layers.polynomial import num_product_factors
 from tn_keras.layers.polynomial import product_terms_sum
 from tn_keras.layers.polynomial import symmetric_coefficients
@@ -46,7 +47,8 @@ class TaylorDense(layers.Layer):
             (default zeros: training starts from the linear model, and ``Q`` still gets
             gradients ``x_i x_j dL/dy``).
         factor_initializer, factor_regularizer, factor_constraint: for the CP factors ``U``
-            (zeros would leave every product, and its gradient, at zero; LeCun normal).
+            (zeros would leave every product, and its gradient, at zero; default None: a
+            truncated normal of variance ``0.1 / fan_in``, so products start small).
         bias_initializer, bias_regularizer, bias_constraint: for ``b``.
         activity_regularizer: optional regularizer of the output.
     """
@@ -59,7 +61,7 @@ class TaylorDense(layers.Layer):
         use_bias=True,
         kernel_initializer="glorot_uniform",
         quadratic_initializer="zeros",
-        factor_initializer="lecun_normal",
+        factor_initializer=None,
         bias_initializer="zeros",
         kernel_regularizer=None,
         quadratic_regularizer=None,
@@ -87,7 +89,11 @@ class TaylorDense(layers.Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.quadratic_initializer = initializers.get(quadratic_initializer)
-        self.factor_initializer = initializers.get(factor_initializer)
+        self.factor_initializer = (
+            default_factor_initializer()
+            if factor_initializer is None
+            else initializers.get(factor_initializer)
+        )
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.quadratic_regularizer = regularizers.get(quadratic_regularizer)
