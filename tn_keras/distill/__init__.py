@@ -1,0 +1,41 @@
+"""Multi-level dataset distillation (paper Supplement E; algorithm: PROJECT, see `algorithm`).
+
+    >>> from tn_keras import distill, zoo
+    >>> model = zoo.load("mnist_taylornet")
+    >>> levels = distill.distill(model, x, y, levels=9, per_class=1000, export_dir="out")
+    >>> x3, y3 = distill.load_level("out", 3)
+    >>> distill.similarity(x3, y3)            # Eq. (S3): {class: {"s", "d", "n"}}
+
+Modules: `similarity` (Eq. S3), `algorithm` (the per-level synthesis), `export` (level folders,
+manifests, `load_level`), `callback` (`MultiLevelDistillation` for ``model.fit``),
+`evaluation` (reference classification, train-from-scratch protocol), `plot` (s, d vs level).
+"""
+from tn_keras.distill.algorithm import DistillSettings
+from tn_keras.distill.algorithm import Level
+from tn_keras.distill.algorithm import distill
+from tn_keras.distill.algorithm import is_monotone
+from tn_keras.distill.algorithm import max_levels
+from tn_keras.distill.algorithm import similarity_by_level
+from tn_keras.distill.callback import MultiLevelDistillation
+from tn_keras.distill.evaluation import reference_classification
+from tn_keras.distill.evaluation import train_from_scratch
+from tn_keras.distill.export import load_level
+from tn_keras.distill.export import verify_level
+from tn_keras.distill.plot import plot_similarity
+from tn_keras.distill.similarity import similarity
+
+__all__ = [
+    "DistillSettings",
+    "Level",
+    "MultiLevelDistillation",
+    "distill",
+    "is_monotone",
+    "load_level",
+    "max_levels",
+    "plot_similarity",
+    "reference_classification",
+    "similarity",
+    "similarity_by_level",
+    "train_from_scratch",
+    "verify_level",
+]

@@ -1,0 +1,216 @@
+"""Export of distilled levels: one atomically written, self-verifying folder per level.
+
+    export_dir/
+      level_<a>/
+        images.npz          x: uint8 (N, H, W, C) raw pixels (rounded), y: int64 (N,)
+        dataset/            tf.data.Dataset.save snapshot of (x, y) elements
+        class_<c>.png       contact sheet of class c
+        manifest.json       written last; lists the sha256 of every other file
+      summary.json          similarity per level and class, settings (rewritten each run)
+      similarity.png        s and d against level, one line per class
+
+Each ``level_<a>`` is built in a temporary folder beside it and renamed into place
+(`tn_keras.utils.files.atomic_directory`), so an interrupted run leaves only complete levels.
+A level is *complete* when its manifest exists and every file it lists has the recorded sha256.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Optional
+
+import numpy as np
+
+from tn_keras.utils.files import atomic_directory
+from tn_keras.utils.files import atomic_path
+from tn_keras.utils.files import atomic_write_json
+from tn_keras.utils.files import sha256_file
+
+FORMAT = "tn_keras.distill.level/1"
+MANIFEST = "manifest.json"
+PREPROCESSING = ("raw pixels 0..255 stored as uint8; feed them as float32 without scaling: "
+                 "the model carries its own normalisation (tn_keras zoo convention)")
+MAX_SHEET_IMAGES = 400  # larger classes: the first 400 on the contact sheet
+
+
+def level_dir(export_dir: str, level: int) -> str:
+    return os.path.join(os.fspath(export_dir), f"level_{int(level)}")
+
+
+def _json_safe(value):
+    # NaN (s, d of a one-image class) is not valid JSON: store null.
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def prepare_export_dir(export_dir: str, resume: bool, overwrite: bool):
+    """Refuse an existing ``export_dir`` unless resuming or overwriting (before any work)."""
+    if os.path.exists(export_dir):
+        if not os.path.isdir(export_dir):
+            raise FileExistsError(f"{export_dir} exists and is not a folder.")
+        if not (resume or overwrite):
+            raise FileExistsError(
+                f"{export_dir} already exists; pass resume=True (CLI: --resume) to keep its "
+                "complete levels or overwrite=True (--overwrite) to replace them."
+            )
+    os.makedirs(export_dir, exist_ok=True)
+
+
+def contact_sheet(images: np.ndarray, path: str, max_images: int = MAX_SHEET_IMAGES,
+                  scale: Optional[int] = None):
+    """A square grid PNG of uint8 images (N, H, W, C), 1 px gaps, upscaled when tiny."""
+    from PIL import Image
+
+    images = np.asarray(images)[:max_images]
+    n, h, w, c = images.shape
+    cols = max(1, int(math.ceil(math.sqrt(n))))
+    rows = int(math.ceil(n / cols))
+    sheet = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 128, dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, q = divmod(i, cols)
+        sheet[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = img
+    pil = Image.fromarray(sheet[..., 0] if c == 1 else sheet)
+    if scale is None:
+        scale = max(1, 256 // max(sheet.shape[:2]))
+    if scale > 1:
+        pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format="PNG")
+
+
+def _file_hashes(folder: str) -> dict[str, str]:
+    hashes = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, folder).replace(os.sep, "/")
+            if rel != MANIFEST:
+                hashes[rel] = sha256_file(full)
+    return dict(sorted(hashes.items()))
+
+
+def write_level(export_dir: str, level, settings, context: dict, overwrite: bool = False) -> str:
+    """Write one level's folder atomically; return its path."""
+    import tensorflow as tf
+
+    path = level_dir(export_dir, level.level)
+    with atomic_directory(path, overwrite=overwrite) as tmp:
+        np.savez_compressed(os.path.join(tmp, "images.npz"), x=level.x, y=level.y)
+        ds = tf.data.Dataset.from_tensor_slices((level.x, level.y))
+        ds.save(os.path.join(tmp, "dataset"))
+        for c in sorted(level.images_per_class):
+            contact_sheet(level.x[level.y == c], os.path.join(tmp, f"class_{c}.png"))
+        manifest = dict(
+            format=FORMAT,
+            level=int(level.level),
+            num_images=int(len(level.y)),
+            image_shape=list(level.x.shape[1:]),
+            images_per_class={str(c): n for c, n in level.images_per_class.items()},
+            source=context.get("source", {}),
+            model=context.get("model", {}),
+            preprocessing=PREPROCESSING,
+            algorithm=settings.as_dict(),
+            seed=settings.seed,
+            similarity=_json_safe(level.similarity),
+            wall_time_seconds=round(float(level.wall_time_seconds), 3),
+            files=_file_hashes(tmp),
+        )
+        atomic_write_json(os.path.join(tmp, MANIFEST), manifest)
+    return path
+
+
+def read_manifest(path: str) -> Optional[dict]:
+    try:
+        with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def verify_level(path: str) -> Optional[dict]:
+    """The manifest of a complete level folder whose files all verify, else None."""
+    manifest = read_manifest(path)
+    if manifest is None or manifest.get("format") != FORMAT:
+        return None
+    files = manifest.get("files") or {}
+    if "images.npz" not in files:
+        return None
+    for rel, digest in files.items():
+        full = os.path.join(path, rel)
+        if not os.path.isfile(full) or sha256_file(full) != digest:
+            return None
+    return manifest
+
+
+def reusable_level(export_dir: str, level: int, settings, context: dict):
+    """``(x, y)`` of a level that resume may reuse, None to recompute it.
+
+    A level made with other settings, data source or model is an error rather than silently
+    mixed into this run.
+    """
+    path = level_dir(export_dir, level)
+    manifest = verify_level(path)
+    if manifest is None:
+        return None
+    mine = dict(algorithm=settings.as_dict(), source=context.get("source", {}),
+                model=context.get("model", {}))
+    theirs = {k: manifest.get(k) for k in mine}
+    if json.loads(json.dumps(mine)) != theirs:
+        raise ValueError(
+            f"{path} was made with different settings, data or model "
+            f"({theirs}) than this run ({mine}); use overwrite=True (--overwrite) or another "
+            "export folder."
+        )
+    with np.load(os.path.join(path, "images.npz")) as data:
+        return data["x"], data["y"].astype(np.int64)
+
+
+def load_level(export_dir: str, level: int, as_dataset: bool = False, verify: bool = True):
+    """A level's images and labels.
+
+    Args:
+        export_dir: the folder passed to ``distill(export_dir=...)``.
+        level: the level number.
+        as_dataset: return the saved ``tf.data.Dataset`` of ``(image uint8, label int64)``
+            elements (unbatched) instead of arrays.
+        verify: check every file's sha256 against the manifest first.
+
+    Returns:
+        ``(x, y)`` numpy arrays (uint8 images, raw 0..255; int64 labels), or a tf.data.Dataset.
+    """
+    path = level_dir(export_dir, level)
+    if not os.path.isdir(path):
+        present = sorted(d for d in os.listdir(export_dir) if d.startswith("level_")) \
+            if os.path.isdir(export_dir) else []
+        raise FileNotFoundError(f"No level {level} in {export_dir} (present: {present}).")
+    if verify and verify_level(path) is None:
+        raise ValueError(f"{path} is incomplete or its files do not match their sha256 in "
+                         f"{MANIFEST}.")
+    if as_dataset:
+        import tensorflow as tf
+
+        return tf.data.Dataset.load(os.path.join(path, "dataset"))
+    with np.load(os.path.join(path, "images.npz")) as data:
+        return data["x"], data["y"].astype(np.int64)
+
+
+def write_summary(export_dir: str, levels, settings, context: dict):
+    """``summary.json`` (similarity table per level) and ``similarity.png``."""
+    from tn_keras.distill.plot import plot_similarity
+
+    table = {str(lv.level): lv.similarity for lv in levels}
+    atomic_write_json(os.path.join(export_dir, "summary.json"), _json_safe(dict(
+        levels=[lv.level for lv in levels],
+        images_per_class={str(lv.level): lv.images_per_class for lv in levels},
+        similarity=table,
+        algorithm=settings.as_dict(),
+        **context,
+    )))
+    plot_similarity({lv.level: lv.similarity for lv in levels},
+                    os.path.join(export_dir, "similarity.png"))
