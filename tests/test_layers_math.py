@@ -147,7 +147,12 @@ def test_polycg_channels_first_matches_numpy_formula(dtype):
     expected = ref.polycg(x, weights["kernel"], weights["factor_kernel"], weights["bias"], 2, 2,
                           (2, 1), "same", (1, 1), "channels_first")
     assert actual.shape == (2, 2, 4, 6) == layer.compute_output_shape(x.shape)
-    assert_close(actual, expected, rtol=RTOL if dtype == "float64" else 1e-5)
+    rtol = RTOL if dtype == "float64" else 1e-5
+    assert_close(actual, expected, rtol=rtol)
+    # The coefficients use the same (row, col, channel) patch order whatever the data format.
+    patches = ref.extract_patches(x, (2, 3), (2, 1), (1, 1), "same", "channels_first")
+    from_coefficients = ref.evaluate_coefficients(layer.taylor_coefficients(), patches)
+    assert_close(actual, np.transpose(from_coefficients, (0, 3, 1, 2)), rtol=rtol)
 
 
 @pytest.mark.parametrize("dilation,padding,order,rank", [
