@@ -15,7 +15,7 @@ from tn_keras.zoo import blocks
 from tn_keras.zoo.registry import TrainingRecipe
 from tn_keras.zoo.registry import register
 
-CIFAR_RECIPE = TrainingRecipe(epochs=25, batch_size=128, learning_rate=2e-3, weight_decay=5e-2,
+CIFAR_RECIPE = TrainingRecipe(epochs=18, batch_size=128, learning_rate=2e-3, weight_decay=5e-2,
                               augmentation="cifar", warmup_epochs=1.0)
 
 
