@@ -1,0 +1,83 @@
+"""Quantised TFLite exports of the shipped checkpoints against Keras on real test images.
+
+For every model with a checkpoint (``zoo.list(pretrained=True)``): full-integer (int8)
+quantisation calibrated on 500 training images (the export default) must agree with the float
+Keras model's top-1 on >= 99 % of the test images and lose at most 0.5 accuracy points. Models
+known to be too deep for int8 activations are also held to that bar in int16x8.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from tn_keras import datasets
+from tn_keras import zoo
+from tn_keras.export import TFLiteModel
+from tn_keras.export import export
+
+PRETRAINED = zoo.list(pretrained=True)
+# Deep polynomial networks whose int8 activations compound into wrong answers. A 2-epoch
+# cifar_taylornet (36-46 % accurate) kept 13 % top-1 agreement in int8 and 96.8 % in int16x8
+# on CIFAR-10 test images (see tn_keras/export/tflite.py); the shipped checkpoint is not there
+# yet to measure. Both are non-strict xfails: a checkpoint that meets the bar shows as XPASS.
+INT8_KNOWN_HARD = {"cifar_taylornet"}
+# int16x8 runs on LiteRT's reference kernels (slow): fewer images.
+MAX_TEST_IMAGES_INT16 = 2000
+# One image at a time through the interpreter: all test images for the small models, a
+# fixed prefix of CIFAR-10's 10,000 (32x32x3 convolutions are the slow case on 2 busy cores).
+MAX_TEST_IMAGES = {"cifar10": 5000}
+MIN_AGREEMENT = 0.99
+MAX_ACCURACY_DROP = 0.005
+
+
+def _cases():
+    if not PRETRAINED:
+        return [pytest.param(None, None, marks=pytest.mark.skip(
+            reason="no checkpoint: zoo.list(pretrained=True) is empty (train one with "
+                   "`tn-keras train NAME`, or ship it in saved_models/)"))]
+    cases = []
+    for name in PRETRAINED:
+        marks = ()
+        if name in INT8_KNOWN_HARD:
+            marks = pytest.mark.xfail(strict=False, reason="int8 activations compound through "
+                                      "this deep polynomial network; use tflite_int16x8")
+        cases.append(pytest.param(name, "tflite_int8", marks=marks, id=f"{name}-int8"))
+        if name in INT8_KNOWN_HARD:
+            cases.append(pytest.param(name, "tflite_int16x8", id=f"{name}-int16x8",
+                                      marks=pytest.mark.xfail(strict=False, reason=(
+                                          "unverified on a fully trained checkpoint: 96.8 % "
+                                          "agreement on a 2-epoch one"))))
+    return cases
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+@pytest.mark.parametrize("name,format", _cases())
+def test_quantised_tflite_agrees_with_keras_on_real_test_images(name, format, real_data_dir,
+                                                                 tmp_path):
+    model = zoo.load(name, compile=False)
+    dataset = zoo.info(name).dataset
+    path = str(tmp_path / f"{name}_{format}.tflite")
+    manifest = export(model, path, format=format, source=name, data_dir=real_data_dir)
+    assert manifest["quantization"]["calibration"]["source"] == f"{dataset} train split"
+
+    x, y = datasets.load(dataset, "test", real_data_dir)
+    limit = MAX_TEST_IMAGES.get(dataset, len(x))
+    if format == "tflite_int16x8":
+        limit = min(limit, MAX_TEST_IMAGES_INT16)
+    n = min(len(x), limit)
+    x, y = x[:n].astype(np.float32), np.asarray(y[:n])
+    if x.ndim == 3:
+        x = x[..., None]
+    keras_top1 = model.predict(x, batch_size=256, verbose=0).argmax(-1)
+    quantised_top1 = TFLiteModel(path).predict(x).argmax(-1)
+
+    agreement = float(np.mean(keras_top1 == quantised_top1))
+    keras_accuracy = float(np.mean(keras_top1 == y))
+    quantised_accuracy = float(np.mean(quantised_top1 == y))
+    report = (f"{name} {format} on {n} {dataset} test images: top-1 agreement {agreement:.4f}, "
+              f"accuracy keras {keras_accuracy:.4f} / quantised {quantised_accuracy:.4f}, file "
+              f"{os.path.getsize(path):,} bytes")
+    print(report)
+    assert agreement >= MIN_AGREEMENT, report
+    assert keras_accuracy - quantised_accuracy <= MAX_ACCURACY_DROP, report

@@ -1,0 +1,64 @@
+"""``tn-keras export NAME``: write a SavedModel or a (quantised) TFLite file, with its manifest."""
+import json
+import os
+
+
+def add_parser(subparsers):
+    from tn_keras.export import FORMATS
+
+    p = subparsers.add_parser(
+        "export", help="export a zoo model to SavedModel or TFLite (LiteRT)",
+        description="Export a zoo model for deployment. The export is checked against the "
+                    "Keras model and gets a manifest (<out>.json, or manifest.json inside a "
+                    "SavedModel folder).",
+    )
+    p.add_argument("name")
+    p.add_argument("--format", choices=FORMATS, default="saved_model")
+    p.add_argument("--out", required=True,
+                   help="output folder (saved_model) or .tflite file")
+    p.add_argument("--weights", default="pretrained",
+                   help="'pretrained' (default), a checkpoint folder / .keras file, or 'none' "
+                        "for an untrained build (seeded with --seed)")
+    p.add_argument("--seed", type=int, default=0, help="initialisation seed for --weights none")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--data-dir",
+                   help="dataset folder for the int8 calibration images (default: "
+                        "$TN_KERAS_DATA, ...)")
+    p.set_defaults(run=run)
+
+
+def _checkpoint_file(name, weights):
+    """The verified ``.keras`` file ``zoo.load(name, weights)`` reads (for the manifest)."""
+    from tn_keras.zoo import checkpoints
+
+    if weights == "pretrained":
+        folder, manifest = checkpoints.find_checkpoint(name)
+    else:
+        path = os.fspath(weights)
+        if not os.path.isdir(path):
+            return path
+        folder, manifest = path, checkpoints.read_manifest(path)
+    return None if manifest is None else os.path.join(folder, manifest["file"])
+
+
+def run(args):
+    import keras
+
+    from tn_keras import zoo
+    from tn_keras.export import export
+    from tn_keras.utils.files import check_can_write
+
+    # Refuse an existing output before loading anything (loading CIFAR weights takes a while).
+    check_can_write(args.out, args.overwrite)
+    if args.weights.lower() == "none":
+        keras.utils.set_random_seed(args.seed)
+        model, checkpoint = zoo.build(args.name), None
+    else:
+        model = zoo.load(args.name, weights=args.weights, compile=False)
+        checkpoint = _checkpoint_file(args.name, args.weights)
+    manifest = export(model, args.out, format=args.format, overwrite=args.overwrite,
+                      source=args.name, checkpoint=checkpoint, data_dir=args.data_dir)
+    summary = {k: manifest[k] for k in ("format", "sha256", "size_bytes", "parity_check")}
+    summary["path"] = os.path.abspath(args.out)
+    summary["weights"] = "untrained (--weights none)" if checkpoint is None else checkpoint
+    print(json.dumps(summary, indent=2))

@@ -1,0 +1,282 @@
+"""`export`: one entry point for every deployment format, with a parity check and a manifest."""
+import hashlib
+import os
+import tempfile
+import warnings
+from typing import Optional, Union
+
+import keras
+import numpy as np
+
+from tn_keras.export import calibration
+from tn_keras.export import manifest as manifest_lib
+from tn_keras.export import saved_model as saved_model_lib
+from tn_keras.export import tflite as tflite_lib
+from tn_keras.export.errors import ParityError
+from tn_keras.export.runtime import TFLiteModel
+from tn_keras.export.signature import VALUE_RANGE
+from tn_keras.export.signature import image_input_shape
+from tn_keras.utils.files import atomic_directory
+from tn_keras.utils.files import atomic_path
+from tn_keras.utils.files import check_can_write
+from tn_keras.utils.files import sha256_file
+
+FORMATS = ("saved_model", "tflite", "tflite_int8", "tflite_int16x8")
+# The TFLite converter's mode for each TFLite format.
+_TFLITE_MODES = {"tflite": "float", "tflite_int8": "int8", "tflite_int16x8": "int16x8"}
+
+# Tolerances of the check run right after export, on a few random 0..255 images. The SavedModel
+# runs the very same TF graph (only op scheduling may differ); the float TFLite file runs other
+# kernels (XNNPACK), so it gets the tolerance the tests assert.
+SAVED_MODEL_ATOL = 1e-5
+TFLITE_ATOL = 1e-4
+PARITY_IMAGES = 4
+# Quantised outputs differ from float ones by design: record their top-1 agreement on (at most this
+# many of) the calibration images instead of failing.
+INT8_PARITY_IMAGES = 200
+# Below this top-1 agreement on the calibration images a quantised export is almost surely
+# broken (not merely noisy): warn, and point to the finer int16x8 mode.
+QUANTISED_AGREEMENT_WARNING = 0.95
+
+
+def export(
+    model: keras.Model,
+    path: Union[str, os.PathLike],
+    format: str = "saved_model",
+    representative_data: Optional[np.ndarray] = None,
+    overwrite: bool = False,
+    source: Optional[str] = None,
+    *,
+    checkpoint: Optional[Union[str, os.PathLike]] = None,
+    data_dir: Optional[str] = None,
+    verify: bool = True,
+) -> dict:
+    """Export a Keras image classifier for deployment; returns the manifest written beside it.
+
+    Formats:
+        ``"saved_model"``: a TensorFlow SavedModel folder (endpoint ``serve``, signature
+            ``serving_default``), dynamic batch; ``manifest.json`` inside the folder.
+        ``"tflite"``: a float32 LiteRT/TFLite flatbuffer, batch 1, builtin ops only;
+            manifest ``<path>.json``.
+        ``"tflite_int8"``: full-integer quantised flatbuffer (int8 weights, activations, input
+            and output), calibrated on raw training images; manifest ``<path>.json``.
+        ``"tflite_int16x8"``: int16 activations, int8 weights, float input and output
+            (TFLite's experimental 16x8 mode), calibrated like int8: for deep polynomial
+            networks where int8 activations lose too much (see the README); about the int8
+            size, but LiteRT runs it on reference kernels (no XNNPACK), so it is slower.
+
+    All formats take the model's raw input (pixels 0..255; preprocessing is inside the model).
+    Run a ``.tflite`` file with `tn_keras.export.TFLiteModel`.
+
+    Args:
+        model: a single-input Keras model, input ``(batch, H, W, C)``; TFLite needs H, W, C
+            known.
+        path: the output folder (saved_model) or file (tflite formats). Written to a temporary
+            name beside it and renamed when complete, so it is never half-written.
+        format: one of `FORMATS`.
+        representative_data: raw calibration images ``(N, H, W, C)`` for the quantised formats
+            (a few hundred training images). Default: 500 images drawn with seed 0 from the
+            training split of ``source``'s dataset.
+        overwrite: replace an existing ``path``; otherwise an existing path is a
+            FileExistsError.
+        source: the zoo name of the model: recorded in the manifest, gives the class names and
+            the default calibration dataset.
+        checkpoint: the ``.keras`` file the weights were loaded from, if any: its sha256 is
+            recorded (the CLI passes it).
+        data_dir: dataset folder for the default calibration images.
+        verify: compare the export with the Keras model right away (saved_model / tflite:
+            raise `ParityError` beyond the tolerance; quantised: record top-1 agreement on
+            the calibration images).
+
+    Returns:
+        The manifest dict (also written to disk).
+
+    Raises:
+        ValueError: unknown ``format``; a model that is not a single image input; an unknown
+            input size for TFLite; quantisation without calibration data.
+        UnsupportedOpsError: TFLite would need non-builtin (Select TF / Flex) ops.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    if format not in FORMATS:
+        raise ValueError(
+            f"Unknown export format {format!r}; valid formats: {', '.join(FORMATS)}."
+        )
+    path = os.fspath(path)
+    # Fail before any slow work: an existing output, or the wrong kind of thing at the path.
+    check_can_write(path, overwrite)
+    if os.path.exists(path) and os.path.isdir(path) != (format == "saved_model"):
+        kind = "folder" if os.path.isdir(path) else "file"
+        raise ValueError(f"{path} is an existing {kind}; format={format!r} writes a "
+                         f"{'folder' if format == 'saved_model' else 'file'} there.")
+    image_shape = image_input_shape(model, require_static=format != "saved_model")
+    if source is not None:
+        from tn_keras.zoo.registry import get_spec
+
+        get_spec(source)  # an unknown name fails here, with suggestions
+    source_record = _source_record(model, source, checkpoint)
+    class_names = _class_names(model, source)
+    if format == "saved_model":
+        record = _export_saved_model(model, path, image_shape, overwrite, verify)
+    else:
+        record = _export_tflite(model, path, image_shape, format, representative_data, source,
+                                data_dir, overwrite, verify)
+    manifest = manifest_lib.build_manifest(
+        format=format, source=source_record, class_names=class_names, **record
+    )
+    manifest_lib.write_manifest(manifest_lib.manifest_path(path, format), manifest)
+    return manifest
+
+
+def _source_record(model, source, checkpoint) -> dict:
+    record = {"model": source, "keras_model_name": model.name, "checkpoint": None,
+              "checkpoint_sha256": None}
+    if checkpoint is not None:
+        checkpoint = os.fspath(checkpoint)
+        record["checkpoint"] = os.path.basename(checkpoint)
+        record["checkpoint_sha256"] = sha256_file(checkpoint)
+    return record
+
+
+def _class_names(model, source) -> Optional[list]:
+    if source is None:
+        return None
+    from tn_keras import datasets
+    from tn_keras.zoo.registry import get_spec
+
+    names = list(datasets.info(get_spec(source).dataset).class_names)
+    # A zoo architecture rebuilt with other num_classes has no dataset class names.
+    return names if len(names) == model.output_shape[-1] else None
+
+
+def _output_spec(model, shape, dtype, quantization=None) -> dict:
+    last = model.layers[-1]
+    activation = getattr(getattr(last, "activation", None), "__name__", None)
+    spec = {
+        "shape": list(shape),
+        "dtype": str(dtype),
+        "values": "softmax class probabilities" if activation == "softmax" else "model outputs",
+    }
+    if quantization is not None:
+        spec["quantization"] = quantization
+    return spec
+
+
+def _random_images(image_shape, n, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 255, (n,) + tuple(image_shape)).astype(
+        np.float32)
+
+
+def _keras_outputs(model, x) -> np.ndarray:
+    return np.asarray(model(x, training=False))
+
+
+def _export_saved_model(model, path, image_shape, overwrite, verify) -> dict:
+    parity = None
+    with atomic_directory(path, overwrite=overwrite) as tmp:
+        folder = os.path.join(tmp, "saved_model")  # Model.export wants a fresh folder
+        saved_model_lib.write_saved_model(model, folder, batch_size=None)
+        for name in os.listdir(folder):
+            os.replace(os.path.join(folder, name), os.path.join(tmp, name))
+        os.rmdir(folder)
+        if verify:
+            shape = tuple(32 if d is None else d for d in image_shape)
+            x = _random_images(shape, PARITY_IMAGES)
+            got = saved_model_lib.saved_model_predict(saved_model_lib.load_saved_model(tmp), x)
+            diff = float(np.max(np.abs(got - _keras_outputs(model, x))))
+            if not diff <= SAVED_MODEL_ATOL:
+                raise ParityError(f"The SavedModel's outputs differ from the Keras model's by "
+                                  f"{diff:.3g} (tolerance {SAVED_MODEL_ATOL}); not written.")
+            parity = {"images": PARITY_IMAGES, "inputs": "uniform random 0..255, seed 0",
+                      "max_abs_diff": diff, "atol": SAVED_MODEL_ATOL}
+        digest, files = manifest_lib.sha256_tree(tmp)
+        size = sum(os.path.getsize(os.path.join(tmp, rel)) for rel in files)
+    return dict(
+        file=".",
+        sha256=digest,
+        size_bytes=size,
+        files=files,
+        input_spec={"name": saved_model_lib.input_name(model),
+                    "shape": [None] + list(image_shape), "dtype": "float32", "layout": "NHWC",
+                    "value_range": VALUE_RANGE, "endpoint": saved_model_lib.ENDPOINT,
+                    "signature": "serving_default"},
+        output_spec=_output_spec(model, (None, model.output_shape[-1]), "float32"),
+        quantization=None,
+        parity=parity,
+    )
+
+
+def _export_tflite(model, path, image_shape, format, representative_data, source, data_dir,
+                   overwrite, verify) -> dict:
+    mode = _TFLITE_MODES[format]
+    int8 = mode == "int8"
+    images, calibration_record = None, None
+    if mode != "float":
+        images, calibration_record = calibration.calibration_images(
+            image_shape, representative_data, source, data_dir, format=format)
+    with tempfile.TemporaryDirectory(prefix="tn_keras_export_") as tmp:
+        folder = os.path.join(tmp, "saved_model")
+        saved_model_lib.write_saved_model(model, folder, batch_size=1)
+        flatbuffer = tflite_lib.convert_saved_model(folder, mode=mode,
+                                                    representative_data=images)
+    runtime = TFLiteModel(flatbuffer)
+    parity = None
+    if verify and mode == "float":
+        x = _random_images(image_shape, PARITY_IMAGES)
+        diff = float(np.max(np.abs(runtime.predict(x) - _keras_outputs(model, x))))
+        if not diff <= TFLITE_ATOL:
+            raise ParityError(f"The TFLite model's outputs differ from the Keras model's by "
+                              f"{diff:.3g} (tolerance {TFLITE_ATOL}); not written.")
+        parity = {"images": PARITY_IMAGES, "inputs": "uniform random 0..255, seed 0",
+                  "max_abs_diff": diff, "atol": TFLITE_ATOL}
+    elif verify:
+        x = images[:INT8_PARITY_IMAGES]
+        got, want = runtime.predict(x), _keras_outputs(model, x)
+        parity = {"images": int(len(x)), "inputs": "the first calibration images",
+                  "top1_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1))),
+                  "max_abs_diff": float(np.max(np.abs(got - want)))}
+        if parity["top1_agreement"] < QUANTISED_AGREEMENT_WARNING:
+            hint = (" Try format='tflite_int16x8' (int16 activations)." if int8 else "")
+            warnings.warn(
+                f"The {format} export of {model.name!r} agrees with the Keras model's top-1 on "
+                f"only {parity['top1_agreement']:.1%} of {len(x)} calibration images: "
+                f"quantisation loses too much for this model.{hint}", RuntimeWarning,
+                stacklevel=3)
+    with atomic_path(path, overwrite=overwrite) as tmp_path:
+        with open(tmp_path, "wb") as f:
+            f.write(flatbuffer)
+    quantization = None
+    input_quant = output_quant = None
+    if mode == "int16x8":
+        quantization = {
+            "scheme": "16x8 (EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8): int8 "
+                      "weights, int16 activations, float32 input and output",
+            "calibration": calibration_record,
+        }
+    if int8:
+        input_quant = dict(zip(("scale", "zero_point"), runtime.input_quantization))
+        output_quant = dict(zip(("scale", "zero_point"), runtime.output_quantization))
+        quantization = {
+            "scheme": "full integer (TFLITE_BUILTINS_INT8): int8 weights and activations, "
+                      "int8 input and output",
+            "input": input_quant,
+            "output": output_quant,
+            "calibration": calibration_record,
+            "dequantize": "real = scale * (q - zero_point)",
+        }
+    input_spec = {"name": saved_model_lib.input_name(model),
+                  "shape": list(runtime.input_shape), "dtype": str(runtime.input_dtype),
+                  "layout": "NHWC", "value_range": VALUE_RANGE}
+    if input_quant is not None:
+        input_spec["quantization"] = input_quant
+    return dict(
+        file=os.path.basename(path),
+        # Hash the bytes written, not the path (which another process could replace).
+        sha256=hashlib.sha256(flatbuffer).hexdigest(),
+        size_bytes=len(flatbuffer),
+        input_spec=input_spec,
+        output_spec=_output_spec(model, runtime.output_shape, runtime.output_dtype,
+                                 output_quant),
+        quantization=quantization,
+        ops=tflite_lib.op_names(flatbuffer),
+        parity=parity,
+    )

@@ -1,0 +1,135 @@
+"""`TFLiteModel`: run an exported ``.tflite`` file like the Keras model it came from.
+
+It uses the LiteRT interpreter (``ai_edge_litert``), the runtime a deployment would use, not
+``tf.lite.Interpreter`` (deprecated, and not what ships on devices).
+"""
+import os
+from typing import Optional, Union
+
+import numpy as np
+
+
+class TFLiteModel:
+    """A TFLite classifier that takes the same raw images as the Keras model.
+
+    Example::
+
+        from tn_keras.export import TFLiteModel
+        tfl = TFLiteModel("digits.tflite")
+        probabilities = tfl.predict(images)    # (N, 8, 8, 1) raw 0..255 -> (N, 10)
+
+    The exported files have a static batch of one (see `tn_keras.export.tflite`), so ``predict``
+    runs the images one at a time; that is also how an on-device app would call it.
+    Full-integer (int8) files get their input quantised with the input tensor's scale and
+    zero-point and their output dequantised, so the result is float32 probabilities for both
+    float and int8 files.
+
+    Args:
+        model: path of a ``.tflite`` file, or its bytes.
+        num_threads: interpreter threads (None: LiteRT's default).
+    """
+
+    def __init__(self, model: Union[str, os.PathLike, bytes], num_threads: Optional[int] = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if isinstance(model, (bytes, bytearray)):
+            self.path = None
+            self._interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+        else:
+            self.path = os.fspath(model)
+            if not os.path.isfile(self.path):
+                raise FileNotFoundError(f"No TFLite file at {self.path}.")
+            self._interpreter = Interpreter(model_path=self.path, num_threads=num_threads)
+        self._interpreter.allocate_tensors()
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError(
+                f"Expected a TFLite model with one input and one output; this one has "
+                f"{len(inputs)} inputs and {len(outputs)} outputs."
+            )
+        self._input, self._output = inputs[0], outputs[0]
+
+    @property
+    def input_shape(self) -> tuple:
+        """``(1, H, W, C)``: the batch-1 input tensor's shape."""
+        return tuple(int(d) for d in self._input["shape"])
+
+    @property
+    def output_shape(self) -> tuple:
+        return tuple(int(d) for d in self._output["shape"])
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self._input["dtype"])
+
+    @property
+    def output_dtype(self) -> np.dtype:
+        return np.dtype(self._output["dtype"])
+
+    @property
+    def quantized(self) -> bool:
+        """True for full-integer files (integer input tensor)."""
+        return np.issubdtype(self.input_dtype, np.integer)
+
+    @property
+    def input_quantization(self) -> tuple:
+        """``(scale, zero_point)`` of the input tensor; ``(0.0, 0)`` for float tensors."""
+        scale, zero_point = self._input["quantization"]
+        return float(scale), int(zero_point)
+
+    @property
+    def output_quantization(self) -> tuple:
+        scale, zero_point = self._output["quantization"]
+        return float(scale), int(zero_point)
+
+    def _as_images(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        per_image = self.input_shape[1:]
+        # (N, H, W) for a one-channel model: add the channel axis (what datasets.load returns
+        # for MNIST). Any other mismatch is an error, never a silent reshape of the layout.
+        if x.ndim == len(per_image) and per_image[-1] == 1 and x.shape[1:] == per_image[:-1]:
+            x = x[..., None]
+        if x.ndim != len(per_image) + 1 or tuple(x.shape[1:]) != per_image:
+            raise ValueError(
+                f"Expected a batch of images of shape (N,) + {per_image}; received an array of "
+                f"shape {x.shape}."
+            )
+        return x.astype(np.float32, copy=False)
+
+    def _quantize(self, image: np.ndarray) -> np.ndarray:
+        if not self.quantized:
+            return image
+        scale, zero_point = self.input_quantization
+        info = np.iinfo(self.input_dtype)
+        q = np.round(image / scale) + zero_point
+        return np.clip(q, info.min, info.max).astype(self.input_dtype)
+
+    def _dequantize(self, y: np.ndarray) -> np.ndarray:
+        if not np.issubdtype(y.dtype, np.integer):
+            return y.astype(np.float32, copy=False)
+        scale, zero_point = self.output_quantization
+        return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+    def predict_one(self, image: np.ndarray) -> np.ndarray:
+        """One float32 image ``(1, H, W, C)`` (raw pixels) -> float32 output ``(1, classes)``."""
+        self._interpreter.set_tensor(self._input["index"], self._quantize(image))
+        self._interpreter.invoke()
+        return self._dequantize(self._interpreter.get_tensor(self._output["index"]))
+
+    def predict(self, x) -> np.ndarray:
+        """Outputs (float32, ``(N, classes)``) for a batch of raw images ``(N, H, W, C)``.
+
+        ``x`` may be uint8 or float; any batch size (images run one at a time).
+        """
+        x = self._as_images(x)
+        out = np.empty((len(x),) + self.output_shape[1:], np.float32)
+        for i in range(len(x)):
+            out[i] = self.predict_one(x[i:i + 1])[0]
+        return out
+
+    __call__ = predict
+
+    def __repr__(self):
+        kind = "int8" if self.quantized else "float"
+        return f"TFLiteModel({self.path or '<bytes>'!r}, {kind}, input={self.input_shape})"

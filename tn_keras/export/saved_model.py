@@ -1,0 +1,55 @@
+"""Keras model -> TensorFlow SavedModel, through Keras 3's own ``Model.export``.
+
+``Model.export(format="tf_saved_model")`` traces the model's inference call (``training=False``)
+into a standalone artifact: no tn_keras, no custom-layer code is needed to reload it, and it
+serves the endpoint ``serve`` plus the ``serving_default`` signature. The same artifact, traced
+with a batch of exactly one, is what the TFLite converter starts from (`tn_keras.export.tflite`).
+"""
+import os
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tn_keras.export.signature import image_input_shape
+
+#: The endpoint (callable attribute) of the reloaded SavedModel.
+ENDPOINT = "serve"
+
+
+def input_name(model: keras.Model) -> str:
+    # The signature's argument name is what TF Serving / the TFLite signature runner expose;
+    # the zoo names its input "image". Fall back to that for names that are not identifiers.
+    name = getattr(model.inputs[0], "name", None) or "image"
+    name = name.split(":")[0]
+    return name if name.isidentifier() else "image"
+
+
+def write_saved_model(model: keras.Model, folder: str, batch_size: Optional[int] = None) -> None:
+    """Write ``model`` as a SavedModel into ``folder`` (which must not exist yet).
+
+    Args:
+        model: a single-input image model.
+        folder: the SavedModel directory to create.
+        batch_size: None keeps the batch dimension dynamic (the ``saved_model`` format);
+            an int fixes it (1 for TFLite: the converter then sees only static shapes and emits
+            plain builtin ops with no dynamic reshapes).
+    """
+    shape = image_input_shape(model, require_static=batch_size is not None)
+    spec = tf.TensorSpec((batch_size,) + shape, tf.float32, name=input_name(model))
+    model.export(folder, format="tf_saved_model", input_signature=[spec], verbose=False)
+
+
+def load_saved_model(folder: str):
+    """Reload a SavedModel written by `write_saved_model` (a ``tf.saved_model.load`` object)."""
+    return tf.saved_model.load(folder)
+
+
+def saved_model_predict(loaded, x: np.ndarray) -> np.ndarray:
+    """Run the reloaded SavedModel's ``serve`` endpoint on a float32 batch."""
+    return np.asarray(getattr(loaded, ENDPOINT)(tf.constant(np.asarray(x, np.float32))))
+
+
+def is_saved_model(folder: str) -> bool:
+    return os.path.isfile(os.path.join(folder, "saved_model.pb"))
