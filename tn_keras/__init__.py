@@ -11,19 +11,23 @@ import importlib
 
 from tn_keras.version import __version__
 
-_SUBPACKAGES = ("layers", "datasets", "zoo", "training", "export", "distill")
+# The layers load eagerly: importing tn_keras registers them with Keras, so
+# `keras.saving.load_model` finds PolyCG & co. in any .keras file without custom_objects.
+from tn_keras import layers  # noqa: E402
+
+_SUBPACKAGES = ("datasets", "zoo", "training", "export", "distill")
 
 
 def __getattr__(name):
-    # Sub-packages load on first use: `import tn_keras` (and the CLI's --help) stays fast and
-    # does not start TensorFlow until something needs it.
+    # The other sub-packages load on first use: `import tn_keras` stays light (no dataset
+    # registry, zoo or tf.data code until something needs it).
     if name in _SUBPACKAGES:
         return importlib.import_module(f"tn_keras.{name}")
     raise AttributeError(f"module 'tn_keras' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_SUBPACKAGES))
+    return sorted(set(globals()) | set(_SUBPACKAGES))
 
 
-__all__ = ["__version__", *_SUBPACKAGES]
+__all__ = ["__version__", "layers", *_SUBPACKAGES]

@@ -28,7 +28,6 @@ class TrainingRecipe:
     # None: no augmentation.
     augmentation: Optional[str] = None
     global_clipnorm: float = 1.0
-    label_smoothing: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

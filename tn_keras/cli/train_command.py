@@ -3,7 +3,7 @@ import json
 
 
 def add_parser(subparsers):
-    from tn_keras.training.train import STRATEGIES
+    from tn_keras.training.trainer import STRATEGIES
 
     p = subparsers.add_parser("train", help="train a zoo model on its real dataset")
     p.add_argument("name")

@@ -1,6 +1,6 @@
 """Training and evaluating zoo models with their recipes (``tn-keras train`` / ``evaluate``)."""
 from tn_keras.training.evaluate import evaluate
 from tn_keras.training.evaluate import evaluation_splits
-from tn_keras.training.train import train
+from tn_keras.training.trainer import train
 
 __all__ = ["evaluate", "evaluation_splits", "train"]

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tn_keras import datasets
+from tn_keras.training import multiworker_workarounds
 from tn_keras.training.evaluate import evaluate
 from tn_keras.utils.files import atomic_path
 from tn_keras.utils.files import atomic_write_json
@@ -154,7 +155,7 @@ def _training_seconds(log_path):
 
 def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, resume=False,
           overwrite=False, strategy=None, max_train_examples=None, max_eval_examples=None,
-          verbose="auto"):
+          callbacks=None, verbose="auto"):
     """Train ``name`` with its recipe and write ``<out>/<name>.keras`` + ``manifest.json``.
 
     Args:
@@ -170,6 +171,9 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         strategy: None / "default", "mirrored" or "multiworker".
         max_train_examples: train on the first N training images only (smoke tests).
         max_eval_examples: evaluate on the first N of each test split only (smoke tests).
+        callbacks: more Keras callbacks for ``fit`` (e.g. a
+            `tn_keras.distill.MultiLevelDistillation`).
+        verbose: as in ``Model.fit``.
 
     Returns:
         ``(model, manifest)``.
@@ -210,11 +214,15 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
             loss=keras.losses.SparseCategoricalCrossentropy(),
             metrics=["accuracy"],
         )
+    if isinstance(strategy_obj, tf.distribute.MultiWorkerMirroredStrategy):
+        multiworker_workarounds.patch_log_reduction()
+        multiworker_workarounds.build_before_fit(model, strategy_obj, train_ds)
     callbacks = [
         keras.callbacks.BackupAndRestore(backup_dir),
         keras.callbacks.TerminateOnNaN(),
         EpochSeconds(),
         keras.callbacks.CSVLogger(log_path, append=True),
+        *(callbacks or []),
     ]
     started = time.perf_counter()
     history = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
