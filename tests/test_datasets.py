@@ -398,3 +398,32 @@ def test_normalization_layer_matches_numpy():
     spec = datasets.info("cifar10")
     out = np.asarray(datasets.normalization_layer("cifar10")(x))
     np.testing.assert_allclose(out, (x - np.array(spec.mean)) / np.array(spec.std), atol=1e-4)
+
+
+def test_translate_augmentation_shifts_without_flipping():
+    # One bright pixel in the middle of each image: after a shift of at most
+    # TRANSLATE_PIXELS it is still there, whole, never mirrored beyond the shift.
+    from tn_keras.datasets.pipeline import TRANSLATE_PIXELS
+
+    x = np.zeros((64, 12, 12, 1), np.uint8)
+    x[:, 5, 6, 0] = 200
+    y = np.zeros(64, np.int64)
+    batches = [
+        next(iter(datasets.make_dataset(x, y, 64, training=True, augment="translate", seed=4,
+                                        dataset_name="mnist").as_numpy_iterator()))[0]
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(batches[0], batches[1])  # same seed, same shifts
+    images = batches[0][..., 0]
+    assert np.all(images.sum(axis=(1, 2)) == 200)
+    rows, cols = np.nonzero(images.reshape(64, -1) == 200)[1] // 12, np.nonzero(
+        images.reshape(64, -1) == 200)[1] % 12
+    assert np.all(np.abs(rows - 5) <= TRANSLATE_PIXELS)
+    assert np.all(np.abs(cols - 6) <= TRANSLATE_PIXELS)
+    assert len(set(zip(rows, cols))) > 5  # the images really move, each its own way
+
+
+def test_unknown_augmentation_name_is_refused():
+    x = np.zeros((4, 8, 8, 1), np.uint8)
+    with pytest.raises(ValueError, match="augment"):
+        datasets.make_dataset(x, np.zeros(4, np.int64), 2, augment="rotate")

@@ -24,7 +24,7 @@ class TrainingRecipe:
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
     # "cifar": random crop with 4-pixel padding + horizontal flip (the dataset pipeline's);
-    # "translate": random shifts of up to 2 pixels, no flip (digits must not be mirrored);
+    # "translate": random shifts of up to 2 pixels, no flip (a mirrored 2 is not a 2);
     # None: no augmentation.
     augmentation: Optional[str] = None
     global_clipnorm: float = 1.0

@@ -1,15 +1,45 @@
-"""``tn-keras list [PATTERN] [--pretrained]``: the registered models."""
+"""``tn-keras list [PATTERN] [--pretrained] [--table]``: the registered models."""
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("list", help="list registered models")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern (default: all)")
     p.add_argument("--pretrained", action="store_true", help="only models with a checkpoint")
+    p.add_argument("--table", action="store_true",
+                   help="a Markdown table of every figure the checkpoints' manifests record")
     p.set_defaults(run=run)
+
+
+def _percent(value):
+    return "—" if value is None else f"{100 * value:.2f} %"
+
+
+def markdown_table(names):
+    """The README's zoo table, every figure read from the architecture or its manifest."""
+    from tn_keras import zoo
+
+    rows = ["| name | dataset | parameters | MACs / image | test accuracy | lossless test "
+            "(CIFAR) | training time | command |", "|" + " --- |" * 8]
+    for name in names:
+        record = zoo.info(name)
+        minutes = ("not trained yet" if record.training_time_seconds is None
+                   else f"{record.training_time_seconds / 60:.1f} min")
+        command = f"`{record.command}`" if record.command else f"`tn-keras train {name}`"
+        rows.append(
+            f"| `{name}` | {record.dataset} | {record.parameters:,} | "
+            f"{record.macs_per_image:,} | {_percent(record.test_accuracy)} | "
+            f"{_percent(record.metrics.get('test_lossless_accuracy'))} | {minutes} | "
+            f"{command} |"
+        )
+    return "\n".join(rows)
 
 
 def run(args):
     from tn_keras import zoo
 
-    for name in zoo.list(args.pattern, pretrained=True if args.pretrained else None):
-        print(name)
+    names = zoo.list(args.pattern, pretrained=True if args.pretrained else None)
+    if args.table:
+        print(markdown_table(names))
+    else:
+        for name in names:
+            print(name)

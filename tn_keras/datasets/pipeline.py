@@ -8,6 +8,7 @@ import tensorflow as tf
 from tn_keras.datasets.registry import AUGMENTABLE, info
 
 CROP_PADDING = 4  # Pixels of zero padding before the random crop (He et al., 2016).
+TRANSLATE_PIXELS = 2  # Largest shift of augment="translate" (digits and clothes stay whole).
 
 
 def normalization_layer(name: str) -> keras.layers.Normalization:
@@ -33,7 +34,7 @@ def make_dataset(
     y: np.ndarray,
     batch_size: int,
     training: bool = False,
-    augment: bool | None = None,
+    augment: bool | str | None = None,
     seed: int | None = None,
     deterministic: bool | None = None,
     normalize: bool = False,
@@ -59,9 +60,11 @@ def make_dataset(
         y: Integer labels ``(N,)``.
         batch_size: Images per batch.
         training: Shuffle, and by default augment ``cifar10``.
-        augment: Crop+flip augmentation. None means ``training and dataset_name ==
-            "cifar10"``. True is refused for digit datasets, where flips and shifts change
-            or cut off the glyph.
+        augment: True for crop+flip augmentation, ``"translate"`` for random shifts of up to
+            ``TRANSLATE_PIXELS`` pixels without flips (for digits and clothes: a mirrored 2
+            is not a 2), False for none. None means crop+flip when ``training and
+            dataset_name == "cifar10"``. True is refused for digit datasets, where flips
+            and larger shifts change or cut off the glyph.
         seed: Seed for shuffling and augmentation.
         deterministic: Reproducible order and augmentation; None means ``seed is not
             None``. True without a seed uses seed 0.
@@ -83,6 +86,10 @@ def make_dataset(
         info(dataset_name)  # Validates the name.
     if augment is None:
         augment = training and dataset_name in AUGMENTABLE
+    elif isinstance(augment, str):
+        if augment != "translate":
+            raise ValueError(f"Invalid value for argument `augment`: expected a bool, None or "
+                             f"'translate'. Received augment={augment!r}.")
     elif augment and dataset_name is not None and dataset_name not in AUGMENTABLE:
         raise ValueError(
             f"augment=True is not supported for dataset_name={dataset_name!r}: flips and "
@@ -99,7 +106,7 @@ def make_dataset(
     if training:
         ds = ds.shuffle(shuffle_buffer or len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if augment:
+    if augment is True:
         # One int64 per batch, re-drawn every epoch but reproducible from `seed`.
         batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, batch_seeds)).map(
@@ -110,6 +117,14 @@ def make_dataset(
     else:
         ds = ds.map(lambda xb, yb: (tf.cast(xb, tf.float32), yb),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic or None)
+    if augment == "translate":
+        # Its own stream of batch seeds (seed + 1), independent of the shuffling's.
+        batch_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, batch_seeds)).map(
+            lambda batch, s: (_translate(batch[0], s), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic or None,
+        )
     if normalize:
         spec = info(dataset_name)
         mean = tf.constant(spec.mean, tf.float32)
@@ -142,5 +157,25 @@ def _crop_and_flip(images: tf.Tensor, batch_seed: tf.Tensor) -> tf.Tensor:
     rows = dy[:, None] + tf.range(h)[None, :]
     cols = tf.where(flip[:, None], tf.range(w - 1, -1, -1)[None, :], tf.range(w)[None, :])
     cols = dx[:, None] + cols
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(out, cols, axis=2, batch_dims=1)
+
+
+def _translate(images: tf.Tensor, batch_seed: tf.Tensor) -> tf.Tensor:
+    """Random shifts of up to ``TRANSLATE_PIXELS`` in each direction, one offset per image.
+
+    A crop of the zero-padded image, never a flip. Stateless random ops keyed on the batch
+    seed keep runs reproducible.
+    """
+    p = TRANSLATE_PIXELS
+    shape = tf.shape(images)
+    n, h, w = shape[0], shape[1], shape[2]
+    seeds = tf.random.experimental.stateless_split(
+        tf.stack([batch_seed, tf.constant(1, tf.int64)]), num=2)
+    dy = tf.random.stateless_uniform([n], seeds[0], 0, 2 * p + 1, dtype=tf.int32)
+    dx = tf.random.stateless_uniform([n], seeds[1], 0, 2 * p + 1, dtype=tf.int32)
+    padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
+    rows = dy[:, None] + tf.range(h)[None, :]
+    cols = dx[:, None] + tf.range(w)[None, :]
     out = tf.gather(padded, rows, axis=1, batch_dims=1)
     return tf.gather(out, cols, axis=2, batch_dims=1)

@@ -28,7 +28,6 @@ from tn_keras.zoo import checkpoints
 from tn_keras.zoo.registry import get_spec
 
 STRATEGIES = ("default", "mirrored", "multiworker")
-TRANSLATE_PIXELS = 2
 
 
 def make_strategy(strategy):
@@ -55,39 +54,18 @@ def _is_chief(strategy):
     )
 
 
-def _translate(images, batch_seed):
-    """Random shifts of up to TRANSLATE_PIXELS in each direction, one offset per image.
-
-    For digits and clothes: a crop of the zero-padded image, never a flip (a mirrored 2 is
-    not a 2). Stateless random ops keyed on the batch seed keep runs reproducible.
-    """
-    p = TRANSLATE_PIXELS
-    shape = tf.shape(images)
-    n, h, w = shape[0], shape[1], shape[2]
-    seeds = tf.random.experimental.stateless_split(
-        tf.stack([batch_seed, tf.constant(1, tf.int64)]), num=2)
-    dy = tf.random.stateless_uniform([n], seeds[0], 0, 2 * p + 1, dtype=tf.int32)
-    dx = tf.random.stateless_uniform([n], seeds[1], 0, 2 * p + 1, dtype=tf.int32)
-    padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
-    rows = dy[:, None] + tf.range(h)[None, :]
-    cols = dx[:, None] + tf.range(w)[None, :]
-    out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(out, cols, axis=2, batch_dims=1)
+# Recipe augmentation -> `datasets.make_dataset(augment=...)`.
+AUGMENTATIONS = {None: False, "cifar": True, "translate": "translate"}
 
 
 def training_dataset(dataset, x, y, recipe, batch_size, seed):
     """The shuffled, augmented training pipeline of a recipe."""
-    cifar_style = recipe.augmentation == "cifar"
-    ds = datasets.make_dataset(x, y, batch_size, training=True, augment=cifar_style, seed=seed,
+    if recipe.augmentation not in AUGMENTATIONS:
+        raise ValueError(f"Unknown augmentation {recipe.augmentation!r} in the recipe; expected "
+                         f"one of {sorted(map(str, AUGMENTATIONS))}.")
+    ds = datasets.make_dataset(x, y, batch_size, training=True,
+                               augment=AUGMENTATIONS[recipe.augmentation], seed=seed,
                                deterministic=True, dataset_name=dataset)
-    if recipe.augmentation == "translate":
-        batch_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, batch_seeds)).map(
-            lambda batch, s: (_translate(batch[0], s), batch[1]),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
-        ).prefetch(tf.data.AUTOTUNE)
-    elif recipe.augmentation not in (None, "cifar"):
-        raise ValueError(f"Unknown augmentation {recipe.augmentation!r} in the recipe.")
     options = tf.data.Options()
     # Arrays in memory: every worker reads all of it and takes its share of each batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
