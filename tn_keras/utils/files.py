@@ -44,6 +44,10 @@ def atomic_path(path, overwrite=True, suffix=None):
         suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     os.close(fd)
+    # mkstemp creates the file private (0600); give it the permissions of an ordinary new file.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         if os.path.isdir(tmp):
