@@ -9,6 +9,8 @@ to 32x32 so that three RG steps can run exactly as in the CIFAR network,
 with BatchNorm after every Conv and CG and no activation: 8x8 -> 1 is a complete binary
 coarse-graining tree, and the whole network stays under 100 k parameters.
 """
+import dataclasses
+
 import keras
 from keras import layers
 
@@ -18,6 +20,8 @@ from tn_keras.zoo.registry import register
 
 MNIST_RECIPE = TrainingRecipe(epochs=15, batch_size=128, learning_rate=3e-3, weight_decay=5e-2,
                               augmentation="translate")
+# Fashion-MNIST is harder: 15 epochs gave 91.52 % (train accuracy 93.4 %, still rising).
+FASHION_RECIPE = dataclasses.replace(MNIST_RECIPE, epochs=25)
 
 
 def _mnist_tree(dataset, input_shape, num_classes, width, classifier_activation, name,
@@ -65,7 +69,7 @@ def mnist_taylornet(input_shape=(28, 28, 1), num_classes=10, width=1.0,
                        polynomial_coarse_grain)
 
 
-@register("fashion_taylornet", dataset="fashion_mnist", recipe=MNIST_RECIPE,
+@register("fashion_taylornet", dataset="fashion_mnist", recipe=FASHION_RECIPE,
           description="28x28 Fashion-MNIST: the mnist_taylornet architecture")
 def fashion_taylornet(input_shape=(28, 28, 1), num_classes=10, width=1.0,
                       classifier_activation="softmax", name="fashion_taylornet"):
