@@ -5,7 +5,6 @@ order ``tn-keras --help`` shows them.
 """
 import argparse
 import importlib
-import os
 import sys
 
 COMMANDS = ("quickstart", "list", "info", "train", "evaluate", "predict", "export", "distill")
@@ -32,7 +31,6 @@ def build_parser():
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0

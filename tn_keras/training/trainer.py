@@ -16,7 +16,6 @@ import numpy as np
 import tensorflow as tf
 
 from tn_keras import datasets
-from tn_keras.training import multiworker_workarounds
 from tn_keras.training.evaluate import evaluate
 from tn_keras.utils.files import atomic_path
 from tn_keras.utils.files import atomic_write_json
@@ -193,6 +192,9 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
             metrics=["accuracy"],
         )
     if isinstance(strategy_obj, tf.distribute.MultiWorkerMirroredStrategy):
+        # Imported only here: it reaches into Keras's private trainer module.
+        from tn_keras.training import multiworker_workarounds
+
         multiworker_workarounds.patch_log_reduction()
         multiworker_workarounds.build_before_fit(model, strategy_obj, train_ds)
     callbacks = [
