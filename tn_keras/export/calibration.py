@@ -9,24 +9,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from tn_keras.export.signature import as_image_batch
+
 DEFAULT_NUM_IMAGES = 500
 DEFAULT_SEED = 0
-
-
-def as_image_batch(x, image_shape: tuple, what: str = "images") -> np.ndarray:
-    """``x`` as float32 ``(N,) + image_shape``; ``(N, H, W)`` gains the channel axis when C = 1."""
-    x = np.asarray(x)
-    image_shape = tuple(image_shape)
-    if x.ndim == len(image_shape) and image_shape[-1] == 1 and x.shape[1:] == image_shape[:-1]:
-        x = x[..., None]
-    if x.ndim != len(image_shape) + 1 or tuple(x.shape[1:]) != image_shape:
-        raise ValueError(
-            f"{what} must be a batch of shape (N,) + {image_shape} (raw pixels 0..255); "
-            f"received an array of shape {x.shape}."
-        )
-    if len(x) == 0:
-        raise ValueError(f"{what} is empty.")
-    return x.astype(np.float32, copy=False)
 
 
 def calibration_images(

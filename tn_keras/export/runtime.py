@@ -8,6 +8,8 @@ from typing import Optional, Union
 
 import numpy as np
 
+from tn_keras.export.signature import as_image_batch
+
 
 class TFLiteModel:
     """A TFLite classifier that takes the same raw images as the Keras model.
@@ -83,20 +85,6 @@ class TFLiteModel:
         scale, zero_point = self._output["quantization"]
         return float(scale), int(zero_point)
 
-    def _as_images(self, x) -> np.ndarray:
-        x = np.asarray(x)
-        per_image = self.input_shape[1:]
-        # (N, H, W) for a one-channel model: add the channel axis (what datasets.load returns
-        # for MNIST). Any other mismatch is an error, never a silent reshape of the layout.
-        if x.ndim == len(per_image) and per_image[-1] == 1 and x.shape[1:] == per_image[:-1]:
-            x = x[..., None]
-        if x.ndim != len(per_image) + 1 or tuple(x.shape[1:]) != per_image:
-            raise ValueError(
-                f"Expected a batch of images of shape (N,) + {per_image}; received an array of "
-                f"shape {x.shape}."
-            )
-        return x.astype(np.float32, copy=False)
-
     def _quantize(self, image: np.ndarray) -> np.ndarray:
         if not self.quantized:
             return image
@@ -122,7 +110,7 @@ class TFLiteModel:
 
         ``x`` may be uint8 or float; any batch size (images run one at a time).
         """
-        x = self._as_images(x)
+        x = as_image_batch(x, self.input_shape[1:], allow_empty=True)
         out = np.empty((len(x),) + self.output_shape[1:], np.float32)
         for i in range(len(x)):
             out[i] = self.predict_one(x[i:i + 1])[0]

@@ -2,6 +2,7 @@
 from typing import Optional, Tuple
 
 import keras
+import numpy as np
 
 #: What every zoo model takes (and what the manifest records as the input's value range).
 VALUE_RANGE = "raw pixels 0..255"
@@ -46,3 +47,23 @@ def image_input_shape(model: keras.Model, require_static: bool) -> Tuple[Optiona
             "weights over with set_weights()."
         )
     return per_image
+
+
+def as_image_batch(x, image_shape: tuple, what: str = "images",
+                   allow_empty: bool = False) -> np.ndarray:
+    """``x`` as float32 ``(N,) + image_shape``; ``(N, H, W)`` gains the channel axis when C = 1.
+
+    Any other mismatch is an error, never a silent reshape of the layout.
+    """
+    x = np.asarray(x)
+    image_shape = tuple(image_shape)
+    if x.ndim == len(image_shape) and image_shape[-1] == 1 and x.shape[1:] == image_shape[:-1]:
+        x = x[..., None]
+    if x.ndim != len(image_shape) + 1 or tuple(x.shape[1:]) != image_shape:
+        raise ValueError(
+            f"{what} must be a batch of shape (N,) + {image_shape} (raw pixels 0..255); "
+            f"received an array of shape {x.shape}."
+        )
+    if len(x) == 0 and not allow_empty:
+        raise ValueError(f"{what} is empty.")
+    return x.astype(np.float32, copy=False)

@@ -5,6 +5,7 @@ optimiser and its schedule, the callbacks that make a long run safe on a small m
 (BackupAndRestore to resume, TerminateOnNaN, a CSV log with each epoch's duration), the
 distribution strategy, and finally the checkpoint written atomically with its manifest.
 """
+import csv
 import datetime
 import os
 import shlex
@@ -123,8 +124,6 @@ def _training_seconds(log_path):
     """Sum of ``epoch_seconds`` in the CSV log (all runs, resumed ones included)."""
     if not os.path.isfile(log_path):
         return None
-    import csv
-
     with open(log_path, newline="") as f:
         rows = list(csv.DictReader(f))
     return float(sum(float(r["epoch_seconds"]) for r in rows if r.get("epoch_seconds")))
