@@ -289,3 +289,5 @@ def test_cli_export(tmp_path, capsys):
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
+    assert main(args + ["--overwrite", "--activation-quantile", "most"]) == 2
+    assert "activation_quantile must be 'auto' or a number" in capsys.readouterr().err

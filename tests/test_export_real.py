@@ -16,18 +16,21 @@ from tn_keras.export import TFLiteModel
 from tn_keras.export import export
 
 PRETRAINED = zoo.list(pretrained=True)
-# Deep polynomial networks whose int8 activations compound into wrong answers: the shipped
-# cifar_taylornet keeps only 18.3 % top-1 agreement in int8 on the first 5,000 CIFAR-10 test
-# images (a strict xfail: should that change, the test says so), but 99.05 % in int16x8, with
-# 0.25 points of accuracy lost, which is held to the same bar as int8 elsewhere. The shipped
-# fashion_taylornet misses the agreement bar in int8: 98.01 % on the 10,000 test images
-# (accuracy 91.93 -> 91.41 %); int16x8 agrees on 99.80 %.
+# Deep polynomial networks whose int8 activations compound into wrong answers even with the
+# export's quantile activation ranges and BatchNormalization folding (strict xfails: should that
+# change, the test says so). The shipped fashion_taylornet agrees on 98.72 % of the 10,000 test
+# images in int8 (accuracy 91.93 -> 91.78 %; 98.01 % with TFLite's min/max ranges); a quarter of
+# its disagreements are exact ties in the 8-bit softmax output. int16x8 agrees on 99.80 % of
+# 2,000. cifar_taylornet: see the README's Deployment section for its figures. Both are held to
+# the same bar in int16x8.
 INT8_KNOWN_HARD = {"cifar_taylornet", "fashion_taylornet"}
 # int16x8 runs on LiteRT's reference kernels (slow): fewer images.
 MAX_TEST_IMAGES_INT16 = 2000
-# One image at a time through the interpreter: all test images for the small models, a
-# fixed prefix of CIFAR-10's 10,000 (32x32x3 convolutions are the slow case on 2 busy cores).
+# One image at a time through the interpreter: all test images for the small models, a fixed
+# random sample of CIFAR-10's 10,000 (32x32x3 convolutions are the slow case on 2 busy cores).
+# A sample, not a prefix: the offline CIFAR-10 test split is sorted by class after row 1,000.
 MAX_TEST_IMAGES = {"cifar10": 5000}
+SAMPLE_SEED = 0
 MIN_AGREEMENT = 0.99
 MAX_ACCURACY_DROP = 0.005
 
@@ -65,7 +68,9 @@ def test_quantised_tflite_agrees_with_keras_on_real_test_images(name, format, re
     if format == "tflite_int16x8":
         limit = min(limit, MAX_TEST_IMAGES_INT16)
     n = min(len(x), limit)
-    x, y = x[:n].astype(np.float32), np.asarray(y[:n])
+    index = (np.arange(n) if n == len(x)
+             else np.sort(np.random.default_rng(SAMPLE_SEED).choice(len(x), n, replace=False)))
+    x, y = x[index].astype(np.float32), np.asarray(y[index])
     if x.ndim == 3:
         x = x[..., None]
     keras_top1 = model.predict(x, batch_size=256, verbose=0).argmax(-1)

@@ -8,11 +8,13 @@ from typing import Optional, Union
 import keras
 import numpy as np
 
+from tn_keras.export import activation_ranges
 from tn_keras.export import calibration
 from tn_keras.export import manifest as manifest_lib
 from tn_keras.export import saved_model as saved_model_lib
 from tn_keras.export import tflite as tflite_lib
 from tn_keras.export.errors import ParityError
+from tn_keras.export.folding import fold_batch_normalization
 from tn_keras.export.runtime import TFLiteModel
 from tn_keras.export.signature import VALUE_RANGE
 from tn_keras.export.signature import image_input_shape
@@ -50,6 +52,8 @@ def export(
     checkpoint: Optional[Union[str, os.PathLike]] = None,
     data_dir: Optional[str] = None,
     verify: bool = True,
+    activation_quantile: Union[str, float] = "auto",
+    fold_batch_norm: bool = True,
 ) -> dict:
     """Export a Keras image classifier for deployment; returns the manifest written beside it.
 
@@ -87,6 +91,14 @@ def export(
         verify: compare the export with the Keras model right away (saved_model / tflite:
             raise `ParityError` beyond the tolerance; quantised: record top-1 agreement on
             the calibration images).
+        activation_quantile: ``tflite_int8`` only: the int8 range of every activation is
+            ``[quantile(1 - q), quantile(q)]`` of its values on the calibration images
+            (`tn_keras.export.activation_ranges`). ``"auto"`` (default) tries
+            ``activation_ranges.CANDIDATE_QUANTILES`` and keeps the one whose top-1 agrees best
+            with the Keras model on the calibration images; ``1.0`` is TFLite's min/max.
+        fold_batch_norm: TFLite formats: merge each BatchNormalization into the polynomial
+            layer before it (`tn_keras.export.folding`; same function, fewer ops, and no
+            un-normalised tensor to quantise).
 
     Returns:
         The manifest dict (also written to disk).
@@ -109,6 +121,10 @@ def export(
         raise ValueError(f"{path} is an existing {kind}; format={format!r} writes a "
                          f"{'folder' if format == 'saved_model' else 'file'} there.")
     image_shape = image_input_shape(model, require_static=format != "saved_model")
+    if not (activation_quantile == "auto" or (
+            isinstance(activation_quantile, (int, float)) and 0.5 < activation_quantile <= 1)):
+        raise ValueError(f"activation_quantile must be 'auto' or a number in (0.5, 1]; "
+                         f"received {activation_quantile!r}.")
     if source is not None:
         from tn_keras.zoo.registry import get_spec
 
@@ -119,7 +135,8 @@ def export(
         record = _export_saved_model(model, path, image_shape, overwrite, verify)
     else:
         record = _export_tflite(model, path, image_shape, format, representative_data, source,
-                                data_dir, overwrite, verify)
+                                data_dir, overwrite, verify, activation_quantile,
+                                fold_batch_norm)
     manifest = manifest_lib.build_manifest(
         format=format, source=source_record, class_names=class_names, **record
     )
@@ -206,18 +223,24 @@ def _export_saved_model(model, path, image_shape, overwrite, verify) -> dict:
 
 
 def _export_tflite(model, path, image_shape, format, representative_data, source, data_dir,
-                   overwrite, verify) -> dict:
+                   overwrite, verify, activation_quantile, fold_batch_norm) -> dict:
     mode = _TFLITE_MODES[format]
     int8 = mode == "int8"
     images, calibration_record = None, None
     if mode != "float":
         images, calibration_record = calibration.calibration_images(
             image_shape, representative_data, source, data_dir, format=format)
+    graph_model, folds = fold_batch_normalization(model) if fold_batch_norm else (model, [])
     with tempfile.TemporaryDirectory(prefix="tn_keras_export_") as tmp:
         folder = os.path.join(tmp, "saved_model")
-        saved_model_lib.write_saved_model(model, folder, batch_size=1)
-        flatbuffer = tflite_lib.convert_saved_model(folder, mode=mode,
-                                                    representative_data=images)
+        saved_model_lib.write_saved_model(graph_model, folder, batch_size=1)
+        if int8:
+            flatbuffer, ranges_record = _quantise_int8(model, folder, images,
+                                                       activation_quantile)
+            calibration_record = dict(calibration_record, activation_ranges=ranges_record)
+        else:
+            flatbuffer = tflite_lib.convert_saved_model(folder, mode=mode,
+                                                        representative_data=images)
     runtime = TFLiteModel(flatbuffer)
     parity = None
     if verify and mode == "float":
@@ -278,5 +301,31 @@ def _export_tflite(model, path, image_shape, format, representative_data, source
                                  output_quant),
         quantization=quantization,
         ops=tflite_lib.op_names(flatbuffer),
+        graph_transforms=[dict(fold, transform="batch_normalization_folded") for fold in folds],
         parity=parity,
     )
+
+
+def _quantise_int8(model, saved_model_dir, images, activation_quantile):
+    """The int8 flatbuffer with quantile activation ranges, and how they were chosen."""
+    import tensorflow as tf
+
+    quantiles = (activation_ranges.CANDIDATE_QUANTILES if activation_quantile == "auto"
+                 else (float(activation_quantile),))
+    ranges = tflite_lib.calibrate_int8(saved_model_dir, images, quantiles)
+    record = {"method": "quantiles of each activation on the calibration images, "
+                        "[quantile(1 - q), quantile(q)] widened to include 0",
+              "quantile": quantiles[0]}
+    if activation_quantile == "auto":
+        want = _keras_outputs(model, images).argmax(-1)
+
+        def agreement(flatbuffer):
+            return np.mean(TFLiteModel(flatbuffer).predict(images).argmax(-1) == want)
+
+        quantile, flatbuffer, table = activation_ranges.search_quantile(
+            ranges, agreement, tf.int8, tf.int8)
+        record.update(quantile=quantile, search="top-1 agreement with the Keras model on the "
+                      "calibration images, per candidate quantile", agreement=table)
+    else:
+        flatbuffer = ranges.quantise(quantiles[0], tf.int8, tf.int8)
+    return tflite_lib.check_builtin_ops(flatbuffer), record

@@ -70,6 +70,7 @@ def build_manifest(
     ops: Optional[list] = None,
     parity: Optional[dict] = None,
     files: Optional[dict] = None,
+    graph_transforms: Optional[list] = None,
 ) -> dict:
     """The manifest as a dict (see the module docstring for what each export records)."""
     manifest = {
@@ -91,6 +92,8 @@ def build_manifest(
         manifest["ops"] = ops
     if files is not None:
         manifest["files"] = files
+    if graph_transforms is not None:
+        manifest["graph_transforms"] = graph_transforms
     return manifest
 
 

@@ -24,17 +24,20 @@ agreement in int8 although each op's own error is the normal rounding level. The
 range of the activations: each product makes them heavy-tailed (max / std of 20 to 30 after
 the CG layers), min/max calibration sets the int8 step from the max, the step grows to 0.2-0.5
 std, and the relative error of the activations grows 2.5 % -> 14 % -> 37 % along the network
-until the logits' step (4.3) exceeds their std (3.7). ``mode="int16x8"`` (int16 activations,
-int8 weights, float I/O) gives 256x finer steps and 96.8 % agreement on that model.
+until the logits' step (4.3) exceeds their std (3.7). Two remedies, both used by
+`tn_keras.export.export`: `calibrate_int8` sets the activation ranges from quantiles instead of
+the max (`tn_keras.export.activation_ranges`), and ``mode="int16x8"`` (int16 activations, int8
+weights, float I/O) gives 256x finer steps (96.8 % agreement on that model).
 `TFLiteModel` quantises inputs and dequantises outputs, so callers see float images in and float
 probabilities out for every mode.
 """
 import re
-from typing import Iterable, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from tn_keras.export import activation_ranges
 from tn_keras.export.errors import UnsupportedOpsError
 
 
@@ -52,7 +55,8 @@ def convert_saved_model(
     Args:
         saved_model_dir: written by `tn_keras.export.saved_model.write_saved_model` with
             ``batch_size=1``.
-        mode: ``"float"``; ``"int8"``: full-integer quantisation with int8 input and output;
+        mode: ``"float"``; ``"int8"``: full-integer quantisation with int8 input and output,
+            TFLite's min/max activation ranges (see `calibrate_int8` for quantile ranges);
             ``"int16x8"``: int16 activations and int8 weights (TFLite's experimental 16x8
             mode, builtin ops, float input and output), 256x finer activation steps for deep
             polynomial networks whose products amplify int8 rounding (cifar_taylornet).
@@ -62,34 +66,53 @@ def convert_saved_model(
     Raises:
         UnsupportedOpsError: the model needs TensorFlow ops TFLite has no builtin kernel for.
     """
+    converter = _converter(saved_model_dir, mode, representative_data)
+    return check_builtin_ops(_convert(converter, mode))
+
+
+def calibrate_int8(saved_model_dir: str, representative_data: np.ndarray,
+                   quantiles=activation_ranges.CANDIDATE_QUANTILES
+                   ) -> activation_ranges.ActivationRanges:
+    """Calibrate for full-integer quantisation, keeping the activation quantiles.
+
+    ``calibrate_int8(...).quantise(q, tf.int8, tf.int8)`` is the int8 file with activation ranges
+    at quantile ``q`` (``q = 1``: what ``convert_saved_model(mode="int8")`` gives); pass it
+    through `check_builtin_ops`.
+    """
+    converter = _converter(saved_model_dir, "int8", representative_data)
+    converter._experimental_calibrate_only = True  # pylint: disable=protected-access
+    calibrated = _convert(converter, "int8")
+    return activation_ranges.ActivationRanges(
+        calibrated, np.asarray(representative_data, np.float32), quantiles)
+
+
+def _converter(saved_model_dir, mode, representative_data):
     if mode not in MODES:
         raise ValueError(f"Unknown TFLite mode {mode!r}; valid: {', '.join(MODES)}.")
-    int8 = mode == "int8"
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-    if mode != "float":
-        if representative_data is None or len(representative_data) == 0:
-            raise ValueError(f"{mode} quantisation needs representative_data (calibration "
-                             "images).")
-        images = np.asarray(representative_data, np.float32)
-
-        def representative_dataset() -> Iterable[List[np.ndarray]]:
-            # The signature has batch 1: feed the calibration images one by one.
-            for i in range(len(images)):
-                yield [images[i:i + 1]]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative_dataset
-        if int8:
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-        else:
-            converter.target_spec.supported_ops = [
-                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    else:
+    if mode == "float":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter
+    if representative_data is None or len(representative_data) == 0:
+        raise ValueError(f"{mode} quantisation needs representative_data (calibration "
+                         "images).")
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    # The signature has batch 1: the calibration images go in one by one.
+    converter.representative_dataset = activation_ranges.calibration_generator(
+        representative_data)
+    if mode == "int8":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    else:
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    return converter
+
+
+def _convert(converter, mode) -> bytes:
     try:
-        flatbuffer = converter.convert()
+        return bytes(converter.convert())
     except Exception as e:  # ConverterError has no stable import path across TF versions
         ops = unsupported_ops_from_message(str(e))
         if ops:
@@ -101,6 +124,10 @@ def convert_saved_model(
                 ops,
             ) from e
         raise
+
+
+def check_builtin_ops(flatbuffer: bytes) -> bytes:
+    """``flatbuffer`` itself, if it declares builtin ops only; UnsupportedOpsError otherwise."""
     custom = [name for name in op_names(flatbuffer) if name.startswith("CUSTOM:")]
     if custom:
         # Should not happen with builtins-only conversion, but a Flex/custom op in the file

@@ -1,0 +1,92 @@
+"""int8 top-1 agreement with Keras on real test images, per activation-range quantile.
+
+For each shipped checkpoint: BatchNormalization folded (as `tn_keras.export.export` does), one
+calibration on the export's default 500 training images, then one int8 file per quantile ``q``
+of `tn_keras.export.activation_ranges.CANDIDATE_QUANTILES` (``q = 1``: TFLite's own min/max), each
+compared with the Keras model on a fixed random sample of the test split. Also reports the ``q``
+the export's automatic search picks (by agreement on the calibration images, not the test
+images) and, for comparison, plain int8 without the folding.
+
+    TN_KERAS_DATA=/path/to/data python benchmarks/int8_activation_ranges.py \
+        --models cifar_taylornet,fashion_taylornet --test-images 2000 --json out.json
+"""
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", help="comma-separated zoo names (default: every checkpoint)")
+    p.add_argument("--test-images", type=int, default=2000)
+    p.add_argument("--data-dir")
+    p.add_argument("--json", required=True)
+    args = p.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    import tensorflow as tf
+
+    from tn_keras import datasets
+    from tn_keras import zoo
+    from tn_keras.export import TFLiteModel
+    from tn_keras.export import calibration
+    from tn_keras.export import saved_model as saved_model_lib
+    from tn_keras.export import tflite as tflite_lib
+    from tn_keras.export.activation_ranges import search_quantile
+    from tn_keras.export.folding import fold_batch_normalization
+
+    names = args.models.split(",") if args.models else zoo.list(pretrained=True)
+    results = {}
+    for name in names:
+        t0 = time.perf_counter()
+        model = zoo.load(name, compile=False)
+        dataset = zoo.info(name).dataset
+        images, _ = calibration.calibration_images(model.input_shape[1:], source=name,
+                                                   data_dir=args.data_dir)
+        x, y = datasets.load(dataset, "test", args.data_dir)
+        n = min(args.test_images, len(x))
+        index = np.sort(np.random.default_rng(0).choice(len(x), n, replace=False))
+        x, y = x[index].astype(np.float32), np.asarray(y[index])
+        if x.ndim == 3:
+            x = x[..., None]
+        keras_top1 = model.predict(x, batch_size=256, verbose=0).argmax(-1)
+        calibration_top1 = model.predict(images, batch_size=256, verbose=0).argmax(-1)
+
+        def on_test(flatbuffer):
+            top1 = TFLiteModel(flatbuffer).predict(x).argmax(-1)
+            return {"agreement": float(np.mean(top1 == keras_top1)),
+                    "accuracy": float(np.mean(top1 == y))}
+
+        row = {"test_images": int(n), "keras_accuracy": float(np.mean(keras_top1 == y))}
+        with tempfile.TemporaryDirectory() as tmp:
+            plain = os.path.join(tmp, "plain")
+            saved_model_lib.write_saved_model(model, plain, batch_size=1)
+            row["min_max_without_folding"] = on_test(
+                tflite_lib.convert_saved_model(plain, "int8", images))
+            folded = os.path.join(tmp, "folded")
+            saved_model_lib.write_saved_model(fold_batch_normalization(model)[0], folded,
+                                              batch_size=1)
+            ranges = tflite_lib.calibrate_int8(folded, images)
+            row["per_quantile"] = {str(q): on_test(ranges.quantise(q, tf.int8, tf.int8))
+                                   for q in ranges.quantiles}
+            chosen, _, table = search_quantile(
+                ranges,
+                lambda fb: np.mean(TFLiteModel(fb).predict(images).argmax(-1)
+                                   == calibration_top1),
+                tf.int8, tf.int8)
+        row["auto"] = {"quantile": chosen, "calibration_agreement": table,
+                       **row["per_quantile"][str(chosen)]}
+        row["seconds"] = time.perf_counter() - t0
+        results[name] = row
+        print(name, json.dumps({k: row[k] for k in ("keras_accuracy", "min_max_without_folding",
+                                                     "auto")}), flush=True)
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
