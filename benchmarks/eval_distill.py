@@ -16,13 +16,21 @@ import time
 import numpy as np
 
 
+def _summary(export_dir):
+    """The export's summary.json (written by distill): its settings are the run's."""
+    with open(os.path.join(export_dir, "summary.json")) as f:
+        return json.load(f)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="mnist_taylornet")
     p.add_argument("--weights", default="pretrained")
     p.add_argument("--per-class", type=int, default=1000)
     p.add_argument("--levels", type=int)
-    p.add_argument("--steps", type=int, help="distillation steps (default: distill()'s)")
+    p.add_argument("--steps", type=int, help="distillation steps (default: the method's)")
+    p.add_argument("--learning-rate", type=float, help="default: the method's")
+    p.add_argument("--method", default="embedding", choices=("embedding", "distribution"))
     p.add_argument("--export", required=True)
     p.add_argument("--eval-levels", help="comma-separated levels for train-from-scratch "
                                           "(default: all)")
@@ -36,7 +44,6 @@ def main(argv=None):
 
     from tn_keras import datasets, zoo
     from tn_keras import distill as D
-    from tn_keras.distill.algorithm import DistillSettings
     from tn_keras.distill.evaluation import EVALUATOR, random_real_subset
 
     dataset = zoo.info(args.model).dataset
@@ -46,9 +53,9 @@ def main(argv=None):
         tx, ty = tx[:args.test_examples], ty[:args.test_examples]
     model = zoo.load(args.model, weights=args.weights, compile=False)
     levels_n = args.levels if args.levels is not None else D.max_levels(args.per_class, 2)
-    steps = args.steps if args.steps is not None else DistillSettings().steps
     t0 = time.perf_counter()
-    levels = D.distill(model, x, y, levels_n, per_class=args.per_class, steps=steps,
+    levels = D.distill(model, x, y, levels_n, per_class=args.per_class, steps=args.steps,
+                       learning_rate=args.learning_rate, method=args.method,
                        export_dir=args.export, resume=True,
                        source={"dataset": dataset, "split": "train"},
                        model_info={"name": args.model, "weights": str(args.weights)},
@@ -86,9 +93,8 @@ def main(argv=None):
         d = [lv.similarity[c]["d"] for lv in levels]
         trend[str(c)] = dict(s_rises=D.is_monotone(s, True), d_falls=D.is_monotone(d, False))
     report = dict(model=args.model, weights=str(args.weights), dataset=dataset,
-                  per_class=args.per_class, levels=levels_n, distill_steps=steps,
-                  distill_settings=DistillSettings(steps=steps, per_class=args.per_class)
-                  .as_dict(),
+                  per_class=args.per_class, levels=levels_n,
+                  distill_settings=_summary(args.export)["algorithm"],
                   distill_seconds=round(distill_seconds, 1), export=args.export,
                   test_examples=int(len(ty)), scratch_steps=args.scratch_steps, seeds=seeds,
                   evaluator=EVALUATOR, monotone_per_class=trend,

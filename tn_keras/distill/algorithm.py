@@ -49,12 +49,21 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from tn_keras.distill.distribution_matching import DistributionMatcher
 from tn_keras.distill.similarity import similarity as similarity_table
 
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 ADAM_EPSILON = 1e-8
 PIXEL_MIN, PIXEL_MAX = 0.0, 255.0
+
+#: ``method -> (steps, learning_rate, init, algorithm id)`` defaults. "embedding" is the project
+#: default (this module's docstring); "distribution" is `tn_keras.distill.distribution_matching`:
+#: 200 Adam steps of 2.55 grey levels (0.01 of the pixel range) per level.
+METHODS = {
+    "embedding": (40, 0.25, "mean", "embedding-matching/v1"),
+    "distribution": (200, 2.55, "first", "distribution-matching/v1"),
+}
 
 
 @dataclasses.dataclass
@@ -87,6 +96,7 @@ class DistillSettings:
     per_class: Optional[int] = None
     seed: int = 0
     init: str = "mean"
+    method: str = "embedding"
     algorithm: str = "embedding-matching/v1"
 
     def as_dict(self) -> dict:
@@ -237,6 +247,15 @@ def make_groups(y: np.ndarray, group_size: int, seed: int, level: int):
     return group_of, np.asarray(labels, dtype=np.int64)
 
 
+def first_members(group_of: np.ndarray, count: int) -> np.ndarray:
+    """The index of the first image of each of the ``count`` groups (a real image, sharper than
+    the group's mean)."""
+    first = np.full(count, -1)
+    for j in range(len(group_of) - 1, -1, -1):
+        first[group_of[j]] = j
+    return first
+
+
 def _segment_mean(values: np.ndarray, segments: np.ndarray, count: int) -> np.ndarray:
     out = np.zeros((count,) + values.shape[1:], dtype=np.float64)
     np.add.at(out, segments, values)
@@ -312,11 +331,7 @@ class Synthesiser:
         if init == "mean":
             start = _segment_mean(x, group_of, count)
         elif init == "first":
-            # The first member of each group: a real image, sharper than the mean.
-            first = np.full(count, -1)
-            for j in range(len(group_of) - 1, -1, -1):
-                first[group_of[j]] = j
-            start = x[first]
+            start = x[first_members(group_of, count)]
         else:
             raise ValueError(f"init must be 'mean' or 'first'; got {init!r}.")
         # Mean square of the targets: makes the embedding term a relative error.
@@ -342,13 +357,14 @@ def distill(
     y,
     levels: int,
     group_size: int = 2,
-    steps: int = 40,
-    learning_rate: float = 0.25,
+    steps: Optional[int] = None,
+    learning_rate: Optional[float] = None,
     ce_weight: float = 0.1,
     embedding_layer: str = "embedding",
     per_class: Optional[int] = None,
     seed: int = 0,
-    init: str = "mean",
+    init: Optional[str] = None,
+    method: str = "embedding",
     export_dir: Optional[str] = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -366,16 +382,24 @@ def distill(
         levels: number of distilled levels after level 0; level ``a`` has
             ``n_{a-1} // group_size`` images per class.
         group_size: images merged into one per step (``k``; 2 halves each level).
-        steps, learning_rate: Adam steps per level and step size in grey levels. The
-            defaults (40 steps of 0.25: each pixel moves at most ~10 grey levels from the
-            group mean) were chosen by measurement; see "Choice of the defaults" above.
-        ce_weight: weight of the cross-entropy term against the relative embedding MSE.
+        steps, learning_rate: Adam steps per level and step size in grey levels. Default
+            per ``method`` (`METHODS`): for "embedding" 40 steps of 0.25 (each pixel moves at
+            most ~10 grey levels from the group mean), chosen by measurement; see "Choice of
+            the defaults" above.
+        ce_weight: weight of the cross-entropy term against the relative embedding MSE
+            ("embedding" method).
         embedding_layer: the layer whose output is matched.
         per_class: size per class of the starting real subset (drawn with ``seed``); None
             takes every image.
         seed: seeds the starting subset and every level's grouping.
-        init: start of the optimisation: ``"mean"`` (group mean, the project default) or
-            ``"first"`` (one real member of the group).
+        init: start of the optimisation: ``"mean"`` (group mean) or ``"first"`` (one real
+            member of the group). Default per ``method``: "mean" for "embedding", "first"
+            for "distribution".
+        method: ``"embedding"`` (default): each group's image matches the group's mean
+            embedding under ``model`` (this module). ``"distribution"``: a class's images
+            together match the mean embedding of the class's previous level under random
+            ConvNets (`tn_keras.distill.distribution_matching`); better training sets for
+            fresh networks, worse references, and ``model`` is not used.
         export_dir: if given, every level is written to ``export_dir/level_<a>/`` as soon as
             it is made (see `tn_keras.distill.export`).
         resume: reuse levels already in ``export_dir`` whose files verify and whose settings
@@ -407,6 +431,13 @@ def distill(
     if tuple(x.shape[1:]) != expected:
         raise ValueError(f"Images have shape {x.shape[1:]} but the model takes {expected}.")
     check_plan(y, levels, group_size, per_class)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got "
+                         f"{method!r}.")
+    default_steps, default_rate, default_init, algorithm_id = METHODS[method]
+    steps = default_steps if steps is None else steps
+    learning_rate = default_rate if learning_rate is None else learning_rate
+    init = default_init if init is None else init
     if steps < 0 or learning_rate <= 0 or ce_weight < 0:
         raise ValueError("steps must be >= 0, learning_rate > 0 and ce_weight >= 0.")
     if init not in ("mean", "first"):
@@ -414,7 +445,8 @@ def distill(
     settings = DistillSettings(group_size=int(group_size), steps=int(steps),
                                learning_rate=float(learning_rate), ce_weight=float(ce_weight),
                                embedding_layer=embedding_layer, per_class=per_class,
-                               seed=int(seed), init=init)
+                               seed=int(seed), init=init, method=method,
+                               algorithm=algorithm_id)
     context = dict(source=dict(source or {}),
                    model=dict({"name": model.name, "embedding_layer": embedding_layer},
                               **(model_info or {})))
@@ -439,6 +471,17 @@ def distill(
             if a == 0:
                 lx, ly = starting_subset(x, y, per_class, seed)
                 lx = _to_uint8(lx)
+            elif method == "distribution":
+                if synth is None:
+                    synth = DistributionMatcher(x.shape[1:])
+                group_of, lx_labels = make_groups(current_y, group_size, seed, a)
+                count = len(lx_labels)
+                start = (current_x[first_members(group_of, count)].astype(np.float32)
+                         if init == "first" else
+                         _segment_mean(current_x.astype(np.float32), group_of, count))
+                p = synth.match(start, lx_labels, current_x, current_y, steps, learning_rate,
+                                np.random.default_rng([seed, a, 17]))
+                lx, ly = _to_uint8(p), lx_labels
             else:
                 if synth is None:
                     synth = Synthesiser(model, embedding_layer)
