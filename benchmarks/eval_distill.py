@@ -31,6 +31,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, help="distillation steps (default: the method's)")
     p.add_argument("--learning-rate", type=float, help="default: the method's")
     p.add_argument("--method", default="embedding", choices=("embedding", "distribution"))
+    p.add_argument("--match-against", default="previous", choices=("previous", "level0"))
     p.add_argument("--export", required=True)
     p.add_argument("--eval-levels", help="comma-separated levels for train-from-scratch "
                                           "(default: all)")
@@ -56,6 +57,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     levels = D.distill(model, x, y, levels_n, per_class=args.per_class, steps=args.steps,
                        learning_rate=args.learning_rate, method=args.method,
+                       match_against=args.match_against,
                        export_dir=args.export, resume=True,
                        source={"dataset": dataset, "split": "train"},
                        model_info={"name": args.model, "weights": str(args.weights)},

@@ -78,3 +78,18 @@ def test_unknown_method_is_refused_before_any_work(tmp_path):
         D.distill(tiny_model(), x, y, levels=1, method="gradient",
                   export_dir=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_match_against_level0_is_recorded_and_differs_from_the_cascade(tmp_path):
+    x, y = synthetic_data()
+    out = str(tmp_path / "l0")
+    level0 = D.distill(tiny_model(), x, y, levels=2, seed=4, export_dir=out,
+                       match_against="level0", **DM)
+    cascade = D.distill(tiny_model(), x, y, levels=2, seed=4, **DM)
+    # Level 1 matches level 0 either way; level 2 matches level 0 or level 1.
+    np.testing.assert_array_equal(level0[1].x, cascade[1].x)
+    assert not np.array_equal(level0[2].x, cascade[2].x)
+    with open(os.path.join(out, "level_2", "manifest.json")) as f:
+        assert json.load(f)["algorithm"]["match_against"] == "level0"
+    with pytest.raises(ValueError, match="match_against must be 'previous' or 'level0'"):
+        D.distill(tiny_model(), x, y, levels=1, match_against="real", **DM)

@@ -97,6 +97,7 @@ class DistillSettings:
     seed: int = 0
     init: str = "mean"
     method: str = "embedding"
+    match_against: str = "previous"
     algorithm: str = "embedding-matching/v1"
 
     def as_dict(self) -> dict:
@@ -365,6 +366,7 @@ def distill(
     seed: int = 0,
     init: Optional[str] = None,
     method: str = "embedding",
+    match_against: str = "previous",
     export_dir: Optional[str] = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -400,6 +402,10 @@ def distill(
             together match the mean embedding of the class's previous level under random
             ConvNets (`tn_keras.distill.distribution_matching`); better training sets for
             fresh networks, worse references, and ``model`` is not used.
+        match_against: "distribution" method: the images level ``a`` matches, the class's
+            images at level ``a - 1`` (``"previous"``, the cascade) or at level 0
+            (``"level0"``, the real subset: each level is then a smaller summary of the real
+            data, started from the level before).
         export_dir: if given, every level is written to ``export_dir/level_<a>/`` as soon as
             it is made (see `tn_keras.distill.export`).
         resume: reuse levels already in ``export_dir`` whose files verify and whose settings
@@ -442,11 +448,14 @@ def distill(
         raise ValueError("steps must be >= 0, learning_rate > 0 and ce_weight >= 0.")
     if init not in ("mean", "first"):
         raise ValueError(f"init must be 'mean' or 'first'; got {init!r}.")
+    if match_against not in ("previous", "level0"):
+        raise ValueError(f"match_against must be 'previous' or 'level0'; got "
+                         f"{match_against!r}.")
     settings = DistillSettings(group_size=int(group_size), steps=int(steps),
                                learning_rate=float(learning_rate), ce_weight=float(ce_weight),
                                embedding_layer=embedding_layer, per_class=per_class,
                                seed=int(seed), init=init, method=method,
-                               algorithm=algorithm_id)
+                               match_against=match_against, algorithm=algorithm_id)
     context = dict(source=dict(source or {}),
                    model=dict({"name": model.name, "embedding_layer": embedding_layer},
                               **(model_info or {})))
@@ -479,7 +488,9 @@ def distill(
                 start = (current_x[first_members(group_of, count)].astype(np.float32)
                          if init == "first" else
                          _segment_mean(current_x.astype(np.float32), group_of, count))
-                p = synth.match(start, lx_labels, current_x, current_y, steps, learning_rate,
+                target_x, target_y = ((result[0].x, result[0].y) if match_against == "level0"
+                                      else (current_x, current_y))
+                p = synth.match(start, lx_labels, target_x, target_y, steps, learning_rate,
                                 np.random.default_rng([seed, a, 17]))
                 lx, ly = _to_uint8(p), lx_labels
             else:
