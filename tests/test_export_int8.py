@@ -184,7 +184,7 @@ def test_export_records_the_chosen_ranges_and_folds(tmp_path):
     assert fixed["graph_transforms"] == []
 
 
-@pytest.mark.parametrize("bad", [0.5, 1.5, "best", None])
+@pytest.mark.parametrize("bad", [0.5, 1.5, "best", None, True])
 def test_bad_activation_quantile_is_refused_before_any_work(bad, tmp_path):
     model = _polynomial_model()
     with pytest.raises(ValueError, match="activation_quantile"):

@@ -122,7 +122,8 @@ def export(
                          f"{'folder' if format == 'saved_model' else 'file'} there.")
     image_shape = image_input_shape(model, require_static=format != "saved_model")
     if not (activation_quantile == "auto" or (
-            isinstance(activation_quantile, (int, float)) and 0.5 < activation_quantile <= 1)):
+            isinstance(activation_quantile, (int, float))
+            and not isinstance(activation_quantile, bool) and 0.5 < activation_quantile <= 1)):
         raise ValueError(f"activation_quantile must be 'auto' or a number in (0.5, 1]; "
                          f"received {activation_quantile!r}.")
     if source is not None:
