@@ -93,3 +93,15 @@ def test_match_against_level0_is_recorded_and_differs_from_the_cascade(tmp_path)
         assert json.load(f)["algorithm"]["match_against"] == "level0"
     with pytest.raises(ValueError, match="match_against must be 'previous' or 'level0'"):
         D.distill(tiny_model(), x, y, levels=1, match_against="real", **DM)
+
+
+def test_cli_passes_the_method_through():
+    from tn_keras.cli import build_parser
+
+    args = build_parser().parse_args(["distill", "mnist_taylornet", "--levels", "2", "--out", "o",
+                                      "--method", "distribution", "--match-against", "level0"])
+    assert (args.method, args.match_against, args.steps, args.learning_rate) == (
+        "distribution", "level0", None, None)
+    default = build_parser().parse_args(["distill", "mnist_taylornet", "--levels", "2", "--out",
+                                         "o"])
+    assert (default.method, default.match_against) == ("embedding", "previous")

@@ -17,8 +17,15 @@ def add_parser(subparsers):
     group = p.add_mutually_exclusive_group()
     group.add_argument("--overwrite", action="store_true", help="replace existing levels")
     group.add_argument("--resume", action="store_true", help="keep complete, verified levels")
-    p.add_argument("--steps", type=int, default=40, help="Adam steps per level")
-    p.add_argument("--learning-rate", type=float, default=0.25, help="grey levels per step")
+    p.add_argument("--method", choices=("embedding", "distribution"), default="embedding",
+                   help="embedding: match each group's mean embedding under the model "
+                        "(default); distribution: match the class's distribution under random "
+                        "ConvNets (better training sets, does not use the model)")
+    p.add_argument("--match-against", choices=("previous", "level0"), default="previous",
+                   help="--method distribution: match the previous level or the real level 0")
+    p.add_argument("--steps", type=int, help="Adam steps per level (default: the method's)")
+    p.add_argument("--learning-rate", type=float,
+                   help="grey levels per step (default: the method's)")
     p.add_argument("--ce-weight", type=float, default=0.1)
     p.add_argument("--group-size", type=int, default=2)
     p.add_argument("--embedding-layer", default="embedding")
@@ -52,7 +59,8 @@ def run(args):
         sha = manifest.get("sha256") if manifest else None
     levels = distill(
         model, x, y, args.levels, group_size=args.group_size, steps=args.steps,
-        learning_rate=args.learning_rate, ce_weight=args.ce_weight,
+        learning_rate=args.learning_rate, ce_weight=args.ce_weight, method=args.method,
+        match_against=args.match_against,
         embedding_layer=args.embedding_layer, per_class=args.per_class, seed=args.seed,
         export_dir=args.out, resume=args.resume, overwrite=args.overwrite,
         source={"dataset": dataset, "split": args.split},
