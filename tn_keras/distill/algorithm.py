@@ -400,8 +400,9 @@ def distill(
         method: ``"embedding"`` (default): each group's image matches the group's mean
             embedding under ``model`` (this module). ``"distribution"``: a class's images
             together match the mean embedding of the class's previous level under random
-            ConvNets (`tn_keras.distill.distribution_matching`); better training sets for
-            fresh networks, worse references, and ``model`` is not used.
+            ConvNets (`tn_keras.distill.distribution_matching`): better training sets for
+            fresh networks, but the variety within a class stays (Eq. S3's s does not rise),
+            and ``model`` is not used.
         match_against: "distribution" method: the images level ``a`` matches, the class's
             images at level ``a - 1`` (``"previous"``, the cascade) or at level 0
             (``"level0"``, the real subset: each level is then a smaller summary of the real
