@@ -49,7 +49,6 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from tn_keras.distill.distribution_matching import DistributionMatcher
 from tn_keras.distill.similarity import similarity as similarity_table
 
 ADAM_BETA1 = 0.9
@@ -483,6 +482,9 @@ def distill(
                 lx = _to_uint8(lx)
             elif method == "distribution":
                 if synth is None:
+                    # Imported here: that module takes its Adam constants from this one.
+                    from tn_keras.distill.distribution_matching import DistributionMatcher
+
                     synth = DistributionMatcher(x.shape[1:])
                 group_of, lx_labels = make_groups(current_y, group_size, seed, a)
                 count = len(lx_labels)

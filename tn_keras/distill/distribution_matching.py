@@ -30,7 +30,11 @@ from __future__ import annotations
 
 import numpy as np
 
-PIXEL_MAX = 255.0
+# One Adam and one pixel range for both distillation methods.
+from tn_keras.distill.algorithm import ADAM_BETA1
+from tn_keras.distill.algorithm import ADAM_BETA2
+from tn_keras.distill.algorithm import ADAM_EPSILON
+from tn_keras.distill.algorithm import PIXEL_MAX
 #: Real images per class and iteration (fewer when a class has fewer).
 REAL_BATCH = 128
 #: Synthetic images per class that take each iteration's step (all, when a class has fewer):
@@ -40,7 +44,6 @@ SYNTHETIC_BATCH = 64
 CHANNELS = (32, 64)
 #: Largest random translation, in pixels, applied alike to real and synthetic images.
 MAX_SHIFT = 2
-ADAM = (0.9, 0.999, 1e-8)
 
 
 class DistributionMatcher:
@@ -50,7 +53,7 @@ class DistributionMatcher:
         import tensorflow as tf
 
         height, width, _ = (int(d) for d in image_shape)
-        beta1, beta2, epsilon = ADAM
+        beta1, beta2, epsilon = ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON
 
         def embed(images, w1, w2, dy, dx):
             z = tf.pad(images / PIXEL_MAX,
