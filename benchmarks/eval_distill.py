@@ -6,7 +6,8 @@ and the train-from-scratch protocol against random real images (see tn_keras.dis
 
 ``--export`` is reused with ``resume=True``: levels already written by an identical run (e.g.
 benchmarks/bench_distill.py) are verified and loaded instead of recomputed.
-``--eval-levels`` restricts the (slow) train-from-scratch runs to some levels.
+``--eval-levels`` restricts the (slow) train-from-scratch runs to some levels; ``--evaluator
+convnet3`` trains the literature's ConvNet-3 instead of the small default evaluator.
 """
 import argparse
 import json
@@ -35,7 +36,10 @@ def main(argv=None):
     p.add_argument("--export", required=True)
     p.add_argument("--eval-levels", help="comma-separated levels for train-from-scratch "
                                           "(default: all)")
-    p.add_argument("--scratch-steps", type=int, default=300)
+    p.add_argument("--evaluator", default="small", choices=("small", "convnet3"),
+                   help="train-from-scratch protocol (tn_keras.distill.evaluation)")
+    p.add_argument("--scratch-steps", type=int,
+                   help="default: the evaluator's (300 steps; convnet3: 300 epochs)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--test-examples", type=int, default=None)
     p.add_argument("--data-dir")
@@ -45,7 +49,7 @@ def main(argv=None):
 
     from tn_keras import datasets, zoo
     from tn_keras import distill as D
-    from tn_keras.distill.evaluation import EVALUATOR, random_real_subset
+    from tn_keras.distill.evaluation import PROTOCOLS, random_real_subset
 
     dataset = zoo.info(args.model).dataset
     x, y = datasets.load(dataset, "train", data_dir=args.data_dir)
@@ -77,13 +81,15 @@ def main(argv=None):
         row["reference_random_real"] = D.reference_classification(model, rx, ry, tx, ty)
         if lv.level in eval_levels:
             row["scratch_distilled"] = D.train_from_scratch(lv.x, lv.y, tx, ty, seeds=seeds,
-                                                            steps=args.scratch_steps)
+                                                            steps=args.scratch_steps,
+                                                            evaluator=args.evaluator)
             # Random real baseline: a fresh draw per seed.
             accs = []
             for s in seeds:
                 rx, ry = random_real_subset(x, y, per_class, seed=s)
                 accs += D.train_from_scratch(rx, ry, tx, ty, seeds=(s,),
-                                             steps=args.scratch_steps)["accuracies"]
+                                             steps=args.scratch_steps,
+                                             evaluator=args.evaluator)["accuracies"]
             row["scratch_random_real"] = dict(mean=float(np.mean(accs)),
                                               std=float(np.std(accs)), accuracies=accs)
         print(json.dumps({k: v for k, v in row.items() if k != "similarity"}), flush=True)
@@ -99,7 +105,7 @@ def main(argv=None):
                   distill_settings=_summary(args.export)["algorithm"],
                   distill_seconds=round(distill_seconds, 1), export=args.export,
                   test_examples=int(len(ty)), scratch_steps=args.scratch_steps, seeds=seeds,
-                  evaluator=EVALUATOR, monotone_per_class=trend,
+                  evaluator=PROTOCOLS[args.evaluator], monotone_per_class=trend,
                   all_classes_s_rise_d_fall=all(t["s_rises"] and t["d_falls"]
                                                 for t in trend.values()),
                   rows=rows)
