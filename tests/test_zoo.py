@@ -16,7 +16,7 @@ DOCUMENTED_PARAMETERS = {
     "cifar_convnet_relu": 928_714,
     "cifar_taylornet": 1_101_258,
     "digits_taylornet": 32_122,
-    "fashion_taylornet": 90_834,
+    "fashion_taylornet": 203_062,
     "mnist7_taylor": 12_750,
     "mnist_convnet_relu": 72_426,
     "mnist_taylornet": 90_834,

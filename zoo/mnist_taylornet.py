@@ -20,8 +20,10 @@ from tn_keras.zoo.registry import register
 
 MNIST_RECIPE = TrainingRecipe(epochs=15, batch_size=128, learning_rate=3e-3, weight_decay=5e-2,
                               augmentation="translate")
-# Fashion-MNIST is harder: 15 epochs gave 91.52 % (train accuracy 93.4 %, still rising).
-FASHION_RECIPE = dataclasses.replace(MNIST_RECIPE, epochs=25)
+# Fashion-MNIST is harder: at width 1.0, 15 epochs gave 91.52 % (train accuracy 93.4 %) and 25
+# epochs 91.93 % (train 94.5 %): the model underfits, so Fashion-MNIST gets a wider tree.
+FASHION_RECIPE = dataclasses.replace(MNIST_RECIPE, epochs=30)
+FASHION_WIDTH = 1.5
 
 
 def _mnist_tree(dataset, input_shape, num_classes, width, classifier_activation, name,
@@ -71,7 +73,7 @@ def mnist_taylornet(input_shape=(28, 28, 1), num_classes=10, width=1.0,
 
 @register("fashion_taylornet", dataset="fashion_mnist", recipe=FASHION_RECIPE,
           description="28x28 Fashion-MNIST: the mnist_taylornet architecture")
-def fashion_taylornet(input_shape=(28, 28, 1), num_classes=10, width=1.0,
+def fashion_taylornet(input_shape=(28, 28, 1), num_classes=10, width=FASHION_WIDTH,
                       classifier_activation="softmax", name="fashion_taylornet"):
     """Fashion-MNIST TaylorNet: mnist_taylornet with Fashion-MNIST's preprocessing."""
     return _mnist_tree("fashion_mnist", input_shape, num_classes, width, classifier_activation,
