@@ -44,6 +44,7 @@ PROTOCOLS = {"small": EVALUATOR, "convnet3": CONVNET3}
 CONVNET3_EPOCHS = 300
 CONVNET3_BATCH = 256
 
+
 def _unit(e: np.ndarray) -> np.ndarray:
     e = e.reshape(len(e), -1).astype(np.float64)
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
@@ -146,7 +147,9 @@ def dsa_augmentation(channels: int, seed: int):
 
     def colour(images):
         n = tf.shape(images)[0]
-        out = images + generator.uniform([n, 1, 1, 1], -0.5, 0.5) * 255.0 * 0.5
+        # Brightness: a shift of up to a quarter of the pixel range; then saturation (RGB)
+        # and contrast, each a per-image factor around the image's own grey / mean.
+        out = images + generator.uniform([n, 1, 1, 1], -0.25, 0.25) * 255.0
         if channels == 3:
             grey = tf.reduce_mean(out, axis=-1, keepdims=True)
             out = grey + (out - grey) * generator.uniform([n, 1, 1, 1], 0.0, 2.0)
