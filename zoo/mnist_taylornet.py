@@ -72,10 +72,10 @@ def mnist_taylornet(input_shape=(28, 28, 1), num_classes=10, width=1.0,
 
 
 @register("fashion_taylornet", dataset="fashion_mnist", recipe=FASHION_RECIPE,
-          description="28x28 Fashion-MNIST: the mnist_taylornet tree, 1.5 times as wide")
+          description=f"28x28 Fashion-MNIST: the mnist_taylornet tree at width {FASHION_WIDTH}")
 def fashion_taylornet(input_shape=(28, 28, 1), num_classes=10, width=FASHION_WIDTH,
                       classifier_activation="softmax", name="fashion_taylornet"):
-    """Fashion-MNIST TaylorNet: mnist_taylornet at width 1.5, Fashion-MNIST's preprocessing."""
+    """Fashion-MNIST TaylorNet: mnist_taylornet at `FASHION_WIDTH`, with its preprocessing."""
     return _mnist_tree("fashion_mnist", input_shape, num_classes, width, classifier_activation,
                        name, polynomial_coarse_grain)
 
