@@ -42,10 +42,14 @@ class ActivationRanges:
             ``_experimental_calibrate_only = True`` (float ops, min/max recorded per tensor).
         images: the calibration images (float32, batch of single images) it was calibrated on.
         quantiles: the ``q`` values to prepare.
+        pixel_tensors: name fragments of tensors that hold raw pixels (the padding of
+            `tn_keras.export.input_folding`): they keep the model input's range at every ``q``,
+            so that int8 represents them as exactly as the input (integer pixels at scale 1).
     """
 
     def __init__(self, calibrated: bytes, images: np.ndarray,
-                 quantiles: Sequence[float] = CANDIDATE_QUANTILES):
+                 quantiles: Sequence[float] = CANDIDATE_QUANTILES,
+                 pixel_tensors: Sequence[str] = ()):
         from tensorflow.lite.tools import flatbuffer_utils
 
         for q in quantiles:
@@ -70,6 +74,13 @@ class ActivationRanges:
             np.asarray(images, np.float32), [q for q in self.quantiles if q < 1.0])
         if 1.0 in self.quantiles:
             self._bounds[1.0] = recorded
+        (input_index,) = inputs
+        pixels = subgraph.tensors[input_index].quantization
+        for i in self._tensors:
+            name = subgraph.tensors[i].name.decode()
+            if any(fragment in name for fragment in pixel_tensors):
+                for bounds in self._bounds.values():
+                    bounds[i] = (float(pixels.min[0]), float(pixels.max[0]))
 
     def _quantile_bounds(self, images, quantiles) -> Dict[float, Dict[int, Tuple[float, float]]]:
         from ai_edge_litert.interpreter import Interpreter

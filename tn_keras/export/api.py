@@ -15,6 +15,7 @@ from tn_keras.export import saved_model as saved_model_lib
 from tn_keras.export import tflite as tflite_lib
 from tn_keras.export.errors import ParityError
 from tn_keras.export.folding import fold_batch_normalization
+from tn_keras.export.input_folding import fold_input_normalization
 from tn_keras.export.runtime import TFLiteModel
 from tn_keras.export.signature import VALUE_RANGE
 from tn_keras.export.signature import image_input_shape
@@ -54,6 +55,7 @@ def export(
     verify: bool = True,
     activation_quantile: Union[str, float] = "auto",
     fold_batch_norm: bool = True,
+    fold_normalization: bool = True,
 ) -> dict:
     """Export a Keras image classifier for deployment; returns the manifest written beside it.
 
@@ -99,6 +101,9 @@ def export(
         fold_batch_norm: TFLite formats: merge each BatchNormalization into the polynomial
             layer before it (`tn_keras.export.folding`; same function, fewer ops, and no
             un-normalised tensor to quantise).
+        fold_normalization: TFLite formats: fold the input's Normalization into the Conv2D
+            after it (`tn_keras.export.input_folding`; the first convolution then reads the
+            raw pixels, which int8 holds exactly, instead of twice-rounded normalised ones).
 
     Returns:
         The manifest dict (also written to disk).
@@ -137,7 +142,7 @@ def export(
     else:
         record = _export_tflite(model, path, image_shape, format, representative_data, source,
                                 data_dir, overwrite, verify, activation_quantile,
-                                fold_batch_norm)
+                                fold_batch_norm, fold_normalization)
     manifest = manifest_lib.build_manifest(
         format=format, source=source_record, class_names=class_names, **record
     )
@@ -224,7 +229,8 @@ def _export_saved_model(model, path, image_shape, overwrite, verify) -> dict:
 
 
 def _export_tflite(model, path, image_shape, format, representative_data, source, data_dir,
-                   overwrite, verify, activation_quantile, fold_batch_norm) -> dict:
+                   overwrite, verify, activation_quantile, fold_batch_norm,
+                   fold_normalization) -> dict:
     mode = _TFLITE_MODES[format]
     int8 = mode == "int8"
     images, calibration_record = None, None
@@ -232,12 +238,17 @@ def _export_tflite(model, path, image_shape, format, representative_data, source
         images, calibration_record = calibration.calibration_images(
             image_shape, representative_data, source, data_dir, format=format)
     graph_model, folds = fold_batch_normalization(model) if fold_batch_norm else (model, [])
+    transforms = [dict(fold, transform="batch_normalization_folded") for fold in folds]
+    if fold_normalization:
+        graph_model, folds = fold_input_normalization(graph_model)
+        transforms += [dict(fold, transform="input_normalization_folded") for fold in folds]
+    pixel_tensors = [fold["padding_layer"] for fold in transforms if "padding_layer" in fold]
     with tempfile.TemporaryDirectory(prefix="tn_keras_export_") as tmp:
         folder = os.path.join(tmp, "saved_model")
         saved_model_lib.write_saved_model(graph_model, folder, batch_size=1)
         if int8:
             flatbuffer, ranges_record = _quantise_int8(model, folder, images,
-                                                       activation_quantile)
+                                                       activation_quantile, pixel_tensors)
             calibration_record = dict(calibration_record, activation_ranges=ranges_record)
         else:
             flatbuffer = tflite_lib.convert_saved_model(folder, mode=mode,
@@ -302,18 +313,18 @@ def _export_tflite(model, path, image_shape, format, representative_data, source
                                  output_quant),
         quantization=quantization,
         ops=tflite_lib.op_names(flatbuffer),
-        graph_transforms=[dict(fold, transform="batch_normalization_folded") for fold in folds],
+        graph_transforms=transforms,
         parity=parity,
     )
 
 
-def _quantise_int8(model, saved_model_dir, images, activation_quantile):
+def _quantise_int8(model, saved_model_dir, images, activation_quantile, pixel_tensors):
     """The int8 flatbuffer with quantile activation ranges, and how they were chosen."""
     import tensorflow as tf
 
     quantiles = (activation_ranges.CANDIDATE_QUANTILES if activation_quantile == "auto"
                  else (float(activation_quantile),))
-    ranges = tflite_lib.calibrate_int8(saved_model_dir, images, quantiles)
+    ranges = tflite_lib.calibrate_int8(saved_model_dir, images, quantiles, pixel_tensors)
     record = {"method": "quantiles of each activation on the calibration images, "
                         "[quantile(1 - q), quantile(q)] widened to include 0",
               "quantile": quantiles[0]}

@@ -32,6 +32,7 @@ from typing import List, Tuple
 import keras
 import numpy as np
 
+from tn_keras.export import graph
 from tn_keras.layers import PolyCG
 from tn_keras.layers import TaylorDense
 
@@ -79,23 +80,25 @@ def fold_batch_normalization(model: keras.Model) -> Tuple[keras.Model, List[dict
 
 def _foldable_pairs(model) -> dict:
     """``{polynomial layer name: the BatchNormalization that alone consumes its output}``."""
-    if not isinstance(model, keras.Model) or not hasattr(model, "_operations"):
+    if not graph.is_functional(model):
         return {}
     pairs = {}
     for layer in model.layers:
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue
-        if len(layer._inbound_nodes) != 1:
+        nodes = graph.inbound_nodes(model, layer)
+        if len(nodes) != 1:
             continue  # a shared BatchNormalization cannot take one layer's weights
-        parents = layer._inbound_nodes[0].parent_nodes
+        parents = nodes[0].parent_nodes
         if len(parents) != 1:
             continue
         parent = parents[0].operation
         if not _is_foldable_polynomial(parent):
             continue
-        if len(parent._inbound_nodes) != 1 or len(parent._outbound_nodes) != 1:
+        if (len(graph.inbound_nodes(model, parent)) != 1
+                or len(graph.outbound_nodes(model, parent)) != 1):
             continue  # its output feeds something besides this BatchNormalization
-        ndim = len(parent.output.shape)
+        ndim = len(parents[0].outputs[0].shape)
         channel_axis = ndim - 1
         if isinstance(parent, PolyCG) and parent.data_format == "channels_first":
             channel_axis = 1

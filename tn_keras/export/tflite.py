@@ -71,19 +71,19 @@ def convert_saved_model(
 
 
 def calibrate_int8(saved_model_dir: str, representative_data: np.ndarray,
-                   quantiles=activation_ranges.CANDIDATE_QUANTILES
+                   quantiles=activation_ranges.CANDIDATE_QUANTILES, pixel_tensors=()
                    ) -> activation_ranges.ActivationRanges:
     """Calibrate for full-integer quantisation, keeping the activation quantiles.
 
     ``calibrate_int8(...).quantise(q, tf.int8, tf.int8)`` is the int8 file with activation ranges
     at quantile ``q`` (``q = 1``: what ``convert_saved_model(mode="int8")`` gives); pass it
-    through `check_builtin_ops`.
+    through `check_builtin_ops`. ``pixel_tensors``: see `activation_ranges.ActivationRanges`.
     """
     converter = _converter(saved_model_dir, "int8", representative_data)
     converter._experimental_calibrate_only = True  # pylint: disable=protected-access
     calibrated = _convert(converter, "int8")
     return activation_ranges.ActivationRanges(
-        calibrated, np.asarray(representative_data, np.float32), quantiles)
+        calibrated, np.asarray(representative_data, np.float32), quantiles, pixel_tensors)
 
 
 def _converter(saved_model_dir, mode, representative_data):
