@@ -1,11 +1,12 @@
 """int8 top-1 agreement with Keras on real test images, per activation-range quantile.
 
-For each shipped checkpoint: BatchNormalization folded (as `tn_keras.export.export` does), one
-calibration on the export's default 500 training images, then one int8 file per quantile ``q``
-of `tn_keras.export.activation_ranges.CANDIDATE_QUANTILES` (``q = 1``: TFLite's own min/max), each
+For each shipped checkpoint: the export's graph rewrites (BatchNormalization and input
+Normalization folded, as `tn_keras.export.export` does), one calibration on the export's default
+500 training images, then one int8 file per quantile ``q`` of
+`tn_keras.export.activation_ranges.CANDIDATE_QUANTILES` (``q = 1``: TFLite's own min/max), each
 compared with the Keras model on a fixed random sample of the test split. Also reports the ``q``
-the export's automatic search picks (by agreement on the calibration images, not the test
-images) and, for comparison, plain int8 without the folding.
+the export's automatic search picks (on the calibration images, not the test images) and, for
+comparison, plain int8 without the rewrites.
 
     TN_KERAS_DATA=/path/to/data python benchmarks/int8_activation_ranges.py \
         --models cifar_taylornet,fashion_taylornet --test-images 2000 --json out.json
@@ -36,8 +37,8 @@ def main(argv=None):
     from tn_keras.export import calibration
     from tn_keras.export import saved_model as saved_model_lib
     from tn_keras.export import tflite as tflite_lib
-    from tn_keras.export.activation_ranges import search_quantile
-    from tn_keras.export.folding import fold_batch_normalization
+    from tn_keras.export.api import export_graph
+    from tn_keras.export.api import quantise_int8
 
     names = args.models.split(",") if args.models else zoo.list(pretrained=True)
     results = {}
@@ -54,7 +55,6 @@ def main(argv=None):
         if x.ndim == 3:
             x = x[..., None]
         keras_top1 = model.predict(x, batch_size=256, verbose=0).argmax(-1)
-        calibration_top1 = model.predict(images, batch_size=256, verbose=0).argmax(-1)
 
         def on_test(flatbuffer):
             top1 = TFLiteModel(flatbuffer).predict(x).argmax(-1)
@@ -67,18 +67,15 @@ def main(argv=None):
             saved_model_lib.write_saved_model(model, plain, batch_size=1)
             row["min_max_without_folding"] = on_test(
                 tflite_lib.convert_saved_model(plain, "int8", images))
-            folded = os.path.join(tmp, "folded")
-            saved_model_lib.write_saved_model(fold_batch_normalization(model)[0], folded,
-                                              batch_size=1)
-            ranges = tflite_lib.calibrate_int8(folded, images)
+            rewritten = os.path.join(tmp, "rewritten")
+            graph_model, _, pixel_tensors = export_graph(model)
+            saved_model_lib.write_saved_model(graph_model, rewritten, batch_size=1)
+            ranges = tflite_lib.calibrate_int8(rewritten, images, pixel_tensors=pixel_tensors)
             row["per_quantile"] = {str(q): on_test(ranges.quantise(q, tf.int8, tf.int8))
                                    for q in ranges.quantiles}
-            chosen, _, table = search_quantile(
-                ranges,
-                lambda fb: np.mean(TFLiteModel(fb).predict(images).argmax(-1)
-                                   == calibration_top1),
-                tf.int8, tf.int8)
-        row["auto"] = {"quantile": chosen, "calibration_agreement": table,
+            _, record = quantise_int8(model, None, images, "auto", ranges=ranges)
+        chosen = record["quantile"]
+        row["auto"] = {"quantile": chosen, "on_calibration_images": record["candidates"],
                        **row["per_quantile"][str(chosen)]}
         row["seconds"] = time.perf_counter() - t0
         results[name] = row

@@ -149,13 +149,22 @@ def test_quantile_one_is_tflites_own_int8(calibrated):
     assert ours.output_quantization == own.output_quantization
 
 
-def test_search_keeps_the_best_and_breaks_ties_towards_less_clipping(calibrated):
+def test_search_keeps_the_least_criterion_and_breaks_ties_towards_less_clipping(calibrated):
     _, _, _, ranges = calibrated
-    scores = iter([0.5, 0.8, 0.8])
+    scores = iter([{"error": 0.5, "other": 1.0}, {"error": 0.2, "other": 0.0},
+                   {"error": 0.2, "other": 2.0}])
     quantile, flatbuffer, table = search_quantile(ranges, lambda fb: next(scores), tf.int8,
-                                                  tf.int8)
-    assert quantile == 0.99 and table == {"1.0": 0.5, "0.99": 0.8, "0.9": 0.8}
+                                                  tf.int8, criterion="error")
+    assert quantile == 0.99
+    assert table == {"1.0": {"error": 0.5, "other": 1.0}, "0.99": {"error": 0.2, "other": 0.0},
+                     "0.9": {"error": 0.2, "other": 2.0}}
     assert TFLiteModel(flatbuffer).quantized
+
+
+def test_search_names_a_missing_criterion(calibrated):
+    _, _, _, ranges = calibrated
+    with pytest.raises(KeyError, match="'error'"):
+        search_quantile(ranges, lambda fb: {"other": 1.0}, tf.int8, tf.int8, criterion="error")
 
 
 def test_unprepared_or_invalid_quantiles_are_refused(calibrated):
@@ -172,9 +181,12 @@ def test_export_records_the_chosen_ranges_and_folds(tmp_path):
     manifest = export(model, path, format="tflite_int8",
                       representative_data=_images((8, 8, 3), 30, seed=3))
     ranges = manifest["quantization"]["calibration"]["activation_ranges"]
-    assert set(ranges["agreement"]) == {"1.0", "0.99999", "0.9999", "0.9995", "0.999",
-                                        "0.9985", "0.998", "0.995"}
-    assert ranges["agreement"][str(ranges["quantile"])] == max(ranges["agreement"].values())
+    candidates = ranges["candidates"]
+    assert set(candidates) == {"1.0", "0.99999", "0.9999", "0.9995", "0.999", "0.9985",
+                               "0.998", "0.995"}
+    errors = {q: figures["mean_squared_error"] for q, figures in candidates.items()}
+    assert errors[str(ranges["quantile"])] == min(errors.values())
+    assert all(0 <= figures["top1_agreement"] <= 1 for figures in candidates.values())
     assert [t["layer"] for t in manifest["graph_transforms"]] == ["cg1", "dicg", "exact",
                                                                   "factored"]
     fixed = export(model, str(tmp_path / "fixed.tflite"), format="tflite_int8",

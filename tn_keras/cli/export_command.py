@@ -23,10 +23,12 @@ def add_parser(subparsers):
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--activation-quantile", default="auto",
                    help="tflite_int8: int8 range of each activation = its [1-q, q] quantiles "
-                        "on the calibration images; 'auto' (default) picks q by top-1 "
-                        "agreement with the Keras model, 1 is TFLite's min/max")
+                        "on the calibration images; 'auto' (default) picks the q whose "
+                        "outputs are closest to the Keras model's, 1 is TFLite's min/max")
     p.add_argument("--no-fold-batch-norm", dest="fold_batch_norm", action="store_false",
                    help="TFLite formats: keep BatchNormalization layers as separate ops")
+    p.add_argument("--no-fold-normalization", dest="fold_normalization", action="store_false",
+                   help="TFLite formats: keep the input Normalization as separate ops")
     p.add_argument("--data-dir",
                    help="dataset folder for the int8 calibration images (default: "
                         "$TN_KERAS_DATA, ...)")
@@ -70,7 +72,8 @@ def run(args):
             pass  # export() names the argument and the valid values
     manifest = export(model, args.out, format=args.format, overwrite=args.overwrite,
                       source=args.name, checkpoint=checkpoint, data_dir=args.data_dir,
-                      activation_quantile=quantile, fold_batch_norm=args.fold_batch_norm)
+                      activation_quantile=quantile, fold_batch_norm=args.fold_batch_norm,
+                      fold_normalization=args.fold_normalization)
     summary = {k: manifest[k] for k in ("format", "sha256", "size_bytes", "parity_check")}
     summary["path"] = os.path.abspath(args.out)
     summary["weights"] = "untrained (--weights none)" if checkpoint is None else checkpoint

@@ -96,8 +96,9 @@ def export(
         activation_quantile: ``tflite_int8`` only: the int8 range of every activation is
             ``[quantile(1 - q), quantile(q)]`` of its values on the calibration images
             (`tn_keras.export.activation_ranges`). ``"auto"`` (default) tries
-            ``activation_ranges.CANDIDATE_QUANTILES`` and keeps the one whose top-1 agrees best
-            with the Keras model on the calibration images; ``1.0`` is TFLite's min/max.
+            ``activation_ranges.CANDIDATE_QUANTILES`` and keeps the one whose outputs are
+            closest to the Keras model's on the calibration images (least mean squared
+            difference); ``1.0`` is TFLite's min/max.
         fold_batch_norm: TFLite formats: merge each BatchNormalization into the polynomial
             layer before it (`tn_keras.export.folding`; same function, fewer ops, and no
             un-normalised tensor to quantise).
@@ -237,18 +238,14 @@ def _export_tflite(model, path, image_shape, format, representative_data, source
     if mode != "float":
         images, calibration_record = calibration.calibration_images(
             image_shape, representative_data, source, data_dir, format=format)
-    graph_model, folds = fold_batch_normalization(model) if fold_batch_norm else (model, [])
-    transforms = [dict(fold, transform="batch_normalization_folded") for fold in folds]
-    if fold_normalization:
-        graph_model, folds = fold_input_normalization(graph_model)
-        transforms += [dict(fold, transform="input_normalization_folded") for fold in folds]
-    pixel_tensors = [fold["padding_layer"] for fold in transforms if "padding_layer" in fold]
+    graph_model, transforms, pixel_tensors = export_graph(model, fold_batch_norm,
+                                                          fold_normalization)
     with tempfile.TemporaryDirectory(prefix="tn_keras_export_") as tmp:
         folder = os.path.join(tmp, "saved_model")
         saved_model_lib.write_saved_model(graph_model, folder, batch_size=1)
         if int8:
-            flatbuffer, ranges_record = _quantise_int8(model, folder, images,
-                                                       activation_quantile, pixel_tensors)
+            flatbuffer, ranges_record = quantise_int8(model, folder, images,
+                                                      activation_quantile, pixel_tensors)
             calibration_record = dict(calibration_record, activation_ranges=ranges_record)
         else:
             flatbuffer = tflite_lib.convert_saved_model(folder, mode=mode,
@@ -318,26 +315,59 @@ def _export_tflite(model, path, image_shape, format, representative_data, source
     )
 
 
-def _quantise_int8(model, saved_model_dir, images, activation_quantile, pixel_tensors):
-    """The int8 flatbuffer with quantile activation ranges, and how they were chosen."""
+def export_graph(model: keras.Model, fold_batch_norm: bool = True,
+                 fold_normalization: bool = True):
+    """The model the TFLite converter sees, after the export's exact graph rewrites.
+
+    Returns:
+        ``(graph_model, transforms, pixel_tensors)``: the rewritten model, a record of each
+        rewrite (for the manifest), and the name fragments of tensors that hold raw pixels
+        (see `activation_ranges.ActivationRanges`).
+    """
+    graph_model, folds = fold_batch_normalization(model) if fold_batch_norm else (model, [])
+    transforms = [dict(fold, transform="batch_normalization_folded") for fold in folds]
+    if fold_normalization:
+        graph_model, folds = fold_input_normalization(graph_model)
+        transforms += [dict(fold, transform="input_normalization_folded") for fold in folds]
+    pixel_tensors = [fold["padding_layer"] for fold in transforms if "padding_layer" in fold]
+    return graph_model, transforms, pixel_tensors
+
+
+def quantise_int8(model, saved_model_dir, images, activation_quantile="auto",
+                  pixel_tensors=(), ranges=None):
+    """The int8 flatbuffer of ``saved_model_dir`` with quantile activation ranges.
+
+    ``model`` is the Keras model the SavedModel was written from (before or after the graph
+    rewrites: they compute the same function); ``"auto"`` compares every candidate quantile
+    with its outputs on ``images``. ``ranges``: an `activation_ranges.ActivationRanges`
+    already calibrated on ``images`` (then ``saved_model_dir`` and ``pixel_tensors`` are not
+    used), for callers that also study each quantile.
+
+    Returns:
+        ``(flatbuffer, record)``: the record says how the ranges were chosen (for the manifest).
+    """
     import tensorflow as tf
 
     quantiles = (activation_ranges.CANDIDATE_QUANTILES if activation_quantile == "auto"
                  else (float(activation_quantile),))
-    ranges = tflite_lib.calibrate_int8(saved_model_dir, images, quantiles, pixel_tensors)
+    if ranges is None:
+        ranges = tflite_lib.calibrate_int8(saved_model_dir, images, quantiles, pixel_tensors)
     record = {"method": "quantiles of each activation on the calibration images, "
                         "[quantile(1 - q), quantile(q)] widened to include 0",
               "quantile": quantiles[0]}
     if activation_quantile == "auto":
-        want = _keras_outputs(model, images).argmax(-1)
+        want = _keras_outputs(model, images)
 
-        def agreement(flatbuffer):
-            return np.mean(TFLiteModel(flatbuffer).predict(images).argmax(-1) == want)
+        def evaluate(flatbuffer):
+            got = TFLiteModel(flatbuffer).predict(images)
+            return {"mean_squared_error": np.mean(np.sum((got - want) ** 2, axis=-1)),
+                    "top1_agreement": np.mean(got.argmax(-1) == want.argmax(-1))}
 
         quantile, flatbuffer, table = activation_ranges.search_quantile(
-            ranges, agreement, tf.int8, tf.int8)
-        record.update(quantile=quantile, search="top-1 agreement with the Keras model on the "
-                      "calibration images, per candidate quantile", agreement=table)
+            ranges, evaluate, tf.int8, tf.int8, criterion="mean_squared_error")
+        record.update(quantile=quantile, search="least mean squared difference between the "
+                      "int8 and Keras output vectors on the calibration images",
+                      candidates=table)
     else:
         flatbuffer = ranges.quantise(quantiles[0], tf.int8, tf.int8)
     return tflite_lib.check_builtin_ops(flatbuffer), record
