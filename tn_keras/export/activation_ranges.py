@@ -124,6 +124,12 @@ class ActivationRanges:
     def quantise(self, quantile: float, input_type, output_type) -> bytes:
         """The full-integer flatbuffer with every activation range set at ``quantile``."""
         from tensorflow.lite.python.convert import mlir_quantize
+
+        return bytes(mlir_quantize(self.calibrated_at(quantile), False,
+                                   input_data_type=input_type, output_data_type=output_type))
+
+    def calibrated_at(self, quantile: float) -> bytes:
+        """The calibrated float flatbuffer with every recorded range set at ``quantile``."""
         from tensorflow.lite.tools import flatbuffer_utils
 
         if quantile not in self._bounds:
@@ -134,9 +140,7 @@ class ActivationRanges:
         for i, (low, high) in self._bounds[quantile].items():
             tensors[i].quantization.min = [low]
             tensors[i].quantization.max = [high]
-        edited = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-        return bytes(mlir_quantize(edited, False, input_data_type=input_type,
-                                   output_data_type=output_type))
+        return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def search_quantile(
