@@ -29,6 +29,9 @@ def add_parser(subparsers):
                    help="TFLite formats: keep BatchNormalization layers as separate ops")
     p.add_argument("--no-fold-normalization", dest="fold_normalization", action="store_false",
                    help="TFLite formats: keep the input Normalization as separate ops")
+    p.add_argument("--calibration", metavar="LEVEL_DIR",
+                   help="quantised formats: calibrate on a distilled level folder "
+                        "(<distill --out>/level_<a>) instead of 500 training images")
     p.add_argument("--data-dir",
                    help="dataset folder for the int8 calibration images (default: "
                         "$TN_KERAS_DATA, ...)")
@@ -72,6 +75,7 @@ def run(args):
             pass  # export() names the argument and the valid values
     manifest = export(model, args.out, format=args.format, overwrite=args.overwrite,
                       source=args.name, checkpoint=checkpoint, data_dir=args.data_dir,
+                      representative_data=args.calibration,
                       activation_quantile=quantile, fold_batch_norm=args.fold_batch_norm,
                       fold_normalization=args.fold_normalization)
     summary = {k: manifest[k] for k in ("format", "sha256", "size_bytes", "parity_check")}

@@ -46,7 +46,7 @@ def export(
     model: keras.Model,
     path: Union[str, os.PathLike],
     format: str = "saved_model",
-    representative_data: Optional[np.ndarray] = None,
+    representative_data: Optional[Union[np.ndarray, str, os.PathLike]] = None,
     overwrite: bool = False,
     source: Optional[str] = None,
     *,
@@ -81,8 +81,9 @@ def export(
             name beside it and renamed when complete, so it is never half-written.
         format: one of `FORMATS`.
         representative_data: raw calibration images ``(N, H, W, C)`` for the quantised formats
-            (a few hundred training images). Default: 500 images drawn with seed 0 from the
-            training split of ``source``'s dataset.
+            (a few hundred training images), or the path of a distilled level folder
+            (``<export_dir>/level_<a>`` from `tn_keras.distill`; sha256-verified). Default: 500
+            images drawn with seed 0 from the training split of ``source``'s dataset.
         overwrite: replace an existing ``path``; otherwise an existing path is a
             FileExistsError.
         source: the zoo name of the model: recorded in the manifest, gives the class names and

@@ -3,13 +3,18 @@
 The int8 ranges of every activation are set from these images, so they must look like what the
 deployed model will see: real raw training images, not noise. By default (``source`` names a zoo
 model) a fixed, seeded sample of its dataset's training split is used, so the same command
-always produces the same quantised file.
+always produces the same quantised file. A distilled level (``representative_data`` = the path
+of a ``level_<a>`` folder written by `tn_keras.distill`) is the small, shareable alternative: a
+few images per class that stand for the training set, checked against their sha256 first.
 """
+import os
+import re
 from typing import Optional, Tuple
 
 import numpy as np
 
 from tn_keras.export.signature import as_image_batch
+from tn_keras.utils.files import sha256_file
 
 DEFAULT_NUM_IMAGES = 500
 DEFAULT_SEED = 0
@@ -28,7 +33,8 @@ def calibration_images(
 
     Args:
         image_shape: the model's per-image input shape ``(H, W, C)``.
-        representative_data: raw images given by the caller; used as they are.
+        representative_data: raw images given by the caller, used as they are; or the path of
+            a distilled level folder (``<export_dir>/level_<a>``), whose images are used.
         source: a zoo model name: ``num_images`` images of its dataset's ``train`` split,
             drawn without replacement with ``numpy.random.default_rng(seed)``.
         data_dir: the dataset folder for `tn_keras.datasets.load`.
@@ -36,6 +42,8 @@ def calibration_images(
     Raises:
         ValueError: neither ``representative_data`` nor a zoo ``source`` is given.
     """
+    if isinstance(representative_data, (str, os.PathLike)):
+        return distilled_level_images(representative_data, image_shape)
     if representative_data is not None:
         images = as_image_batch(representative_data, image_shape, "representative_data")
         return images, {"source": "representative_data (caller-supplied)",
@@ -60,4 +68,32 @@ def calibration_images(
         "num_images": int(len(images)),
         "seed": int(seed),
         "sampling": "numpy.random.default_rng(seed).choice(len(train), n, replace=False)",
+    }
+
+
+def distilled_level_images(level_path, image_shape: tuple) -> Tuple[np.ndarray, dict]:
+    """The images of a distilled level folder (sha256-verified) and their record.
+
+    Raises:
+        ValueError: the path is not a ``level_<a>`` folder, or its files fail verification.
+        FileNotFoundError: the folder does not exist.
+    """
+    from tn_keras.distill.export import MANIFEST
+    from tn_keras.distill.export import load_level
+
+    path = os.path.normpath(os.fspath(level_path))
+    match = re.fullmatch(r"level_(\d+)", os.path.basename(path))
+    if match is None:
+        raise ValueError(f"representative_data={os.fspath(level_path)!r}: a path must be a "
+                         "distilled level folder named level_<a> (written by tn_keras.distill), "
+                         "or pass an array of raw images.")
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"No distilled level folder at {path}.")
+    x, _ = load_level(os.path.dirname(path), int(match.group(1)), verify=True)
+    images = as_image_batch(x, image_shape, f"the images of {path}")
+    return images, {
+        "source": f"distilled level {int(match.group(1))} ({os.path.basename(path)})",
+        "num_images": int(len(images)),
+        "images_sha256": sha256_file(os.path.join(path, "images.npz")),
+        "verification": f"every file's sha256 checked against the level's {MANIFEST}",
     }
