@@ -136,3 +136,33 @@ def test_float_export_of_a_folded_model_matches_keras(tmp_path):
     x = _images((9, 10, 3), n=4, seed=5)
     np.testing.assert_allclose(TFLiteModel(path).predict(x), TFLiteModel(unfolded).predict(x),
                                atol=1e-5)
+
+
+def test_both_folds_compose_in_either_order():
+    """The rewrites share unchanged layers with their input model, so a layer can have nodes in
+    two models; each fold must still see one consumer per output in the model it rewrites."""
+    from tn_keras.export.folding import fold_batch_normalization
+    from tn_keras.layers import PolyCG
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Normalization(mean=MEAN, variance=[s * s for s in STD], name="norm")(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)
+    x = PolyCG(5, name="cg")(x)
+    x = keras.layers.BatchNormalization(name="cg_bn")(x)
+    model = keras.Model(inputs, keras.layers.Flatten()(x))
+    bn = model.get_layer("cg_bn")
+    bn.moving_mean.assign(np.linspace(-1, 1, 5))
+    bn.moving_variance.assign(np.linspace(0.5, 4, 5))
+    x = _images((8, 8, 3))
+    want = np.asarray(model(x), np.float64)
+    for first, second in ((fold_input_normalization, fold_batch_normalization),
+                          (fold_batch_normalization, fold_input_normalization)):
+        once, record_one = first(model)
+        twice, record_two = second(once)
+        assert len(record_one) == len(record_two) == 1, (first.__name__, second.__name__)
+        kinds = {type(layer) for layer in twice.layers}
+        assert keras.layers.Normalization not in kinds
+        assert keras.layers.BatchNormalization not in kinds
+        np.testing.assert_allclose(np.asarray(twice(x)), want, rtol=1e-4,
+                                   atol=1e-4 * np.abs(want).max())

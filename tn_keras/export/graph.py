@@ -3,6 +3,11 @@
 The export's graph rewrites (`folding`, `input_folding`) clone a model and share every layer
 they do not change, so a layer can have nodes in several models. Whether its output feeds one
 consumer must then be asked of the model being rewritten, not of the layer.
+
+Keras has no public API for this: a functional model keeps the keys of its own nodes in
+``_nodes`` (built with ``make_node_key``), and layers list theirs in ``_inbound_nodes`` /
+``_outbound_nodes``. These private names hold in Keras 3.15 (the version tested here); the
+folding tests fail if they change.
 """
 import keras
 from keras.src.ops.function import make_node_key
