@@ -46,6 +46,39 @@ def test_train_writes_a_verified_checkpoint_and_is_deterministic(tmp_path):
                                           "training_log.csv"]
 
 
+def test_train_with_model_kwargs_records_and_reloads_them(tmp_path):
+    from tn_keras.training import train
+
+    out = str(tmp_path / "wide")
+    model, manifest = train("digits_taylornet", epochs=1, out=out, max_train_examples=64,
+                            verbose=0, model_kwargs={"width": 1.5})
+    wide = zoo.build("digits_taylornet", width=1.5).count_params()
+    assert wide != zoo.build("digits_taylornet").count_params()
+    assert manifest["parameters"] == model.count_params() == wide
+    assert manifest["training"]["model_kwargs"] == {"width": 1.5}
+    assert manifest["training"]["command"] == (
+        f"tn-keras train digits_taylornet --epochs 1 --batch-size 32 --seed 0 "
+        f"--model-kwargs width=1.5 --max-train-examples 64 --out {out}")
+    # The checkpoint holds the wide architecture itself.
+    assert zoo.load("digits_taylornet", weights=out).count_params() == wide
+
+
+def test_train_names_an_unknown_model_kwarg():
+    from tn_keras.training import train
+
+    with pytest.raises(ValueError, match=r"\['depth'\].*takes: input_shape, num_classes, width"):
+        train("digits_taylornet", epochs=1, max_train_examples=64, model_kwargs={"depth": 3})
+
+
+def test_cli_parses_model_kwargs():
+    from tn_keras.cli.train_command import parse_model_kwargs
+
+    assert parse_model_kwargs(["width=2.0", "name=wide", "classifier_activation=null"]) == {
+        "width": 2.0, "name": "wide", "classifier_activation": None}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        parse_model_kwargs(["width"])
+
+
 def test_train_refuses_to_overwrite(tmp_path):
     from tn_keras.training import train
 

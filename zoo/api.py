@@ -100,11 +100,15 @@ def load(name, weights="pretrained", compile=True):
 
 @functools.lru_cache(maxsize=None)
 def _architecture_facts(name):
+    spec = get_spec(name)
+    return model_facts(spec.builder(), spec.dataset)
+
+
+def model_facts(model, dataset) -> dict:
+    """Shapes, class names, parameter and MAC counts of a built model of ``dataset``."""
     from tn_keras import datasets
 
-    spec = get_spec(name)
-    model = spec.builder()
-    data = datasets.info(spec.dataset)
+    data = datasets.info(dataset)
     return dict(
         input_shape=tuple(model.input_shape[1:]),
         num_classes=int(model.output_shape[-1]),

@@ -17,7 +17,26 @@ def add_parser(subparsers):
     p.add_argument("--strategy", choices=STRATEGIES, default="default")
     p.add_argument("--max-train-examples", type=int, help="train on the first N images only")
     p.add_argument("--max-eval-examples", type=int, help="evaluate on the first N images only")
+    p.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE", default=[],
+                   help="arguments of the architecture's builder, e.g. width=2.0 (values are "
+                        "read as JSON, else as strings); an unknown name is refused with "
+                        "the valid ones")
     p.set_defaults(run=run)
+
+
+def parse_model_kwargs(items):
+    """``["width=2.0", "name=x"]`` -> ``{"width": 2.0, "name": "x"}`` (JSON values, else strings)."""
+    kwargs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise SystemExit(f"tn-keras train: --model-kwargs expects KEY=VALUE pairs; "
+                             f"received {item!r}.")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return kwargs
 
 
 def run(args):
@@ -28,6 +47,7 @@ def run(args):
         out=args.out, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
         strategy=args.strategy, max_train_examples=args.max_train_examples,
         max_eval_examples=args.max_eval_examples,
+        model_kwargs=parse_model_kwargs(args.model_kwargs),
     )
     if manifest is not None:
         print(json.dumps(manifest["metrics"], indent=2))

@@ -7,6 +7,8 @@ distribution strategy, and finally the checkpoint written atomically with its ma
 """
 import csv
 import datetime
+import inspect
+import json
 import os
 import shlex
 import shutil
@@ -108,9 +110,13 @@ class EpochSeconds(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
-def _command(name, epochs, batch_size, seed, strategy, max_train_examples, out):
+def _command(name, epochs, batch_size, seed, strategy, max_train_examples, out,
+             model_kwargs=None):
     words = ["tn-keras", "train", name, "--epochs", str(epochs), "--batch-size",
              str(batch_size), "--seed", str(seed)]
+    if model_kwargs:
+        words += ["--model-kwargs"] + [f"{key}={json.dumps(value)}"
+                                       for key, value in sorted(model_kwargs.items())]
     if strategy not in (None, "default"):
         words += ["--strategy", strategy]
     if max_train_examples is not None:
@@ -118,6 +124,17 @@ def _command(name, epochs, batch_size, seed, strategy, max_train_examples, out):
     if out is not None:
         words += ["--out", out]
     return " ".join(shlex.quote(w) for w in words)
+
+
+def _check_model_kwargs(spec, model_kwargs):
+    """Refuse keyword arguments the architecture's builder does not take, naming the valid ones."""
+    parameters = inspect.signature(spec.builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(model_kwargs) - set(parameters))
+    if unknown:
+        raise ValueError(f"model_kwargs {unknown} are not arguments of the {spec.name!r} "
+                         f"builder; it takes: {', '.join(parameters)}.")
 
 
 def _training_seconds(log_path):
@@ -131,7 +148,7 @@ def _training_seconds(log_path):
 
 def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, resume=False,
           overwrite=False, strategy=None, max_train_examples=None, max_eval_examples=None,
-          callbacks=None, verbose="auto"):
+          callbacks=None, verbose="auto", model_kwargs=None):
     """Train ``name`` with its recipe and write ``<out>/<name>.keras`` + ``manifest.json``.
 
     Args:
@@ -150,11 +167,16 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         callbacks: more Keras callbacks for ``fit`` (e.g. a
             `tn_keras.distill.MultiLevelDistillation`).
         verbose: as in ``Model.fit``.
+        model_kwargs: keyword arguments for the architecture's builder (e.g. ``{"width":
+            2.0}``); recorded in the manifest and the command. The checkpoint file holds the
+            whole architecture, so `tn_keras.zoo.load` reads it back as trained.
 
     Returns:
         ``(model, manifest)``.
     """
     spec = get_spec(name)
+    model_kwargs = dict(model_kwargs or {})
+    _check_model_kwargs(spec, model_kwargs)
     recipe = spec.recipe
     epochs = int(epochs or recipe.epochs)
     batch_size = int(batch_size or recipe.batch_size)
@@ -184,7 +206,7 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
     train_ds = training_dataset(spec.dataset, x, y, recipe, batch_size, seed)
 
     with strategy_obj.scope():
-        model = spec.builder()
+        model = spec.builder(**model_kwargs)
         model.compile(
             optimizer=make_optimizer(recipe, steps_per_epoch, epochs),
             loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -225,7 +247,8 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
 
     with atomic_path(model_path, overwrite=True) as tmp:
         model.save(tmp)
-    facts = zoo_api._architecture_facts(name)
+    facts = (zoo_api.model_facts(model, spec.dataset) if model_kwargs
+             else zoo_api._architecture_facts(name))
     manifest = {
         "format_version": 1,
         "name": name,
@@ -244,7 +267,8 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         "evaluation_command": f"tn-keras evaluate {name}",
         "training": {
             "command": _command(name, epochs, batch_size, seed, strategy, max_train_examples,
-                                out_given),
+                                out_given, model_kwargs),
+            "model_kwargs": model_kwargs,
             "epochs": epochs,
             "batch_size": batch_size,
             "seed": seed,
