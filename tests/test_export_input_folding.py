@@ -72,9 +72,11 @@ def test_mean_padding_pads_each_channel_with_its_value():
     np.testing.assert_array_equal(np.asarray(clone(x)), want)
 
 
-def test_mean_padding_names_a_channel_mismatch():
+def test_mean_padding_names_a_channel_mismatch_or_unknown_size():
     with pytest.raises(ValueError, match="2 values for an input with 3 channels"):
         MeanPadding(((1, 1), (1, 1)), [0.0, 1.0])(np.zeros((1, 4, 4, 3), "float32"))
+    with pytest.raises(ValueError, match=r"known image size.*\(None, None, None, 2\)"):
+        MeanPadding(((1, 1), (1, 1)), [0.0, 1.0])(keras.Input((None, None, 2)))
 
 
 def test_normalization_that_is_not_foldable_is_left_alone():

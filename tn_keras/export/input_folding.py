@@ -50,6 +50,9 @@ class MeanPadding(keras.layers.Layer):
 
     def build(self, input_shape):
         rows, cols, channels = input_shape[1:]
+        if rows is None or cols is None:
+            raise ValueError(f"MeanPadding needs a known image size; received an input of shape "
+                             f"{tuple(input_shape)}.")
         if channels != len(self.values):
             raise ValueError(f"MeanPadding has {len(self.values)} values for an input with "
                              f"{channels} channels (shape {tuple(input_shape)}).")
@@ -118,7 +121,7 @@ def fold_input_normalization(model: keras.Model) -> Tuple[keras.Model, List[dict
 
 
 def _foldable_pair(model):
-    """``(normalization, conv)``, or None when the model has no foldable pair."""
+    """``(normalization, conv, (rows, cols))``, or None when the model has no foldable pair."""
     if not graph.is_functional(model) or len(model.inputs) != 1:
         return None
     for layer in model.layers:
