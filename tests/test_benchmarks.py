@@ -1,0 +1,67 @@
+"""The int8 study scripts in benchmarks/ run end to end (on the offline 8x8 digits, few images).
+
+They measure, they do not assert figures: these tests only keep them from rotting as the
+library changes, and check the shape of what they write.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tn_keras import zoo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TN_KERAS_OFFLINE="1")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif("digits_taylornet" not in zoo.list(pretrained=True),
+                       reason="needs the shipped digits_taylornet checkpoint"),
+]
+
+
+def _run_benchmark(script, *args):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+                            capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_int8_activation_ranges_benchmark(tmp_path):
+    out = str(tmp_path / "ranges.json")
+    _run_benchmark("int8_activation_ranges.py", "--models", "digits_taylornet",
+                   "--test-images", "40", "--json", out)
+    with open(out) as f:
+        row = json.load(f)["digits_taylornet"]
+    assert row["test_images"] == 40
+    assert set(row["per_quantile"]) == set(row["auto"]["on_calibration_images"])
+    assert str(row["auto"]["quantile"]) in row["per_quantile"]
+
+
+def test_int8_sensitivity_benchmark(tmp_path):
+    out = str(tmp_path / "sensitivity.json")
+    _run_benchmark("int8_sensitivity.py", "--models", "digits_taylornet", "--test-images", "40",
+                   "--json", out)
+    with open(out) as f:
+        row = json.load(f)["digits_taylornet"]
+    assert 0 <= row["all_int8"] <= 1 and 0 <= row["all_listed_float"] <= 1
+    # Every layer with ops of its own is studied, and some of them own tensors.
+    assert {"cg1", "logits"} <= set(row["one_layer_float"])
+    assert any(v["float_tensors"] for v in row["one_layer_float"].values())
+
+
+def test_int8_calibration_benchmark(tmp_path):
+    levels = str(tmp_path / "levels")
+    result = subprocess.run([sys.executable, "-m", "tn_keras.cli", "distill", "digits_taylornet",
+                             "--per-class", "8", "--levels", "1", "--steps", "2", "--out",
+                             levels], capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = str(tmp_path / "calibration.json")
+    _run_benchmark("int8_calibration.py", "--model", "digits_taylornet", "--distilled", levels,
+                   "--levels", "1", "--test-images", "40", "--json", out)
+    with open(out) as f:
+        results = json.load(f)
+    level = results["levels"]["1"]
+    assert level["distilled"]["images"] == level["random_real"]["images"] == 40
+    assert level["distilled"]["calibration"] == "distilled level 1 (level_1)"
