@@ -291,3 +291,27 @@ def test_cli_export(tmp_path, capsys):
     assert main(args + ["--overwrite"]) == 0
     assert main(args + ["--overwrite", "--activation-quantile", "most"]) == 2
     assert "activation_quantile must be 'auto' or a number" in capsys.readouterr().err
+
+
+def test_cli_evaluates_a_verified_tflite_export(tmp_path, capsys):
+    from tn_keras.cli import main
+
+    out = str(tmp_path / "digits_int8.tflite")
+    assert main(["export", "digits_taylornet", "--format", "tflite_int8", "--out", out]) == 0
+    capsys.readouterr()
+    evaluate = ["evaluate", "digits_taylornet", "--tflite", out, "--max-examples", "60"]
+    assert main(evaluate) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["test"]["examples"] == 60
+    assert 0.9 <= results["test"]["top1_agreement"] <= 1.0
+    assert 0.0 <= results["test"]["accuracy"] <= 1.0
+    # Another zoo model's name, a changed file, a missing manifest: one-line errors.
+    assert main(["evaluate", "mnist7_taylor", "--tflite", out]) == 2
+    assert "exported from 'digits_taylornet', not 'mnist7_taylor'" in capsys.readouterr().err
+    with open(out, "ab") as f:
+        f.write(b"\0")
+    assert main(evaluate) == 2
+    assert "does not match the sha256" in capsys.readouterr().err
+    os.remove(out + ".json")
+    assert main(evaluate) == 2
+    assert "manifest" in capsys.readouterr().err

@@ -75,7 +75,7 @@ def test_cli_parses_model_kwargs():
 
     assert parse_model_kwargs(["width=2.0", "name=wide", "classifier_activation=null"]) == {
         "width": 2.0, "name": "wide", "classifier_activation": None}
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
+    with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_model_kwargs(["width"])
 
 

@@ -1,5 +1,6 @@
-"""``tn-keras evaluate NAME``: accuracy of a checkpoint on the real test split(s)."""
+"""``tn-keras evaluate NAME``: accuracy of a checkpoint, or of an export of it, on the test split(s)."""
 import json
+import os
 
 
 def add_parser(subparsers):
@@ -7,6 +8,9 @@ def add_parser(subparsers):
     p.add_argument("name")
     p.add_argument("--weights", default="pretrained",
                    help="'pretrained' (default) or a checkpoint folder / .keras file")
+    p.add_argument("--tflite", metavar="FILE",
+                   help="evaluate this .tflite export of the checkpoint instead (its manifest "
+                        "is checked first), with its top-1 agreement with the Keras model")
     p.add_argument("--data-dir")
     p.add_argument("--max-examples", type=int)
     p.set_defaults(run=run)
@@ -17,6 +21,35 @@ def run(args):
     from tn_keras.training import evaluate
 
     model = zoo.load(args.name, weights=args.weights, compile=False)
-    results = evaluate(model, zoo.info(args.name).dataset, data_dir=args.data_dir,
-                       max_examples=args.max_examples)
+    dataset = zoo.info(args.name).dataset
+    if args.tflite is None:
+        results = evaluate(model, dataset, data_dir=args.data_dir,
+                           max_examples=args.max_examples)
+    else:
+        results = evaluate(verified_tflite(args.tflite, args.name), dataset,
+                           data_dir=args.data_dir, max_examples=args.max_examples,
+                           reference=model)
     print(json.dumps(results, indent=2))
+
+
+def verified_tflite(path, name):
+    """The `TFLiteModel` at ``path`` after checking it against the manifest beside it."""
+    from tn_keras.export import TFLiteModel
+    from tn_keras.export import read_manifest
+    from tn_keras.utils.files import sha256_file
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--tflite {path}: no such file.")
+    try:
+        manifest = read_manifest(path, "tflite")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"--tflite {path}: its manifest {path}.json (written by `tn-keras export`) is "
+            "missing, so its sha256 cannot be checked.") from None
+    if sha256_file(path) != manifest["sha256"]:
+        raise ValueError(f"--tflite {path} does not match the sha256 in its manifest (changed or "
+                         "truncated since export).")
+    source = manifest.get("source", {}).get("model")
+    if source not in (None, name):
+        raise ValueError(f"--tflite {path} was exported from {source!r}, not {name!r}.")
+    return TFLiteModel(path)

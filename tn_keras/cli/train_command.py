@@ -30,8 +30,7 @@ def parse_model_kwargs(items):
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
-            raise SystemExit(f"tn-keras train: --model-kwargs expects KEY=VALUE pairs; "
-                             f"received {item!r}.")
+            raise ValueError(f"--model-kwargs expects KEY=VALUE pairs; received {item!r}.")
         try:
             kwargs[key] = json.loads(value)
         except json.JSONDecodeError:

@@ -1,4 +1,5 @@
 """Accuracy of a model on the real test split(s) of its dataset."""
+import keras
 import numpy as np
 
 from tn_keras import datasets
@@ -10,24 +11,38 @@ def evaluation_splits(dataset):
         "test",)
 
 
-def evaluate(model, dataset, splits=None, data_dir=None, batch_size=256, max_examples=None):
+def evaluate(model, dataset, splits=None, data_dir=None, batch_size=256, max_examples=None,
+             reference=None):
     """``{split: {"accuracy": a, "examples": n}}`` from the argmax of ``model.predict``.
 
     Args:
-        model: a Keras model taking raw images (zoo models carry their preprocessing).
+        model: a Keras model taking raw images (zoo models carry their preprocessing), or a
+            `tn_keras.export.TFLiteModel`.
         dataset: a `tn_keras.datasets` name.
         splits: default `evaluation_splits(dataset)`.
         max_examples: evaluate the first ``max_examples`` of each split only (smoke tests).
+        reference: another model (e.g. the Keras model an export came from): each split also
+            reports ``top1_agreement``, the fraction of images on which both predict the same
+            class.
     """
     results = {}
     for split in splits or evaluation_splits(dataset):
         x, y = datasets.load(dataset, split, data_dir=data_dir)
         if max_examples is not None:
             x, y = x[:max_examples], y[:max_examples]
-        scores = model.predict(x.astype("float32"), batch_size=batch_size, verbose=0)
-        predicted = np.argmax(scores, axis=-1)
+        x = x.astype("float32")
+        predicted = _top1(model, x, batch_size)
         results[split] = {
             "accuracy": float(np.mean(predicted == y)),
             "examples": int(len(y)),
         }
+        if reference is not None:
+            agreement = np.mean(predicted == _top1(reference, x, batch_size))
+            results[split]["top1_agreement"] = float(agreement)
     return results
+
+
+def _top1(model, x, batch_size):
+    if isinstance(model, keras.Model):
+        return np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=-1)
+    return np.argmax(model.predict(x), axis=-1)  # TFLiteModel: one image at a time
