@@ -1,4 +1,4 @@
-"""``tn-keras evaluate NAME``: accuracy of a checkpoint, or of an export of it, on the test split(s)."""
+"""``tn-keras evaluate NAME``: accuracy of a checkpoint, or of an export of it, on the test set."""
 import json
 import os
 
@@ -20,15 +20,16 @@ def run(args):
     from tn_keras import zoo
     from tn_keras.training import evaluate
 
+    # A bad --tflite file is refused before the (slow) checkpoint load.
+    exported = None if args.tflite is None else verified_tflite(args.tflite, args.name)
     model = zoo.load(args.name, weights=args.weights, compile=False)
     dataset = zoo.info(args.name).dataset
-    if args.tflite is None:
+    if exported is None:
         results = evaluate(model, dataset, data_dir=args.data_dir,
                            max_examples=args.max_examples)
     else:
-        results = evaluate(verified_tflite(args.tflite, args.name), dataset,
-                           data_dir=args.data_dir, max_examples=args.max_examples,
-                           reference=model)
+        results = evaluate(exported, dataset, data_dir=args.data_dir,
+                           max_examples=args.max_examples, reference=model)
     print(json.dumps(results, indent=2))
 
 

@@ -25,7 +25,7 @@ def add_parser(subparsers):
 
 
 def parse_model_kwargs(items):
-    """``["width=2.0", "name=x"]`` -> ``{"width": 2.0, "name": "x"}`` (JSON values, else strings)."""
+    """``["width=2.0", "name=x"]`` -> ``{"width": 2.0, "name": "x"}`` (JSON, else a string)."""
     kwargs = {}
     for item in items:
         key, sep, value = item.partition("=")
