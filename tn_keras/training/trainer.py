@@ -247,8 +247,7 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
 
     with atomic_path(model_path, overwrite=True) as tmp:
         model.save(tmp)
-    facts = (zoo_api.model_facts(model, spec.dataset) if model_kwargs
-             else zoo_api._architecture_facts(name))
+    facts = zoo_api.model_facts(model, spec.dataset)  # the model as built, with its kwargs
     manifest = {
         "format_version": 1,
         "name": name,
