@@ -1,6 +1,6 @@
 """Structure of the polynomials the layers build: the paper's Fig. S1 and the degree of a stack.
 
-* Fig. S1 (NOTES.md section 2): the coarse-graining tree (x1, x2) -> y1, (x3, x4) -> y2,
+* Fig. S1 (docs/paper.md): the coarse-graining tree (x1, x2) -> y1, (x3, x4) -> y2,
   (y1, y2) -> z, each map of order 2, is PolyCG with kernel (1, 2) / stride (1, 2) followed by
   PolyCG with kernel (2, 1) / stride (2, 1). Its monomials are recovered numerically, by an exact
   least-squares fit over every monomial of degree <= 4 in x1..x4, and must be exactly the 54 of
@@ -23,9 +23,9 @@ from tn_keras.layers import PolyCG
 # ----------------------------------------------------------------------------------------------
 # Fig. S1
 # ----------------------------------------------------------------------------------------------
-# The 15 monomials a of (x1, x2), copied from NOTES.md section 2 in the same order; b is the same
+# The 15 monomials a of (x1, x2), copied from docs/paper.md in the same order; b is the same
 # list in (x3, x4).
-NOTES_MONOMIALS = ("1 x1 x1^2 x1^3 x1^4 x2 x2^2 x2^3 x2^4 x1x2 x1x2^2 x1^2x2 x1^2x2^2 x1x2^3 "
+PAPER_MONOMIALS = ("1 x1 x1^2 x1^3 x1^4 x2 x2^2 x2^3 x2^4 x1x2 x1x2^2 x1^2x2 x1^2x2^2 x1x2^3 "
                    "x1^3x2")
 
 
@@ -40,7 +40,7 @@ def parse_monomial(text, first, second):
 
 def fig_s1_nonzero_monomials():
     """The 54 monomials of Fig. S1 as exponent tuples (e1, e2, e3, e4) of x1..x4."""
-    a_list = [parse_monomial(m, "x1", "x2") for m in NOTES_MONOMIALS.split()]
+    a_list = [parse_monomial(m, "x1", "x2") for m in PAPER_MONOMIALS.split()]
     assert len(set(a_list)) == 15
     low_degree_a = {a for a in a_list if sum(a) <= 2}  # {1, x1, x1^2, x2, x2^2, x1x2}
     nonzero = set()
@@ -109,7 +109,7 @@ def split_by_magnitude(coefficients, zero=1e-9, nonzero=1e-4):
 
 
 def test_fig_s1_reference_pattern_from_notes():
-    """The NOTES.md description itself: 15 + 5 x 6 + 9 x 1 = 54 monomials, degree <= 4."""
+    """The description in docs/paper.md itself: 15 + 5 x 6 + 9 x 1 = 54 monomials, degree <= 4."""
     pattern = fig_s1_nonzero_monomials()
     assert len(pattern) == 54
     assert max(sum(e) for e in pattern) == 4
