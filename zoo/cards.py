@@ -94,7 +94,7 @@ def _data(manifest):
     data = manifest.provenance.data or {}
     info = _dataset(manifest)
     text = (f"## Data\n\nTrained on `{data.get('dataset', manifest['dataset'])}` "
-            f"{data.get('split', 'train')} split ({data.get('examples', '?'):,} images). "
+            f"{data.get('split', 'train')} split ({_count(data.get('examples'))} images). "
             f"{info.source}")
     metrics = manifest.get("metrics", {})
     lossless, total = metrics.get("test_lossless_examples"), metrics.get("test_examples")
@@ -106,12 +106,16 @@ def _data(manifest):
     return text
 
 
+def _count(value):
+    return "?" if value is None else f"{value:,}"
+
+
 def _metrics(manifest):
     metrics = manifest.get("metrics", {})
     splits = sorted(k[:-len("_accuracy")] for k in metrics if k.endswith("_accuracy"))
     rows = ["| split | top-1 accuracy | images |", "| --- | --- | --- |"]
     rows += [f"| {s} | {100 * metrics[s + '_accuracy']:.2f} % | "
-             f"{metrics.get(s + '_examples', '?'):,} |" for s in splits]
+             f"{_count(metrics.get(s + '_examples'))} |" for s in splits]
     return (f"## Metrics\n\nMeasured when the checkpoint was written; re-measure with "
             f"`{manifest.get('evaluation_command')}`.\n\n" + "\n".join(rows))
 
