@@ -55,5 +55,9 @@ def verified_tflite(path, name):
                          "truncated since export).")
     source = manifest.get("source", {}).get("model")
     if source not in (None, name):
-        raise ValueError(f"--tflite {path} was exported from {source!r}, not {name!r}.")
+        (source_arch, _, source_tag), (arch, _, tag) = source.partition("."), name.partition(".")
+        if source_arch != arch:
+            raise ValueError(f"--tflite {path} was exported from {source_arch!r}, not {arch!r}.")
+        if tag and source_tag and tag != source_tag:
+            raise ValueError(f"--tflite {path} was exported from {source!r}, not {name!r}.")
     return TFLiteModel(path)

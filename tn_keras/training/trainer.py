@@ -89,6 +89,9 @@ def make_optimizer(recipe, steps_per_epoch, epochs):
         learning_rate=schedule,
         weight_decay=recipe.weight_decay,
         global_clipnorm=recipe.global_clipnorm,
+        # A fixed name: Keras numbers unnamed optimizers per process (adam_w, adam_w_1, ...)
+        # and saves the name, so identical runs would otherwise differ in their bytes.
+        name="adamw",
     )
     # Decay the kernels only: biases and BatchNorm's scale and shift are not decayed.
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
