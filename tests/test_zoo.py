@@ -343,3 +343,22 @@ def test_every_cli_command_prints_the_checkpoint_it_used(capsys):
     assert captured.out.startswith("# mnist7_taylor.eq3_e20")
     assert main(["card", "mnist7_taylor.nope"]) == 2
     assert "known tags: mnist7_taylor.eq3_e20" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a fresh process that imports JAX and Keras: about 20 s here
+def test_tags_info_and_loading_work_without_tensorflow():
+    from _no_tensorflow import run_without_tensorflow
+
+    result = run_without_tensorflow(
+        "import numpy as np\n"
+        "from tn_keras import zoo\n"
+        "print(zoo.list('cifar*', pretrained=True))\n"
+        "print(zoo.info('cifar_taylornet.fig_s3').parameters)\n"
+        "print(zoo.find('digits_taylornet').full_name)\n"
+        "print(zoo.load('digits_taylornet', num_classes=3).output_shape)\n"
+        "p = zoo.load('digits_taylornet').predict(np.zeros((2, 8, 8, 1), 'float32'), verbose=0)\n"
+        "print(np.allclose(p.sum(-1), 1.0))\n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[-5:] == [
+        "['cifar_convnet_relu.relu_e18', 'cifar_taylornet.fig_s3']", "1101258",
+        "digits_taylornet.e60", "(None, 3)", "True"]

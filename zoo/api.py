@@ -202,9 +202,10 @@ def info(name):
                   dataset=spec.dataset, recipe=dataclasses.asdict(spec.recipe),
                   reference=spec.reference, tags=tuple(checkpoints.known_tags(arch)),
                   preprocessing=("inside the model: raw pixels 0..255 -> per-channel "
-                                 f"(x - mean) / std of the {spec.dataset} training split"),
-                  **architecture_facts(arch))
-    if checkpoint is not None:
+                                 f"(x - mean) / std of the {spec.dataset} training split"))
+    if checkpoint is None:
+        record.update(architecture_facts(arch))
+    else:
         record.update(_checkpoint_record(checkpoint))
     return ModelInfo(**record)
 

@@ -189,3 +189,22 @@ def save_reproducible(model, path):
             entry.external_attr = 0o644 << 16
             dst.writestr(entry, data)
     os.replace(tmp, path)
+
+
+# --- the 0.1 API, kept so that callers written against it keep working ----------------------
+
+def find_checkpoint(name):
+    """``(folder, manifest)`` of the checkpoint ``name`` (``arch`` or ``arch.tag``) means, or
+    ``(None, None)`` when it has none. Prefer `resolve`."""
+    try:
+        checkpoint = resolve(name)
+    except FileNotFoundError:
+        return None, None
+    return checkpoint.folder, checkpoint.manifest
+
+
+def read_manifest(folder):
+    """The checked checkpoint `artifacts.Manifest` of ``folder``, or None when it has none."""
+    if not os.path.isfile(os.path.join(folder, MANIFEST_NAME)):
+        return None
+    return artifacts.read(os.path.join(folder, MANIFEST_NAME), kind="checkpoint")
