@@ -297,6 +297,15 @@ def test_builder_arguments_are_checked_in_one_place():
         train("digits_taylornet", epochs=1, model_kwargs={"bogus": 1})
 
 
+def test_train_takes_name_dot_tag_and_refuses_two_tags():
+    from tn_keras.training import train
+
+    with pytest.raises(ValueError, match="names tag 'quick' but tag='other'"):
+        train("digits_taylornet.quick", tag="other", epochs=1)
+    with pytest.raises(ValueError, match="Invalid tag"):
+        train("digits_taylornet", tag="../up", epochs=1)
+
+
 def test_same_weights_give_the_same_checkpoint_bytes(tmp_path):
     keras.utils.set_random_seed(0)
     model = zoo.build("digits_taylornet")

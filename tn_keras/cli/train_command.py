@@ -7,7 +7,7 @@ def add_parser(subparsers):
     from tn_keras.training.trainer import STRATEGIES
 
     p = subparsers.add_parser("train", help="train a zoo model on its real dataset")
-    p.add_argument("name", help="zoo architecture (a tag here is an error: use --tag)")
+    p.add_argument("name", help="NAME or NAME.TAG: the architecture, and the tag to write")
     p.add_argument("--tag", help="tag of the new checkpoint (default 'local'); a shipped tag "
                                  "is refused: a local run never shadows it")
     p.add_argument("--init-from", metavar="NAME[.TAG]",
@@ -59,7 +59,7 @@ def run(args):
     if manifest is not None:
         from tn_keras.zoo import api
 
-        written = api.find(args.name, args.out) if args.out else api.find(
-            f"{args.name}.{manifest['tag']}")
+        arch = args.name.partition(".")[0]
+        written = api.find(arch, args.out) if args.out else api.find(f"{arch}.{manifest['tag']}")
         print(f"tn-keras train: wrote {written.describe()}", file=sys.stderr)
         print(json.dumps(manifest["metrics"], indent=2))

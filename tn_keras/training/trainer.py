@@ -130,6 +130,14 @@ def _command(name, epochs, batch_size, seed, strategy, max_train_examples, out,
     return " ".join(shlex.quote(w) for w in words)
 
 
+def _name_and_tag(name, tag):
+    """``train("arch.tag")`` is ``train("arch", tag="tag")``; two different tags are refused."""
+    arch, name_tag = checkpoints.split_name(name)
+    if name_tag is not None and tag is not None and name_tag != tag:
+        raise ValueError(f"{name!r} names tag {name_tag!r} but tag={tag!r} (--tag) was given.")
+    return arch, tag or name_tag
+
+
 def _check_tag_and_init(name, tag, out, init_from):
     """``(tag, init checkpoint)``, refused before any work: a shipped tag without ``out``, a
     bad tag, an unknown ``init_from``."""
@@ -182,6 +190,7 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
     Returns:
         ``(model, manifest)``.
     """
+    name, tag = _name_and_tag(name, tag)
     spec = get_spec(name)
     model_kwargs = dict(model_kwargs or {})
     check_builder_kwargs(spec, model_kwargs)
