@@ -77,3 +77,24 @@ def test_onnx_agrees_with_keras_on_real_test_images(real_data_dir, tmp_path):
     want = model.predict(x, verbose=0, batch_size=250)
     assert np.max(np.abs(got - want)) <= TFLITE_ATOL
     assert np.mean(got.argmax(-1) == want.argmax(-1)) == 1.0
+
+
+def test_missing_converter_is_one_clear_line(monkeypatch):
+    import builtins
+
+    from tn_keras.export import onnx as onnx_lib
+
+    real_import = builtins.__import__
+
+    def no_tf2onnx(name, *args, **kwargs):
+        if name == "tf2onnx":
+            raise ImportError("No module named 'tf2onnx'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tf2onnx)
+    with pytest.raises(ValueError, match=r"needs tf2onnx: pip install 'tn_keras\[onnx\]'"):
+        onnx_lib.require_converter()
+    monkeypatch.undo()
+    monkeypatch.setattr(keras.config, "backend", lambda: "jax")
+    with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):
+        onnx_lib.require_converter()

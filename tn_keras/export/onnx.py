@@ -45,8 +45,26 @@ class ONNXModel:
         return self.session.run(None, {self.input_name: x})[0]
 
 
+def require_converter():
+    """Refuse, in one line, what cannot convert: another Keras backend, or no tf2onnx."""
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        raise ValueError(f"format='onnx' converts through TensorFlow, but the Keras backend is "
+                         f"{keras.config.backend()!r}: run the export with "
+                         "KERAS_BACKEND=tensorflow (the .keras checkpoints load under any "
+                         "backend).")
+    for module in ("tf2onnx", "onnx", "onnxruntime"):
+        try:
+            __import__(module)
+        except ImportError:
+            raise ValueError(f"format='onnx' needs {module}: pip install 'tn_keras[onnx]'."
+                             ) from None
+
+
 def convert(model, image_shape, opset=OPSET) -> bytes:
     """The serialised ONNX model of a single-input Keras image classifier (TensorFlow)."""
+    require_converter()
     import tensorflow as tf
     import tf2onnx
     # Freezing captured constants (see the module docstring) has no public TF 2 API.
