@@ -24,6 +24,10 @@ packages += ["tn_keras.zoo"] + [
 ]
 packages += ["tn_keras.saved_models"]
 
+# ONNX export: tf2onnx is the converter Keras itself uses under TensorFlow; onnxruntime runs the
+# parity check and the exported files.
+ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "tf2onnx>=1.17"]
+
 setup(
     name="tn_keras",
     version=read_version(),
@@ -59,10 +63,9 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu==2.21.0"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
-        # ONNX export: tf2onnx is the converter Keras itself uses under TensorFlow;
-        # onnxruntime runs the parity check and the exported files.
-        "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "tf2onnx>=1.17"],
+        # The test suite checks the ONNX exports too, so it needs the [onnx] extra's packages.
+        "test": ["pytest>=8", "pytest-timeout>=2.3", *ONNX],
+        "onnx": ONNX,
     },
     entry_points={"console_scripts": ["tn-keras=tn_keras.cli:main"]},
     classifiers=[
