@@ -7,6 +7,7 @@ import pytest
 
 from tn_keras import artifacts
 from tn_keras import zoo
+from tn_keras.zoo import cards
 from tn_keras.zoo import checkpoints
 from tn_keras.zoo import saving
 from tn_keras.zoo.registry import get_spec
@@ -371,3 +372,23 @@ def test_tags_info_and_loading_work_without_tensorflow():
     assert result.stdout.splitlines()[-5:] == [
         "['cifar_convnet_relu.relu_e18', 'cifar_taylornet.fig_s3']", "1101258",
         "digits_taylornet.e60", "(None, 3)", "True"]
+
+
+def test_train_init_from_records_where_it_started(tmp_path, monkeypatch):
+    from tn_keras.cli import main
+
+    monkeypatch.setenv("TN_KERAS_HOME", str(tmp_path))
+    args = ["train", "digits_taylornet", "--tag", "tuned", "--init-from", "digits_taylornet",
+            "--epochs", "1", "--max-train-examples", "64", "--max-eval-examples", "60"]
+    assert main(args) == 0
+    tuned = zoo.find("digits_taylornet.tuned")
+    shipped = zoo.find("digits_taylornet")
+    provenance = tuned.manifest.provenance
+    assert (provenance.model, provenance.weights_sha256) == (shipped.full_name,
+                                                            shipped.manifest.sha256)
+    assert provenance.command.endswith("--tag tuned --init-from digits_taylornet")
+    assert f"Started from `{shipped.full_name}`" in cards.render(tuned.manifest)
+    with open(os.path.join(tuned.folder, "README.md"), encoding="utf-8") as f:
+        assert f.read() == cards.render(tuned.manifest)
+    # Pretrained start: far above chance after one epoch on 64 images.
+    assert tuned.manifest["metrics"]["test_accuracy"] > 0.5
