@@ -3,7 +3,7 @@
 Layout on disk -> import names (see README "Project layout"):
   tn_keras/      -> tn_keras            the library (layers, datasets, export, distill, CLI)
   zoo/           -> tn_keras.zoo        the model registry and the architectures
-  saved_models/  -> tn_keras.saved_models  shipped checkpoints (.keras + manifest.json)
+  saved_models/  -> tn_keras.saved_models  shipped checkpoints, one folder per arch/tag
 """
 import os
 import re
@@ -24,6 +24,10 @@ packages += ["tn_keras.zoo"] + [
 ]
 packages += ["tn_keras.saved_models"]
 
+# ONNX export: tf2onnx is the converter Keras itself uses under TensorFlow; onnxruntime runs the
+# parity check and the exported files.
+ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "tf2onnx>=1.17"]
+
 setup(
     name="tn_keras",
     version=read_version(),
@@ -41,7 +45,10 @@ setup(
         "tn_keras.zoo": "zoo",
         "tn_keras.saved_models": "saved_models",
     },
-    package_data={"tn_keras.saved_models": ["*/*.keras", "*/*.json", "*/*.md"]},
+    # Shipped checkpoints: saved_models/<arch>/<tag>/{<arch>.keras, manifest.json,
+    # training_log.csv, README.md (the generated model card)}.
+    package_data={"tn_keras.saved_models": ["*/*/*.keras", "*/*/*.json", "*/*/*.csv",
+                                            "*/*/*.md"]},
     include_package_data=False,
     install_requires=[
         "keras>=3.15",
@@ -56,7 +63,9 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu==2.21.0"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        # The test suite checks the ONNX exports too, so it needs the [onnx] extra's packages.
+        "test": ["pytest>=8", "pytest-timeout>=2.3", *ONNX],
+        "onnx": ONNX,
     },
     entry_points={"console_scripts": ["tn-keras=tn_keras.cli:main"]},
     classifiers=[

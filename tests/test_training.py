@@ -42,8 +42,10 @@ def test_train_writes_a_verified_checkpoint_and_is_deterministic(tmp_path):
     with open(os.path.join(outs[0], "training_log.csv")) as f:
         assert len(f.read().strip().splitlines()) == 3  # header + 2 epochs
     # No leftovers: the backup is removed once training completes, no temporary files.
-    assert sorted(os.listdir(outs[0])) == ["digits_taylornet.keras", "manifest.json",
-                                          "training_log.csv"]
+    assert sorted(os.listdir(outs[0])) == ["README.md", "digits_taylornet.keras",
+                                          "manifest.json", "training_log.csv"]
+    # Same weights, same bytes: the save date is pinned, so identical runs give identical files.
+    assert manifests[0]["sha256"] == manifests[1]["sha256"]
 
 
 def test_train_with_model_kwargs_records_and_reloads_them(tmp_path):

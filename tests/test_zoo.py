@@ -1,14 +1,16 @@
 """The model zoo: registry, architectures, checkpoints, errors (synthetic data, no files)."""
-import json
 import os
-import shutil
 
 import keras
 import numpy as np
 import pytest
 
+from tn_keras import artifacts
 from tn_keras import zoo
+from tn_keras.zoo import cards
 from tn_keras.zoo import checkpoints
+from tn_keras.zoo import saving
+from tn_keras.zoo.registry import get_spec
 
 # Parameter counts as documented in the README's zoo table (all weights, BatchNorm's moving
 # statistics included); a change of architecture must update both.
@@ -69,6 +71,8 @@ def test_build_overrides():
     assert zoo.build("mnist_taylornet", input_shape=(32, 32, 1)).input_shape == (None, 32, 32, 1)
     with pytest.raises(ValueError, match="Invalid override"):
         zoo.build("digits_taylornet", no_such_argument=1)
+    with pytest.raises(ValueError, match="may not contain '.'"):
+        zoo.register("a.b", dataset="digits", recipe=zoo.TrainingRecipe(epochs=1))(len)
 
 
 def test_unknown_name_lists_the_closest():
@@ -112,80 +116,279 @@ def test_wrong_input_shape_states_the_expected_shape():
 
 # --- checkpoints -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", zoo.list(pretrained=True) or ["<none shipped>"])
+@pytest.mark.parametrize("name", zoo.list(pretrained=True))
 def test_shipped_checkpoint_matches_its_manifest_and_loads(name):
-    if name == "<none shipped>":
-        pytest.skip("no checkpoint ships yet")
-    folder, manifest = checkpoints.find_checkpoint(name)
-    assert manifest["name"] == name
-    assert checkpoints.verify_checkpoint(folder, manifest, name)
-    for key in ("sha256", "parameters", "dataset", "metrics", "training", "versions"):
-        assert key in manifest, key
-    assert manifest["parameters"] == DOCUMENTED_PARAMETERS[name]
-    assert manifest["training"]["command"].startswith(f"tn-keras train {name}")
-    model = zoo.load(name)
-    assert model.input_shape[1:] == tuple(manifest["input_shape"])
+    checkpoint = zoo.find(name)
+    manifest = checkpoint.manifest
+    assert checkpoint.shipped and checkpoint.full_name == name
+    assert artifacts.verify(os.path.join(checkpoint.folder, "manifest.json")) == manifest
+    assert manifest.kind == "checkpoint" and manifest["tag"] == checkpoint.tag
+    assert manifest["parameters"] == DOCUMENTED_PARAMETERS[checkpoint.arch]
+    assert manifest.provenance.command.startswith(f"tn-keras train {checkpoint.arch}")
+    # No stale recipe fields: exactly the fields TrainingRecipe has today.
+    import dataclasses
+
+    assert set(manifest["training"]["recipe"]) == {
+        f.name for f in dataclasses.fields(zoo.TrainingRecipe)}
+    if checkpoint.arch in ("digits_taylornet", "mnist7_taylor"):  # the fast ones
+        model = zoo.load(name)
+        assert model.input_shape[1:] == tuple(manifest["input_shape"])
 
 
-def _fake_checkpoint(folder, name, model):
-    """A checkpoint folder with a manifest, as `tn-keras train` writes it."""
+def test_every_shipped_architecture_has_its_default_tag():
+    shipped = {name.split(".")[0] for name in zoo.list(pretrained=True)}
+    for arch in zoo.list():
+        spec = get_spec(arch)
+        assert (spec.default_tag is not None) == (arch in shipped), arch
+        if spec.default_tag is not None:
+            assert zoo.find(arch).full_name == f"{arch}.{spec.default_tag}"
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED_PARAMETERS))
+def test_registry_counts_match_the_built_model(name):
+    from tn_keras.zoo.complexity import model_macs
+
+    spec = get_spec(name)
+    model = zoo.build(name)
+    assert spec.parameters == model.count_params()
+    assert spec.macs_per_image == model_macs(model)
+
+
+def test_info_reads_the_manifest_without_building(monkeypatch):
+    from tn_keras.zoo import api
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("info() built a model")
+
+    monkeypatch.setattr(api, "_built_facts", refuse)
+    monkeypatch.setattr(api, "model_facts", refuse)
+    record = zoo.info("cifar_taylornet.fig_s3")
+    assert record.tag == "fig_s3" and record.parameters == 1_101_258
+    assert record.test_accuracy == zoo.find("cifar_taylornet").manifest["metrics"][
+        "test_accuracy"]
+    assert record.checkpoint.endswith(os.path.join("fig_s3", "cifar_taylornet.keras"))
+    assert zoo.info("cifar_taylornet") == record  # the default tag
+
+
+def _local_checkpoint(arch, tag, seed=1, **build):
+    """Write a checkpoint as `tn-keras train` does (file, manifest, card) and return the model."""
+    keras.utils.set_random_seed(seed)
+    model = zoo.build(arch, **build)
+    folder = checkpoints.cache_dir(arch, tag)
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{name}.keras")
-    model.save(path)
-    from tn_keras.utils.files import sha256_file
-
-    with open(os.path.join(folder, "manifest.json"), "w") as f:
-        json.dump({"name": name, "file": f"{name}.keras", "sha256": sha256_file(path)}, f)
-    return path
+    saving.write_checkpoint(model, folder, get_spec(arch), tag,
+                            dict(metrics={}, training={"model_kwargs": build}),
+                            artifacts.Provenance(command=f"tn-keras train {arch} --tag {tag}"))
+    return model
 
 
-def test_load_from_the_cache_and_from_a_path(tmp_path, monkeypatch):
+def _x(shape, n=3):
+    return np.random.default_rng(0).uniform(0, 255, (n,) + tuple(shape)).astype("float32")
+
+
+def test_tags_local_retrain_never_shadows_a_shipped_tag(tmp_path, monkeypatch):
     monkeypatch.setenv("TN_KERAS_HOME", str(tmp_path))
-    keras.utils.set_random_seed(1)
-    model = zoo.build("mnist7_taylor")
-    _fake_checkpoint(checkpoints.cache_dir("mnist7_taylor"), "mnist7_taylor", model)
-    x = np.random.default_rng(0).uniform(0, 255, (3, 7, 7, 1)).astype("float32")
-    if checkpoints.read_manifest(checkpoints.shipped_dir("mnist7_taylor")) is None:
-        assert "mnist7_taylor" in zoo.list(pretrained=True)
-        np.testing.assert_array_equal(zoo.load("mnist7_taylor").predict(x, verbose=0),
+    shipped = zoo.find("digits_taylornet")
+    # A local folder named like the shipped tag is ignored; `train` refuses to write one.
+    impostor = _local_checkpoint("digits_taylornet", shipped.tag)
+    local = _local_checkpoint("digits_taylornet", "local", seed=2)
+    assert zoo.find("digits_taylornet") == shipped
+    assert zoo.find(f"digits_taylornet.{shipped.tag}") == shipped
+    assert zoo.list("digits*", pretrained=True) == [shipped.full_name, "digits_taylornet.local"]
+    x = _x((8, 8, 1))
+    np.testing.assert_array_equal(zoo.load("digits_taylornet.local").predict(x, verbose=0),
+                                  local.predict(x, verbose=0))
+    assert not np.array_equal(zoo.load("digits_taylornet").predict(x, verbose=0),
+                              impostor.predict(x, verbose=0))
+    from tn_keras.training import train
+
+    with pytest.raises(ValueError, match=f"digits_taylornet.{shipped.tag} ships with"):
+        train("digits_taylornet", tag=shipped.tag, epochs=1)
+
+
+def test_unknown_tag_lists_the_known_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("TN_KERAS_HOME", str(tmp_path))
+    with pytest.raises(ValueError, match=r"Unknown tag 'nope' for 'digits_taylornet'; known "
+                                         r"tags: digits_taylornet\.e60\."):
+        zoo.load("digits_taylornet.nope")
+    with pytest.raises(ValueError, match="Invalid tag"):
+        zoo.load("digits_taylornet.../x")
+
+
+def test_architecture_without_shipped_weights_uses_its_local_tag(tmp_path, monkeypatch):
+    monkeypatch.setenv("TN_KERAS_HOME", str(tmp_path))
+
+    @zoo.register("test_unshipped", dataset="digits", recipe=zoo.TrainingRecipe(epochs=1))
+    def test_unshipped(input_shape=(8, 8, 1), num_classes=10, classifier_activation="softmax",
+                       name="test_unshipped"):
+        """A user model with no shipped weights."""
+        from tn_keras.zoo import blocks
+
+        inputs = keras.Input(input_shape)
+        x = blocks.cg_bn(inputs, 4, "cg1")
+        return keras.Model(inputs, blocks.classifier_head(x, num_classes,
+                                                           classifier_activation), name=name)
+
+    try:
+        with pytest.raises(FileNotFoundError, match="tn-keras train test_unshipped"):
+            zoo.load("test_unshipped")
+        assert zoo.list("test_*", pretrained=False) == ["test_unshipped"]
+        model = _local_checkpoint("test_unshipped", "local")
+        assert zoo.find("test_unshipped").full_name == "test_unshipped.local"
+        assert zoo.info("test_unshipped").tag == "local"
+        x = _x((8, 8, 1))
+        np.testing.assert_array_equal(zoo.load("test_unshipped").predict(x, verbose=0),
                                       model.predict(x, verbose=0))
-    from_path = zoo.load("mnist7_taylor", weights=checkpoints.cache_dir("mnist7_taylor"))
-    np.testing.assert_array_equal(from_path.predict(x, verbose=0), model.predict(x, verbose=0))
+    finally:
+        zoo.unregister("test_unshipped")
 
 
-def test_corrupted_checkpoint_is_refused(tmp_path):
-    folder = str(tmp_path / "digits")
-    path = _fake_checkpoint(folder, "digits_taylornet", zoo.build("digits_taylornet"))
+def test_fine_tuning_head_is_new_and_body_is_pretrained():
+    pretrained = zoo.load("digits_taylornet", compile=False)
+    tuned = zoo.load("digits_taylornet", num_classes=3)
+    assert tuned.output_shape == (None, 3)
+    assert tuned.get_layer("logits").kernel.shape == (64, 3)
+    for layer in tuned.layers:
+        if layer.name in ("logits", "predictions"):
+            continue
+        for got, want in zip(layer.get_weights(), pretrained.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(got, want)
+    probs = tuned.predict(_x((8, 8, 1)), verbose=0)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)  # keeps the softmax
+    features = zoo.load("digits_taylornet", include_top=False)
+    assert features.layers[-1].name == "embedding" and features.output_shape == (None, 64)
+    np.testing.assert_array_equal(
+        features.predict(_x((8, 8, 1)), verbose=0),
+        keras.Model(pretrained.inputs, pretrained.get_layer("embedding").output).predict(
+            _x((8, 8, 1)), verbose=0))
+
+
+def test_transfer_body_copies_all_but_the_head():
+    source = zoo.load("digits_taylornet", compile=False)
+    keras.utils.set_random_seed(5)
+    target = zoo.build("digits_taylornet", num_classes=4)
+    copied = saving.transfer_body(source, target)
+    assert "logits" not in copied and {"cg1", "cg2", "cg3"} <= set(copied)
+    np.testing.assert_array_equal(target.get_layer("cg3").get_weights()[0],
+                                  source.get_layer("cg3").get_weights()[0])
+    with pytest.raises(ValueError, match="layer 'cg1' has weights"):
+        saving.transfer_body(source, zoo.build("digits_taylornet", width=0.5))
+
+
+def test_classifier_activation_none_gives_logits():
+    keras.utils.set_random_seed(0)
+    probs_model = zoo.build("digits_taylornet")
+    logits_model = zoo.build("digits_taylornet", classifier_activation=None)
+    logits_model.set_weights(probs_model.get_weights())
+    x = _x((8, 8, 1), n=8)
+    logits = logits_model.predict(x, verbose=0)
+    assert not np.allclose(logits.sum(-1), 1.0) and (logits < 0).any()
+    exp = np.exp(logits - logits.max(-1, keepdims=True))
+    np.testing.assert_allclose(exp / exp.sum(-1, keepdims=True),
+                               probs_model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_builder_arguments_are_checked_in_one_place():
+    message = r"\['bogus'\] are not arguments of the 'digits_taylornet' builder"
+    with pytest.raises(ValueError, match=message):
+        zoo.build("digits_taylornet", bogus=1)
+    from tn_keras.training import train
+
+    with pytest.raises(ValueError, match=message):
+        train("digits_taylornet", epochs=1, model_kwargs={"bogus": 1})
+
+
+def test_train_takes_name_dot_tag_and_refuses_two_tags():
+    from tn_keras.training import train
+
+    with pytest.raises(ValueError, match="names tag 'quick' but tag='other'"):
+        train("digits_taylornet.quick", tag="other", epochs=1)
+    with pytest.raises(ValueError, match="Invalid tag"):
+        train("digits_taylornet", tag="../up", epochs=1)
+
+
+def test_same_weights_give_the_same_checkpoint_bytes(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = zoo.build("digits_taylornet")
+    paths = [str(tmp_path / f"{i}.keras") for i in range(2)]
+    for path in paths:
+        checkpoints.save_reproducible(model, path)
+    assert artifacts.sha256_file(paths[0]) == artifacts.sha256_file(paths[1])
+    restored = keras.saving.load_model(paths[1], safe_mode=True)
+    x = _x((8, 8, 1))
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_load_from_a_path_and_refusals(tmp_path, monkeypatch):
+    monkeypatch.setenv("TN_KERAS_HOME", str(tmp_path))
+    model = _local_checkpoint("mnist7_taylor", "mine")
+    folder = checkpoints.cache_dir("mnist7_taylor", "mine")
+    x = _x((7, 7, 1))
+    np.testing.assert_array_equal(zoo.load("mnist7_taylor", weights=folder).predict(x, verbose=0),
+                                  model.predict(x, verbose=0))
+    with pytest.raises(ValueError, match="is for 'mnist7_taylor', not 'digits_taylornet'"):
+        zoo.load("digits_taylornet", weights=folder)
+    lone = tmp_path / "lone.keras"
+    model.save(str(lone))
+    with pytest.raises(FileNotFoundError, match="cannot be verified"):
+        zoo.load("mnist7_taylor", weights=str(lone))
+    path = os.path.join(folder, "mnist7_taylor.keras")
     with open(path, "r+b") as f:  # flip one byte in the middle
         f.seek(os.path.getsize(path) // 2)
         byte = f.read(1)
         f.seek(-1, os.SEEK_CUR)
         f.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(zoo.ChecksumError, match="corrupt or was replaced"):
-        zoo.load("digits_taylornet", weights=folder)
+        zoo.load("mnist7_taylor.mine")
 
 
-def test_swapped_checkpoint_is_refused(tmp_path):
-    digits = str(tmp_path / "digits")
-    mnist7 = str(tmp_path / "mnist7")
-    _fake_checkpoint(digits, "digits_taylornet", zoo.build("digits_taylornet"))
-    _fake_checkpoint(mnist7, "mnist7_taylor", zoo.build("mnist7_taylor"))
-    # Another model's file under this model's name: the checksum no longer matches.
-    shutil.copy(os.path.join(mnist7, "mnist7_taylor.keras"),
-                os.path.join(digits, "digits_taylornet.keras"))
-    with pytest.raises(zoo.ChecksumError):
-        zoo.load("digits_taylornet", weights=digits)
-    # A whole checkpoint folder of another model: its manifest names the other model.
-    with pytest.raises(ValueError, match="is for 'mnist7_taylor', not 'digits_taylornet'"):
-        zoo.load("digits_taylornet", weights=mnist7)
+def test_every_cli_command_prints_the_checkpoint_it_used(capsys):
+    from tn_keras.cli import main
+
+    assert main(["info", "digits_taylornet"]) == 0
+    assert "digits_taylornet.e60" in capsys.readouterr().err
+    assert main(["card", "mnist7_taylor.eq3_e20"]) == 0
+    captured = capsys.readouterr()
+    assert "checkpoint mnist7_taylor.eq3_e20 (shipped)" in captured.err
+    assert captured.out.startswith("# mnist7_taylor.eq3_e20")
+    assert main(["card", "mnist7_taylor.nope"]) == 2
+    assert "known tags: mnist7_taylor.eq3_e20" in capsys.readouterr().err
 
 
-def test_missing_checkpoint_and_manifest_errors(tmp_path, monkeypatch):
+@pytest.mark.slow  # a fresh process that imports JAX and Keras: about 20 s here
+def test_tags_info_and_loading_work_without_tensorflow():
+    from _no_tensorflow import run_without_tensorflow
+
+    result = run_without_tensorflow(
+        "import numpy as np\n"
+        "from tn_keras import zoo\n"
+        "print(zoo.list('cifar*', pretrained=True))\n"
+        "print(zoo.info('cifar_taylornet.fig_s3').parameters)\n"
+        "print(zoo.find('digits_taylornet').full_name)\n"
+        "print(zoo.load('digits_taylornet', num_classes=3).output_shape)\n"
+        "p = zoo.load('digits_taylornet').predict(np.zeros((2, 8, 8, 1), 'float32'), verbose=0)\n"
+        "print(np.allclose(p.sum(-1), 1.0))\n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[-5:] == [
+        "['cifar_convnet_relu.relu_e18', 'cifar_taylornet.fig_s3']", "1101258",
+        "digits_taylornet.e60", "(None, 3)", "True"]
+
+
+def test_train_init_from_records_where_it_started(tmp_path, monkeypatch):
+    from tn_keras.cli import main
+
     monkeypatch.setenv("TN_KERAS_HOME", str(tmp_path))
-    if checkpoints.read_manifest(checkpoints.shipped_dir("cifar_convnet_relu")) is None:
-        with pytest.raises(FileNotFoundError, match="tn-keras train cifar_convnet_relu"):
-            zoo.load("cifar_convnet_relu")
-    lone = tmp_path / "lone.keras"
-    zoo.build("mnist7_taylor").save(str(lone))
-    with pytest.raises(FileNotFoundError, match="cannot be verified"):
-        zoo.load("mnist7_taylor", weights=str(lone))
+    args = ["train", "digits_taylornet", "--tag", "tuned", "--init-from", "digits_taylornet",
+            "--epochs", "1", "--max-train-examples", "64", "--max-eval-examples", "60"]
+    assert main(args) == 0
+    tuned = zoo.find("digits_taylornet.tuned")
+    shipped = zoo.find("digits_taylornet")
+    provenance = tuned.manifest.provenance
+    assert (provenance.model, provenance.weights_sha256) == (shipped.full_name,
+                                                            shipped.manifest.sha256)
+    assert provenance.command.endswith("--tag tuned --init-from digits_taylornet")
+    assert f"Started from `{shipped.full_name}`" in cards.render(tuned.manifest)
+    with open(os.path.join(tuned.folder, "README.md"), encoding="utf-8") as f:
+        assert f.read() == cards.render(tuned.manifest)
+    # Pretrained start: far above chance after one epoch on 64 images.
+    assert tuned.manifest["metrics"]["test_accuracy"] > 0.5

@@ -3,8 +3,12 @@
     >>> from tn_keras import zoo
     >>> zoo.list("cifar*")
     ['cifar_convnet_relu', 'cifar_taylornet']
-    >>> model = zoo.load("digits_taylornet")          # verified, trained checkpoint
-    >>> zoo.info("digits_taylornet").test_accuracy
+    >>> zoo.list("cifar*", pretrained=True)
+    ['cifar_convnet_relu.relu_e18', 'cifar_taylornet.fig_s3']
+    >>> model = zoo.load("digits_taylornet")          # the default tag, sha256-verified
+    >>> zoo.info("cifar_taylornet.fig_s3").test_accuracy   # from the manifest, nothing built
+    >>> tuned = zoo.load("mnist_taylornet", num_classes=5)    # pretrained body, fresh head
+    >>> feats = zoo.load("mnist_taylornet", include_top=False)  # up to the `embedding` layer
     >>> fresh = zoo.build("mnist_taylornet", num_classes=5)   # untrained
 
 Every model takes raw images (pixel values 0..255) and carries its preprocessing inside, and
@@ -16,6 +20,9 @@ from tn_keras.zoo.api import build
 from tn_keras.zoo.api import info
 from tn_keras.zoo.api import list_models
 from tn_keras.zoo.api import load
+from tn_keras.zoo.api import features
+from tn_keras.zoo.api import find
+from tn_keras.zoo.api import with_new_head
 from tn_keras.zoo.checkpoints import ChecksumError
 from tn_keras.zoo.registry import TrainingRecipe
 from tn_keras.zoo.registry import register
@@ -34,10 +41,13 @@ __all__ = [
     "ModelInfo",
     "TrainingRecipe",
     "build",
+    "features",
+    "find",
     "info",
     "list",
     "list_models",
     "load",
     "register",
     "unregister",
+    "with_new_head",
 ]

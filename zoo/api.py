@@ -1,13 +1,17 @@
-"""The zoo's public functions: list, info, build, load."""
+"""The zoo's public functions: list, info, build, load (names are ``arch`` or ``arch.tag``)."""
 import dataclasses
 import functools
 import os
 from typing import Optional
 
+from tn_keras import artifacts
 from tn_keras.zoo import checkpoints
-from tn_keras.zoo.complexity import model_macs
+from tn_keras.zoo.registry import builder_default
+from tn_keras.zoo.registry import check_builder_kwargs
 from tn_keras.zoo.registry import get_spec
 from tn_keras.zoo.registry import registered_names
+
+EMBEDDING_LAYER = "embedding"  # every zoo model's penultimate layer (features, distillation)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,11 +26,13 @@ class ModelInfo:
     num_classes: int
     class_names: tuple
     parameters: int
-    trainable_parameters: int
+    trainable_parameters: Optional[int]
     macs_per_image: int
     preprocessing: str
     recipe: dict
     reference: str
+    tag: Optional[str] = None
+    tags: tuple = ()
     checkpoint: Optional[str] = None
     checkpoint_sha256: Optional[str] = None
     checkpoint_size_bytes: Optional[int] = None
@@ -38,75 +44,116 @@ class ModelInfo:
 
 
 def list_models(pattern="*", pretrained=None):
-    """Registered names matching the fnmatch ``pattern``; ``pretrained=True`` keeps those with a
-    checkpoint (shipped or cached), ``False`` those without."""
+    """Registered architectures matching the fnmatch ``pattern``.
+
+    ``pretrained=True`` lists every checkpoint as ``arch.tag`` (shipped tags, then local ones);
+    ``False`` the architectures without any checkpoint.
+    """
     names = registered_names(pattern)
     if pretrained is None:
         return names
-    return [n for n in names if (checkpoints.find_checkpoint(n)[0] is not None) == pretrained]
+    if pretrained:
+        return [f"{n}.{t}" for n in names for t in checkpoints.known_tags(n)]
+    return [n for n in names if not checkpoints.known_tags(n)]
 
 
 def build(name, **overrides):
     """An untrained model. Overrides go to the builder: ``num_classes``, ``input_shape``,
     ``width`` (channel multiplier), ``classifier_activation`` (None for logits), ``name``."""
-    spec = get_spec(name)
-    kwargs = {k: v for k, v in overrides.items() if v is not None}
-    if "input_shape" in kwargs:
+    arch, _ = checkpoints.split_name(name)
+    spec = get_spec(arch)
+    check_builder_kwargs(spec, overrides, argument="Invalid override:")
+    kwargs = dict(overrides)
+    if kwargs.get("input_shape") is not None:
         kwargs["input_shape"] = tuple(kwargs["input_shape"])
-    try:
-        return spec.builder(**kwargs)
-    except TypeError as e:
-        raise ValueError(f"Invalid override for model {name!r}: {e}") from e
+    return spec.builder(**kwargs)
 
 
-def load(name, weights="pretrained", compile=True):
+def load(name, weights="pretrained", compile=True, num_classes=None, include_top=True):
     """A model by name.
 
     Args:
-        name: a registered name.
-        weights: ``"pretrained"`` (the shipped checkpoint, else the one the user trained into
-            ``$TN_KERAS_HOME``), a path to a checkpoint folder (with ``manifest.json``) or to a
-            ``.keras`` file, or None for an untrained model.
-        compile: restore the training configuration too.
+        name: ``arch`` (its default tag) or ``arch.tag``; `list_models(pretrained=True)` lists
+            them.
+        weights: ``"pretrained"`` (the tagged checkpoint), a path to a checkpoint folder (with
+            ``manifest.json``) or to its ``.keras`` file, or None for an untrained model.
+        compile: restore the training configuration too (not with a new head).
+        num_classes: fine-tuning: the pretrained body with a new, freshly initialised
+            classifier of this many classes (the same activation as the original's).
+        include_top: False gives the model up to its ``embedding`` layer (features).
 
-    The checkpoint's sha256 is checked against its manifest before it is deserialised, with
-    ``safe_mode=True``; a mismatch raises `ChecksumError`.
+    Every file's sha256 is checked against the manifest before the checkpoint is deserialised,
+    with ``safe_mode=True``; a mismatch raises `ChecksumError`.
     """
-    spec = get_spec(name)
     if weights is None:
-        return build(name)
+        model = build(name)
+    else:
+        checkpoint = find(name, weights)
+        model = checkpoints.load_verified(
+            checkpoint, compile=compile and include_top and num_classes is None)
+    if not include_top:
+        return features(model)
+    if num_classes is not None:
+        return with_new_head(model, num_classes)
+    return model
+
+
+def find(name, weights="pretrained"):
+    """The `checkpoints.Checkpoint` that ``load(name, weights)`` reads."""
+    arch, _ = checkpoints.split_name(name)
+    get_spec(arch)
     if weights == "pretrained":
-        folder, manifest = checkpoints.find_checkpoint(name)
-        if folder is None:
-            raise FileNotFoundError(
-                f"No checkpoint for {name!r}: none ships with tn_keras and none is in "
-                f"{checkpoints.cache_dir(name)}. Train one with `tn-keras train {name}`."
-            )
-        return checkpoints.load_verified(folder, manifest, spec.name, compile=compile)
+        return checkpoints.resolve(name)
     path = os.fspath(weights)
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    manifest = checkpoints.read_manifest(folder)
-    if manifest is None:
+    if not os.path.isfile(os.path.join(folder, checkpoints.MANIFEST_NAME)):
         raise FileNotFoundError(
             f"weights={path!r}: no {checkpoints.MANIFEST_NAME} beside it, so its sha256 cannot "
             "be verified. Load a checkpoint folder written by `tn-keras train`, or load the file "
-            "yourself with keras.saving.load_model."
-        )
-    if not os.path.isdir(path) and os.path.basename(path) != manifest["file"]:
+            "yourself with keras.saving.load_model.")
+    checkpoint = checkpoints.read_checkpoint(folder, arch)
+    if not os.path.isdir(path) and os.path.basename(path) != checkpoint.manifest.file:
         raise ValueError(f"weights={path!r} is not the file its manifest names "
-                         f"({manifest['file']!r}).")
-    return checkpoints.load_verified(folder, manifest, spec.name, compile=compile)
+                         f"({checkpoint.manifest.file!r}).")
+    return checkpoint
 
 
-@functools.lru_cache(maxsize=None)
-def _architecture_facts(name):
-    spec = get_spec(name)
-    return model_facts(spec.builder(), spec.dataset)
+def features(model):
+    """The model up to (and including) its ``embedding`` layer."""
+    import keras
+
+    layer = _embedding(model)
+    return keras.Model(model.inputs, layer.output, name=f"{model.name}_features")
+
+
+def with_new_head(model, num_classes):
+    """``model``'s body (the very same layers and weights) with a fresh classifier."""
+    import keras
+
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer; received {num_classes!r}.")
+    x = keras.layers.Dense(num_classes, name="logits")(_embedding(model).output)
+    try:
+        activation = model.get_layer("predictions").get_config()["activation"]
+    except ValueError:
+        activation = None
+    if activation is not None:
+        x = keras.layers.Activation(activation, name="predictions", dtype="float32")(x)
+    return keras.Model(model.inputs, x, name=model.name)
+
+
+def _embedding(model):
+    try:
+        return model.get_layer(EMBEDDING_LAYER)
+    except ValueError:
+        raise ValueError(f"Model {model.name!r} has no {EMBEDDING_LAYER!r} layer, so its "
+                         "body and head cannot be told apart.") from None
 
 
 def model_facts(model, dataset) -> dict:
     """Shapes, class names, parameter and MAC counts of a built model of ``dataset``."""
     from tn_keras import datasets
+    from tn_keras.zoo.complexity import model_macs
 
     data = datasets.info(dataset)
     return dict(
@@ -119,34 +166,60 @@ def model_facts(model, dataset) -> dict:
     )
 
 
+@functools.lru_cache(maxsize=None)
+def _built_facts(arch):
+    spec = get_spec(arch)
+    return model_facts(spec.builder(), spec.dataset)
+
+
+def architecture_facts(arch) -> dict:
+    """The default build's facts from the registry's data; built (once) only for a user's
+    architecture registered without counts."""
+    from tn_keras import datasets
+
+    spec = get_spec(arch)
+    if spec.parameters is None or spec.macs_per_image is None:
+        return _built_facts(arch)
+    return dict(input_shape=tuple(builder_default(spec, "input_shape")),
+                num_classes=builder_default(spec, "num_classes"),
+                class_names=tuple(datasets.info(spec.dataset).class_names),
+                parameters=spec.parameters, trainable_parameters=None,
+                macs_per_image=spec.macs_per_image)
+
+
 def info(name):
-    """The `ModelInfo` of a registered model (builds it once to count parameters and MACs)."""
-    spec = get_spec(name)
-    facts = _architecture_facts(name)
-    record = dict(
-        name=spec.name,
-        description=spec.description,
-        family=spec.family,
-        dataset=spec.dataset,
-        preprocessing=(
-            "inside the model: raw pixels 0..255 -> per-channel (x - mean) / std of the "
-            f"{spec.dataset} training split"
-        ),
-        recipe=dataclasses.asdict(spec.recipe),
-        reference=spec.reference,
-        **facts,
-    )
-    folder, manifest = checkpoints.find_checkpoint(name)
-    if manifest is not None:
-        metrics = manifest.get("metrics", {})
-        record.update(
-            checkpoint=os.path.join(folder, manifest["file"]),
-            checkpoint_sha256=manifest["sha256"],
-            checkpoint_size_bytes=manifest.get("size_bytes"),
-            test_accuracy=metrics.get("test_accuracy"),
-            metrics=metrics,
-            training_time_seconds=manifest.get("training", {}).get("wall_time_seconds"),
-            command=manifest.get("training", {}).get("command"),
-            versions=manifest.get("versions", {}),
-        )
+    """The `ModelInfo` of ``arch`` or ``arch.tag``, without building a model: counts come from
+    the checkpoint's manifest, or from the registry for an architecture without weights."""
+    arch, tag = checkpoints.split_name(name)
+    spec = get_spec(arch)
+    checkpoint = None
+    if tag is not None or spec.default_tag is not None or checkpoints.local_tags(arch):
+        try:
+            checkpoint = checkpoints.resolve(name)
+        except FileNotFoundError:
+            checkpoint = None
+    record = dict(name=spec.name, description=spec.description, family=spec.family,
+                  dataset=spec.dataset, recipe=dataclasses.asdict(spec.recipe),
+                  reference=spec.reference, tags=tuple(checkpoints.known_tags(arch)),
+                  preprocessing=("inside the model: raw pixels 0..255 -> per-channel "
+                                 f"(x - mean) / std of the {spec.dataset} training split"))
+    if checkpoint is None:
+        record.update(architecture_facts(arch))
+    else:
+        record.update(_checkpoint_record(checkpoint))
     return ModelInfo(**record)
+
+
+def _checkpoint_record(checkpoint) -> dict:
+    manifest: artifacts.Manifest = checkpoint.manifest
+    metrics = manifest.get("metrics", {})
+    training = manifest.get("training", {})
+    return dict(
+        tag=checkpoint.tag, checkpoint=checkpoint.path, checkpoint_sha256=manifest.sha256,
+        checkpoint_size_bytes=manifest.size_bytes, test_accuracy=metrics.get("test_accuracy"),
+        metrics=metrics, training_time_seconds=training.get("wall_time_seconds"),
+        command=manifest.provenance.command, versions=manifest.versions,
+        input_shape=tuple(manifest["input_shape"]), num_classes=manifest["num_classes"],
+        class_names=tuple(manifest["class_names"]), parameters=manifest["parameters"],
+        trainable_parameters=manifest["trainable_parameters"],
+        macs_per_image=manifest["macs_per_image"])

@@ -1,24 +1,54 @@
-"""Where checkpoints live, how their manifests read, and how they are verified before loading.
+"""Tagged checkpoints: where they live, which one a name means, and how they are verified.
 
-A checkpoint is a folder ``<name>/`` holding ``<name>.keras`` and ``manifest.json``. Shipped
-checkpoints are in the package (``saved_models/`` in the source tree, ``tn_keras.saved_models``
-once installed); the ones a user trains go to ``$TN_KERAS_HOME/models/<name>/`` (default
-``~/.keras/tn_keras``). A checkpoint is deserialised only after its sha256 matches its manifest,
-and always with ``safe_mode=True``.
+A checkpoint is named ``ARCH.TAG`` (timm style); ``ARCH`` alone means the architecture's
+default tag (`ModelSpec.default_tag`). Its folder holds ``ARCH.keras``, ``manifest.json``
+(`tn_keras.artifacts`, kind ``checkpoint``), the training log and a generated ``README.md``:
+
+    saved_models/ARCH/TAG/                    shipped with the package (tn_keras.saved_models)
+    $TN_KERAS_HOME/models/ARCH/TAG/           trained by the user (default tag ``local``)
+
+A shipped tag always wins over a local folder of the same tag, and `tn-keras train` refuses to
+write a tag that ships, so a local retrain never silently replaces a shipped checkpoint. A
+checkpoint is deserialised only after every file's sha256 matches its manifest, and always with
+``safe_mode=True``.
 """
+import dataclasses
 import importlib.resources
-import json
 import os
+import re
+import zipfile
 
-import keras
+from tn_keras import artifacts
+from tn_keras.artifacts import ChecksumError  # noqa: F401  (re-exported as zoo.ChecksumError)
 
-from tn_keras.utils.files import sha256_file
+MANIFEST_NAME = artifacts.MANIFEST_NAME
+LOCAL_TAG = "local"
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
-MANIFEST_NAME = "manifest.json"
 
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """One tagged checkpoint: ``arch.tag``, its folder and its (checked) manifest."""
 
-class ChecksumError(ValueError):
-    """A checkpoint file whose sha256 differs from the one its manifest records."""
+    arch: str
+    tag: str
+    folder: str
+    manifest: artifacts.Manifest
+    shipped: bool
+
+    @property
+    def full_name(self):
+        return f"{self.arch}.{self.tag}"
+
+    @property
+    def path(self):
+        return os.path.join(self.folder, self.manifest.file)
+
+    def describe(self):
+        """The line every CLI command prints about the checkpoint it used."""
+        where = "shipped" if self.shipped else "local"
+        return (f"checkpoint {self.full_name} ({where}): {self.path} "
+                f"sha256 {self.manifest.sha256[:12]}")
 
 
 def tn_keras_home():
@@ -28,64 +58,153 @@ def tn_keras_home():
     )
 
 
-def cache_dir(name):
-    """Where ``tn-keras train NAME`` writes by default and where ``load`` looks second."""
-    return os.path.join(tn_keras_home(), "models", name)
+def split_name(name):
+    """``"arch.tag"`` -> ``("arch", "tag")``; ``"arch"`` -> ``("arch", None)``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"A model name must be a non-empty string; received {name!r}.")
+    arch, dot, tag = name.partition(".")
+    if dot:
+        check_tag(tag)
+    return arch, (tag if dot else None)
 
 
-def shipped_dir(name):
-    """The folder of the checkpoint shipped with the package for ``name``."""
-    return os.path.join(str(importlib.resources.files("tn_keras.saved_models")), name)
+def check_tag(tag):
+    if not isinstance(tag, str) or not _TAG.match(tag):
+        raise ValueError(f"Invalid tag {tag!r}: letters, digits, '_' and '-' only, starting "
+                         "with a letter or digit.")
+    return tag
+
+
+def shipped_root(arch):
+    return os.path.join(str(importlib.resources.files("tn_keras.saved_models")), arch)
+
+
+def local_root(arch):
+    return os.path.join(tn_keras_home(), "models", arch)
+
+
+def cache_dir(arch, tag=LOCAL_TAG):
+    """Where ``tn-keras train ARCH [--tag TAG]`` writes by default."""
+    return os.path.join(local_root(arch), check_tag(tag))
+
+
+def shipped_dir(arch, tag):
+    return os.path.join(shipped_root(arch), tag)
+
+
+def _tags_in(root):
+    if not os.path.isdir(root):
+        return []
+    return sorted(t for t in os.listdir(root)
+                  if _TAG.match(t) and os.path.isfile(os.path.join(root, t, MANIFEST_NAME)))
+
+
+def shipped_tags(arch):
+    return _tags_in(shipped_root(arch))
+
+
+def local_tags(arch):
+    """Tags trained by the user; a local folder named like a shipped tag is ignored."""
+    shipped = set(shipped_tags(arch))
+    return [t for t in _tags_in(local_root(arch)) if t not in shipped]
+
+
+def known_tags(arch):
+    return shipped_tags(arch) + local_tags(arch)
+
+
+def resolve(name):
+    """The `Checkpoint` that ``name`` (``arch`` or ``arch.tag``) means; an unknown tag lists the
+    known ones. Raises FileNotFoundError when ``arch`` has no checkpoint at all."""
+    from tn_keras.zoo.registry import get_spec
+
+    arch, tag = split_name(name)
+    spec = get_spec(arch)
+    if tag is None:
+        tag = _default_tag(spec)
+    if tag in shipped_tags(arch):
+        return read_checkpoint(shipped_dir(arch, tag), arch, tag, shipped=True)
+    if tag in local_tags(arch):
+        return read_checkpoint(cache_dir(arch, tag), arch, tag, shipped=False)
+    known = ", ".join(f"{arch}.{t}" for t in known_tags(arch)) or "none"
+    raise ValueError(f"Unknown tag {tag!r} for {arch!r}; known tags: {known}.")
+
+
+def _default_tag(spec):
+    if spec.default_tag is not None:
+        return spec.default_tag
+    tags = local_tags(spec.name)
+    if not tags:
+        raise FileNotFoundError(
+            f"No checkpoint for {spec.name!r}: none ships with tn_keras and none is in "
+            f"{local_root(spec.name)}. Train one with `tn-keras train {spec.name}`.")
+    if LOCAL_TAG in tags or len(tags) == 1:
+        return LOCAL_TAG if LOCAL_TAG in tags else tags[0]
+    raise ValueError(f"{spec.name!r} has no default tag and several local ones; name one: "
+                     f"{', '.join(f'{spec.name}.{t}' for t in tags)}.")
+
+
+def read_checkpoint(folder, arch=None, tag=None, shipped=False):
+    """The `Checkpoint` in ``folder`` (its manifest read and checked, files not yet hashed)."""
+    path = os.path.join(folder, MANIFEST_NAME)
+    manifest = artifacts.read(path, kind="checkpoint")
+    if arch is not None and manifest.name != arch:
+        raise ValueError(f"The checkpoint in {folder} is for {manifest.name!r}, not {arch!r}.")
+    return Checkpoint(arch=manifest.name, tag=tag or manifest.get("tag") or LOCAL_TAG,
+                      folder=folder, manifest=manifest, shipped=shipped)
+
+
+def load_verified(checkpoint, compile=True):
+    """Verify every file's sha256, then deserialise with ``safe_mode=True``."""
+    import keras
+
+    import tn_keras.layers  # noqa: F401  (registers the custom layers for deserialisation)
+
+    artifacts.verify(os.path.join(checkpoint.folder, MANIFEST_NAME), checkpoint.manifest)
+    return keras.saving.load_model(checkpoint.path, compile=compile, safe_mode=True)
+
+
+# The date Keras stamps into a .keras file (metadata.json) and the zip entries' times are pinned,
+# so saving the same weights twice gives the same bytes and the same sha256.
+PINNED_DATE = "1980-01-01@00:00:00"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def save_reproducible(model, path):
+    """``model.save(path)`` with the save date and zip timestamps pinned (same weights, same
+    bytes)."""
+    import json
+
+    model.save(path)
+    tmp = path + ".pinned.keras"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata["date_saved"] = PINNED_DATE
+                data = json.dumps(metadata).encode("utf-8")
+            entry = zipfile.ZipInfo(info.filename, date_time=_ZIP_TIME)
+            entry.compress_type = info.compress_type
+            entry.external_attr = 0o644 << 16
+            dst.writestr(entry, data)
+    os.replace(tmp, path)
+
+
+# --- the 0.1 API, kept so that callers written against it keep working ----------------------
+
+def find_checkpoint(name):
+    """``(folder, manifest)`` of the checkpoint ``name`` (``arch`` or ``arch.tag``) means, or
+    ``(None, None)`` when it has none. Prefer `resolve`."""
+    try:
+        checkpoint = resolve(name)
+    except FileNotFoundError:
+        return None, None
+    return checkpoint.folder, checkpoint.manifest
 
 
 def read_manifest(folder):
-    """The manifest of a checkpoint folder, or None when it has none."""
-    path = os.path.join(folder, MANIFEST_NAME)
-    if not os.path.isfile(path):
+    """The checked checkpoint `artifacts.Manifest` of ``folder``, or None when it has none."""
+    if not os.path.isfile(os.path.join(folder, MANIFEST_NAME)):
         return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"Cannot read the checkpoint manifest {path}: {e}") from e
-    for key in ("name", "file", "sha256"):
-        if key not in manifest:
-            raise ValueError(f"The checkpoint manifest {path} has no {key!r} entry.")
-    return manifest
-
-
-def find_checkpoint(name):
-    """``(folder, manifest)`` of the checkpoint for ``name``: shipped first, then the cache."""
-    for folder in (shipped_dir(name), cache_dir(name)):
-        manifest = read_manifest(folder)
-        if manifest is not None:
-            return folder, manifest
-    return None, None
-
-
-def verify_checkpoint(folder, manifest, expected_name=None):
-    """The path of the checkpoint file once its name and sha256 match the manifest."""
-    if expected_name is not None and manifest["name"] != expected_name:
-        raise ValueError(
-            f"The checkpoint in {folder} is for {manifest['name']!r}, not {expected_name!r}."
-        )
-    path = os.path.join(folder, manifest["file"])
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"The manifest in {folder} names {manifest['file']!r}, "
-                                f"which does not exist.")
-    actual = sha256_file(path)
-    if actual != manifest["sha256"]:
-        raise ChecksumError(
-            f"Checkpoint {path} is corrupt or was replaced: its sha256 is {actual}, but "
-            f"{os.path.join(folder, MANIFEST_NAME)} records {manifest['sha256']}. Refusing to "
-            "load it; restore the file or retrain."
-        )
-    return path
-
-
-def load_verified(folder, manifest, expected_name=None, compile=True):
-    """Verify, then deserialise with ``safe_mode=True`` (no arbitrary code from the file)."""
-    path = verify_checkpoint(folder, manifest, expected_name)
-    import tn_keras.layers  # noqa: F401  (registers the custom layers for deserialisation)
-
-    return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    return artifacts.read(os.path.join(folder, MANIFEST_NAME), kind="checkpoint")

@@ -7,7 +7,7 @@ from tn_keras.zoo.registry import register
 
 
 @register(
-    "digits_taylornet",
+    "digits_taylornet", default_tag="e60", parameters=32122, macs_per_image=53312,
     dataset="digits",
     recipe=TrainingRecipe(epochs=60, batch_size=32, learning_rate=3e-3, weight_decay=5e-2,
                           augmentation="translate"),

@@ -9,7 +9,7 @@ from tn_keras.zoo.registry import register
 
 
 @register(
-    "mnist7_taylor",
+    "mnist7_taylor", default_tag="eq3_e20", parameters=12750, macs_per_image=13965,
     dataset="mnist7x7",
     recipe=TrainingRecipe(epochs=20, batch_size=128, learning_rate=3e-3, weight_decay=1e-2),
     description="7x7 MNIST: f_k(x) = b_k + w_k.x + sum_{i<=j} Q_kij x_i x_j (Eq. 3)",

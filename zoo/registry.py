@@ -6,6 +6,7 @@ every architecture module once, so the registry is complete as soon as the zoo i
 import dataclasses
 import difflib
 import fnmatch
+import inspect
 from typing import Callable, Optional
 
 PAPER = (
@@ -41,20 +42,32 @@ class ModelSpec:
     recipe: TrainingRecipe
     family: str = "taylornet"  # "taylornet" (no activations) or "baseline"
     reference: str = PAPER
+    # The tag `zoo.load(name)` loads: a shipped checkpoint saved_models/<name>/<tag>/ (None:
+    # no weights ship; then the only local tag, if any, is the default).
+    default_tag: Optional[str] = None
+    # Counts of the default build, so `zoo.info` need not build it (tests/test_zoo.py checks
+    # them against the built model).
+    parameters: Optional[int] = None
+    macs_per_image: Optional[int] = None
 
 
 _REGISTRY: dict = {}
 
 
-def register(name, dataset, recipe, description="", family="taylornet", reference=PAPER):
+def register(name, dataset, recipe, description="", family="taylornet", reference=PAPER,
+             default_tag=None, parameters=None, macs_per_image=None):
     """Decorator that registers ``builder(input_shape=None, num_classes=None, **kw) -> Model``.
 
-    Users register their own architectures the same way; the name must be new.
+    Users register their own architectures the same way; the name must be new and may not
+    contain a dot (``NAME.TAG`` names a checkpoint).
     """
 
     def decorator(builder):
         if name in _REGISTRY:
             raise ValueError(f"A model named {name!r} is already registered.")
+        if "." in name:
+            raise ValueError(f"A model name may not contain '.' (it separates NAME.TAG); "
+                             f"received {name!r}.")
         _REGISTRY[name] = ModelSpec(
             name=name,
             builder=builder,
@@ -63,6 +76,9 @@ def register(name, dataset, recipe, description="", family="taylornet", referenc
             recipe=recipe,
             family=family,
             reference=reference,
+            default_tag=default_tag,
+            parameters=parameters,
+            macs_per_image=macs_per_image,
         )
         return builder
 
@@ -76,9 +92,10 @@ def unregister(name):
 
 
 def get_spec(name):
-    """The ModelSpec of ``name``; an unknown name lists the closest registered ones."""
+    """The ModelSpec of ``name`` (``arch`` or ``arch.tag``: the tag is resolved elsewhere, by
+    `tn_keras.zoo.checkpoints`); an unknown name lists the closest registered ones."""
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[name.partition(".")[0] if isinstance(name, str) else name]
     except KeyError:
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.4)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
@@ -89,3 +106,25 @@ def get_spec(name):
 
 def registered_names(pattern="*"):
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def check_builder_kwargs(spec, kwargs, argument="model_kwargs"):
+    """Refuse keyword arguments the builder does not take, naming the valid ones.
+
+    The one check used by `tn_keras.zoo.build`, `tn_keras.zoo.load` and `tn-keras train`.
+    """
+    parameters = inspect.signature(spec.builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(kwargs) - set(parameters))
+    if unknown:
+        raise ValueError(f"{argument} {unknown} are not arguments of the {spec.name!r} "
+                         f"builder; it takes: {', '.join(parameters)}.")
+
+
+def builder_default(spec, argument):
+    """The default value of one of the builder's arguments (None if it has none)."""
+    parameter = inspect.signature(spec.builder).parameters.get(argument)
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return None
+    return parameter.default

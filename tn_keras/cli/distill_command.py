@@ -1,12 +1,13 @@
 """``tn-keras distill NAME``: multi-level distillation of a zoo model's training data."""
 import json
 import os
+import sys
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "distill", help="distil a dataset level by level with a trained zoo model")
-    p.add_argument("name", help="zoo model (its dataset is distilled)")
+    p.add_argument("name", help="zoo model NAME or NAME.TAG (its dataset is distilled)")
     p.add_argument("--levels", type=int, required=True, help="levels after level 0")
     p.add_argument("--out", required=True, help="export folder (level_<a>/ per level)")
     p.add_argument("--per-class", type=int, help="starting real images per class (default all)")
@@ -37,7 +38,6 @@ def run(args):
     from tn_keras import datasets
     from tn_keras import zoo
     from tn_keras.distill import distill
-    from tn_keras.zoo import checkpoints
 
     from tn_keras.distill.export import prepare_export_dir
 
@@ -47,16 +47,10 @@ def run(args):
     dataset = zoo.info(args.name).dataset
     # Load the data and the model first: bad names/paths fail before anything is written.
     x, y = datasets.load(dataset, args.split, data_dir=args.data_dir)
+    checkpoint = zoo.find(args.name, args.weights)
+    print(f"tn-keras distill: using {checkpoint.describe()}", file=sys.stderr)
     model = zoo.load(args.name, weights=args.weights, compile=False)
-    sha = None
-    if args.weights == "pretrained":
-        _, manifest = checkpoints.find_checkpoint(args.name)
-        sha = manifest.get("sha256") if manifest else None
-    else:
-        folder = args.weights if os.path.isdir(args.weights) else os.path.dirname(
-            os.path.abspath(args.weights))
-        manifest = checkpoints.read_manifest(folder)
-        sha = manifest.get("sha256") if manifest else None
+    sha = checkpoint.manifest.sha256
     levels = distill(
         model, x, y, args.levels, group_size=args.group_size, steps=args.steps,
         learning_rate=args.learning_rate, ce_weight=args.ce_weight, method=args.method,
@@ -64,7 +58,7 @@ def run(args):
         embedding_layer=args.embedding_layer, per_class=args.per_class, seed=args.seed,
         export_dir=args.out, resume=args.resume, overwrite=args.overwrite,
         source={"dataset": dataset, "split": args.split},
-        model_info={"name": args.name, "sha256": sha, "weights": str(args.weights)},
+        model_info={"name": checkpoint.full_name, "sha256": sha, "weights": str(args.weights)},
         progress=print,
     )
     summary = {lv.level: {"images": len(lv.y), "path": lv.path} for lv in levels}

@@ -1,11 +1,12 @@
 """``tn-keras evaluate NAME``: accuracy of a checkpoint, or of an export of it, on the test set."""
 import json
 import os
+import sys
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("evaluate", help="evaluate a checkpoint on the real test split")
-    p.add_argument("name")
+    p.add_argument("name", help="NAME or NAME.TAG (default: the default tag)")
     p.add_argument("--weights", default="pretrained",
                    help="'pretrained' (default) or a checkpoint folder / .keras file")
     p.add_argument("--tflite", metavar="FILE",
@@ -22,6 +23,8 @@ def run(args):
 
     # A bad --tflite file is refused before the (slow) checkpoint load.
     exported = None if args.tflite is None else verified_tflite(args.tflite, args.name)
+    checkpoint = zoo.find(args.name, args.weights)
+    print(f"tn-keras evaluate: using {checkpoint.describe()}", file=sys.stderr)
     model = zoo.load(args.name, weights=args.weights, compile=False)
     dataset = zoo.info(args.name).dataset
     if exported is None:
@@ -52,5 +55,9 @@ def verified_tflite(path, name):
                          "truncated since export).")
     source = manifest.get("source", {}).get("model")
     if source not in (None, name):
-        raise ValueError(f"--tflite {path} was exported from {source!r}, not {name!r}.")
+        (source_arch, _, source_tag), (arch, _, tag) = source.partition("."), name.partition(".")
+        if source_arch != arch:
+            raise ValueError(f"--tflite {path} was exported from {source_arch!r}, not {arch!r}.")
+        if tag and source_tag and tag != source_tag:
+            raise ValueError(f"--tflite {path} was exported from {source!r}, not {name!r}.")
     return TFLiteModel(path)

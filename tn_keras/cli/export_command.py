@@ -1,21 +1,22 @@
 """``tn-keras export NAME``: write a SavedModel or a (quantised) TFLite file, with its manifest."""
 import json
 import os
+import sys
 
 
 def add_parser(subparsers):
     from tn_keras.export import FORMATS
 
     p = subparsers.add_parser(
-        "export", help="export a zoo model to SavedModel or TFLite (LiteRT)",
+        "export", help="export a zoo model to SavedModel, TFLite (LiteRT) or ONNX",
         description="Export a zoo model for deployment. The export is checked against the "
                     "Keras model and gets a manifest (<out>.json, or manifest.json inside a "
                     "SavedModel folder).",
     )
-    p.add_argument("name")
+    p.add_argument("name", help="NAME or NAME.TAG")
     p.add_argument("--format", choices=FORMATS, default="saved_model")
     p.add_argument("--out", required=True,
-                   help="output folder (saved_model) or .tflite file")
+                   help="output folder (saved_model) or .tflite / .onnx file")
     p.add_argument("--weights", default="pretrained",
                    help="'pretrained' (default), a checkpoint folder / .keras file, or 'none' "
                         "for an untrained build (seeded with --seed)")
@@ -38,20 +39,6 @@ def add_parser(subparsers):
     p.set_defaults(run=run)
 
 
-def _checkpoint_file(name, weights):
-    """The verified ``.keras`` file ``zoo.load(name, weights)`` reads (for the manifest)."""
-    from tn_keras.zoo import checkpoints
-
-    if weights == "pretrained":
-        folder, manifest = checkpoints.find_checkpoint(name)
-    else:
-        path = os.fspath(weights)
-        if not os.path.isdir(path):
-            return path
-        folder, manifest = path, checkpoints.read_manifest(path)
-    return None if manifest is None else os.path.join(folder, manifest["file"])
-
-
 def run(args):
     import keras
 
@@ -65,8 +52,10 @@ def run(args):
         keras.utils.set_random_seed(args.seed)
         model, checkpoint = zoo.build(args.name), None
     else:
+        found = zoo.find(args.name, args.weights)
+        print(f"tn-keras export: using {found.describe()}", file=sys.stderr)
         model = zoo.load(args.name, weights=args.weights, compile=False)
-        checkpoint = _checkpoint_file(args.name, args.weights)
+        checkpoint = found.path
     quantile = args.activation_quantile
     if quantile != "auto":
         try:
@@ -74,7 +63,8 @@ def run(args):
         except ValueError:
             pass  # export() names the argument and the valid values
     manifest = export(model, args.out, format=args.format, overwrite=args.overwrite,
-                      source=args.name, checkpoint=checkpoint, data_dir=args.data_dir,
+                      source=args.name if args.weights.lower() == "none" else found.full_name,
+                      checkpoint=checkpoint, data_dir=args.data_dir,
                       representative_data=args.calibration,
                       activation_quantile=quantile, fold_batch_norm=args.fold_batch_norm,
                       fold_normalization=args.fold_normalization)

@@ -1,10 +1,12 @@
 """``tn-keras predict NAME image.png ...``: the top-k classes of image files."""
+import sys
+
 import numpy as np
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("predict", help="classify image files with a zoo checkpoint")
-    p.add_argument("name")
+    p.add_argument("name", help="NAME or NAME.TAG")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--weights", default="pretrained")
@@ -34,6 +36,8 @@ def run(args):
     from tn_keras import zoo
 
     record = zoo.info(args.name)
+    checkpoint = zoo.find(args.name, args.weights)
+    print(f"tn-keras predict: using {checkpoint.describe()}", file=sys.stderr)
     model = zoo.load(args.name, weights=args.weights, compile=False)
     batch = np.stack([read_image(p, record.input_shape) for p in args.images])
     scores = model.predict(batch, verbose=0)

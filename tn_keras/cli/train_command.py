@@ -1,16 +1,23 @@
 """``tn-keras train NAME``: train a zoo model with its recipe; write checkpoint + manifest."""
 import json
+import sys
 
 
 def add_parser(subparsers):
     from tn_keras.training.trainer import STRATEGIES
 
     p = subparsers.add_parser("train", help="train a zoo model on its real dataset")
-    p.add_argument("name")
+    p.add_argument("name", help="NAME or NAME.TAG: the architecture, and the tag to write")
+    p.add_argument("--tag", help="tag of the new checkpoint (default 'local'); a shipped tag "
+                                 "is refused: a local run never shadows it")
+    p.add_argument("--init-from", metavar="NAME[.TAG]",
+                   help="start from this checkpoint's weights (all layers but the classifier "
+                        "head): fine-tuning")
     p.add_argument("--epochs", type=int, help="default: the recipe's")
     p.add_argument("--batch-size", type=int, help="default: the recipe's")
     p.add_argument("--data-dir", help="dataset folder (default: $TN_KERAS_DATA, tfds, download)")
-    p.add_argument("--out", help="checkpoint folder (default: $TN_KERAS_HOME/models/NAME)")
+    p.add_argument("--out",
+                   help="checkpoint folder (default: $TN_KERAS_HOME/models/NAME/TAG)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
@@ -46,7 +53,13 @@ def run(args):
         out=args.out, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
         strategy=args.strategy, max_train_examples=args.max_train_examples,
         max_eval_examples=args.max_eval_examples,
-        model_kwargs=parse_model_kwargs(args.model_kwargs),
+        model_kwargs=parse_model_kwargs(args.model_kwargs), tag=args.tag,
+        init_from=args.init_from,
     )
     if manifest is not None:
+        from tn_keras.zoo import api
+
+        arch = args.name.partition(".")[0]
+        written = api.find(arch, args.out) if args.out else api.find(f"{arch}.{manifest['tag']}")
+        print(f"tn-keras train: wrote {written.describe()}", file=sys.stderr)
         print(json.dumps(manifest["metrics"], indent=2))

@@ -22,13 +22,13 @@ from typing import Optional
 
 import numpy as np
 
+from tn_keras import artifacts
 from tn_keras.utils.files import atomic_directory
 from tn_keras.utils.files import atomic_path
 from tn_keras.utils.files import atomic_write_json
-from tn_keras.utils.files import sha256_file
 
-FORMAT = "tn_keras.distill.level/1"
-MANIFEST = "manifest.json"
+MANIFEST = artifacts.MANIFEST_NAME
+LEVEL_FILE = "images.npz"  # the level's main file: its images and labels
 PREPROCESSING = ("raw pixels 0..255 stored as uint8; feed them as float32 without scaling: "
                  "the model carries its own normalisation (tn_keras zoo convention)")
 MAX_SHEET_IMAGES = 400  # larger classes: the first 400 on the contact sheet
@@ -84,17 +84,6 @@ def contact_sheet(images: np.ndarray, path: str, max_images: int = MAX_SHEET_IMA
         pil.save(tmp, format="PNG")
 
 
-def _file_hashes(folder: str) -> dict[str, str]:
-    hashes = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            full = os.path.join(root, name)
-            rel = os.path.relpath(full, folder).replace(os.sep, "/")
-            if rel != MANIFEST:
-                hashes[rel] = sha256_file(full)
-    return dict(sorted(hashes.items()))
-
-
 def write_level(export_dir: str, level, settings, context: dict, overwrite: bool = False) -> str:
     """Write one level's folder atomically; return its path."""
     import tensorflow as tf
@@ -107,7 +96,6 @@ def write_level(export_dir: str, level, settings, context: dict, overwrite: bool
         for c in sorted(level.images_per_class):
             contact_sheet(level.x[level.y == c], os.path.join(tmp, f"class_{c}.png"))
         manifest = dict(
-            format=FORMAT,
             level=int(level.level),
             num_images=int(len(level.y)),
             image_shape=list(level.x.shape[1:]),
@@ -119,33 +107,41 @@ def write_level(export_dir: str, level, settings, context: dict, overwrite: bool
             seed=settings.seed,
             similarity=_json_safe(level.similarity),
             wall_time_seconds=round(float(level.wall_time_seconds), 3),
-            files=_file_hashes(tmp),
         )
-        atomic_write_json(os.path.join(tmp, MANIFEST), manifest)
+        write_manifest(tmp, manifest, settings.seed)
     return path
 
 
+def write_manifest(folder: str, record: dict, seed) -> None:
+    """The level's `tn_keras.artifacts` manifest (kind ``distilled_level``), written last."""
+    _, files = artifacts.sha256_tree(folder)
+    model = record.get("model") or {}
+    manifest = artifacts.Manifest(
+        kind="distilled_level", name=f"level_{record['level']}", file=LEVEL_FILE,
+        sha256=files[LEVEL_FILE],
+        size_bytes=os.path.getsize(os.path.join(folder, LEVEL_FILE)), files=files,
+        provenance=artifacts.Provenance(model=model.get("name"),
+                                        weights_sha256=model.get("sha256"),
+                                        data=record.get("source") or None, seed=seed),
+        versions=artifacts.software_versions(), created=artifacts.now(), record=record)
+    artifacts.write(os.path.join(folder, MANIFEST), manifest)
+
+
 def read_manifest(path: str) -> Optional[dict]:
+    """A level folder's manifest as a dict; None when it has none or it does not read."""
     try:
-        with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
-            return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
+        return artifacts.read(os.path.join(path, MANIFEST), kind="distilled_level").to_dict()
+    except (FileNotFoundError, artifacts.ManifestError):
         return None
 
 
 def verify_level(path: str) -> Optional[dict]:
     """The manifest of a complete level folder whose files all verify, else None."""
-    manifest = read_manifest(path)
-    if manifest is None or manifest.get("format") != FORMAT:
+    try:
+        manifest = artifacts.verify(os.path.join(path, MANIFEST))
+    except (FileNotFoundError, artifacts.ManifestError):
         return None
-    files = manifest.get("files") or {}
-    if "images.npz" not in files:
-        return None
-    for rel, digest in files.items():
-        full = os.path.join(path, rel)
-        if not os.path.isfile(full) or sha256_file(full) != digest:
-            return None
-    return manifest
+    return manifest.to_dict() if manifest.kind == "distilled_level" else None
 
 
 def reusable_level(export_dir: str, level: int, settings, context: dict):

@@ -1,4 +1,4 @@
-"""Deployment: export tn_keras models to TensorFlow SavedModel and TFLite (LiteRT).
+"""Deployment: export tn_keras models to TensorFlow SavedModel, TFLite (LiteRT) and ONNX.
 
     from tn_keras import zoo
     from tn_keras.export import export, TFLiteModel
@@ -24,11 +24,13 @@ from tn_keras.export.api import export
 from tn_keras.export.errors import ParityError
 from tn_keras.export.errors import UnsupportedOpsError
 from tn_keras.export.manifest import read_manifest
+from tn_keras.export.onnx import ONNXModel
 from tn_keras.export.runtime import TFLiteModel
 from tn_keras.export.tflite import op_names
 
 __all__ = [
     "FORMATS",
+    "ONNXModel",
     "ParityError",
     "TFLiteModel",
     "UnsupportedOpsError",

@@ -24,7 +24,7 @@ from tn_keras.utils.files import atomic_path
 from tn_keras.utils.files import check_can_write
 from tn_keras.utils.files import sha256_file
 
-FORMATS = ("saved_model", "tflite", "tflite_int8", "tflite_int16x8")
+FORMATS = ("saved_model", "tflite", "tflite_int8", "tflite_int16x8", "onnx")
 # The TFLite converter's mode for each TFLite format.
 _TFLITE_MODES = {"tflite": "float", "tflite_int8": "int8", "tflite_int16x8": "int16x8"}
 
@@ -66,6 +66,8 @@ def export(
             manifest ``<path>.json``.
         ``"tflite_int8"``: full-integer quantised flatbuffer (int8 weights, activations, input
             and output), calibrated on raw training images; manifest ``<path>.json``.
+        ``"onnx"``: a standard-op ONNX graph (`tn_keras.export.onnx`), dynamic batch, checked
+            with ONNX Runtime; manifest ``<path>.json``.
         ``"tflite_int16x8"``: int16 activations, int8 weights, float input and output
             (TFLite's experimental 16x8 mode), calibrated like int8: for deep polynomial
             networks where int8 activations lose too much (see the README); about the int8
@@ -141,6 +143,13 @@ def export(
     class_names = _class_names(model, source)
     if format == "saved_model":
         record = _export_saved_model(model, path, image_shape, overwrite, verify)
+    elif format == "onnx":
+        from tn_keras.export import onnx as onnx_lib  # same tolerance and checks as float TFLite
+
+        record = onnx_lib.export_onnx(
+            model, path, image_shape, overwrite, atol=TFLITE_ATOL,
+            parity_inputs=_random_images(image_shape, PARITY_IMAGES) if verify else None,
+            output_spec=_output_spec(model, (None, model.output_shape[-1]), "float32"))
     else:
         record = _export_tflite(model, path, image_shape, format, representative_data, source,
                                 data_dir, overwrite, verify, activation_quantile,

@@ -6,8 +6,6 @@ optimiser and its schedule, the callbacks that make a long run safe on a small m
 distribution strategy, and finally the checkpoint written atomically with its manifest.
 """
 import csv
-import datetime
-import inspect
 import json
 import os
 import shlex
@@ -20,13 +18,12 @@ import tensorflow as tf
 
 from tn_keras import datasets
 from tn_keras.training.evaluate import evaluate
-from tn_keras.utils.files import atomic_path
-from tn_keras.utils.files import atomic_write_json
 from tn_keras.utils.files import check_can_write
-from tn_keras.utils.files import sha256_file
-from tn_keras.utils.versions import software_versions
+from tn_keras import artifacts
 from tn_keras.zoo import api as zoo_api
 from tn_keras.zoo import checkpoints
+from tn_keras.zoo import saving
+from tn_keras.zoo.registry import check_builder_kwargs
 from tn_keras.zoo.registry import get_spec
 
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -92,6 +89,9 @@ def make_optimizer(recipe, steps_per_epoch, epochs):
         learning_rate=schedule,
         weight_decay=recipe.weight_decay,
         global_clipnorm=recipe.global_clipnorm,
+        # A fixed name: Keras numbers unnamed optimizers per process (adam_w, adam_w_1, ...)
+        # and saves the name, so identical runs would otherwise differ in their bytes.
+        name="adamw",
     )
     # Decay the kernels only: biases and BatchNorm's scale and shift are not decayed.
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
@@ -111,7 +111,7 @@ class EpochSeconds(keras.callbacks.Callback):
 
 
 def _command(name, epochs, batch_size, seed, strategy, max_train_examples, out,
-             model_kwargs=None):
+             model_kwargs=None, tag=None, init_from=None):
     words = ["tn-keras", "train", name, "--epochs", str(epochs), "--batch-size",
              str(batch_size), "--seed", str(seed)]
     if model_kwargs:
@@ -123,18 +123,30 @@ def _command(name, epochs, batch_size, seed, strategy, max_train_examples, out,
         words += ["--max-train-examples", str(max_train_examples)]
     if out is not None:
         words += ["--out", out]
+    if tag is not None:
+        words += ["--tag", tag]
+    if init_from is not None:
+        words += ["--init-from", init_from]
     return " ".join(shlex.quote(w) for w in words)
 
 
-def _check_model_kwargs(spec, model_kwargs):
-    """Refuse keyword arguments the architecture's builder does not take, naming the valid ones."""
-    parameters = inspect.signature(spec.builder).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    unknown = sorted(set(model_kwargs) - set(parameters))
-    if unknown:
-        raise ValueError(f"model_kwargs {unknown} are not arguments of the {spec.name!r} "
-                         f"builder; it takes: {', '.join(parameters)}.")
+def _name_and_tag(name, tag):
+    """``train("arch.tag")`` is ``train("arch", tag="tag")``; two different tags are refused."""
+    arch, name_tag = checkpoints.split_name(name)
+    if name_tag is not None and tag is not None and name_tag != tag:
+        raise ValueError(f"{name!r} names tag {name_tag!r} but tag={tag!r} (--tag) was given.")
+    return arch, tag or name_tag
+
+
+def _check_tag_and_init(name, tag, out, init_from):
+    """``(tag, init checkpoint)``, refused before any work: a shipped tag without ``out``, a
+    bad tag, an unknown ``init_from``."""
+    tag = checkpoints.check_tag(tag or checkpoints.LOCAL_TAG)
+    if out is None and tag in checkpoints.shipped_tags(name):
+        raise ValueError(f"--tag {tag}: {name}.{tag} ships with tn_keras; a local run may not "
+                         "shadow it. Choose another tag.")
+    init_checkpoint = None if init_from is None else zoo_api.find(init_from)
+    return tag, init_checkpoint
 
 
 def _training_seconds(log_path):
@@ -148,15 +160,15 @@ def _training_seconds(log_path):
 
 def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, resume=False,
           overwrite=False, strategy=None, max_train_examples=None, max_eval_examples=None,
-          callbacks=None, verbose="auto", model_kwargs=None):
+          callbacks=None, verbose="auto", model_kwargs=None, tag=None, init_from=None):
     """Train ``name`` with its recipe and write ``<out>/<name>.keras`` + ``manifest.json``.
 
     Args:
         name: a registered zoo name.
         epochs, batch_size: override the recipe's.
         data_dir: where the dataset files are (else ``TN_KERAS_DATA``, tfds, download).
-        out: the checkpoint folder; default ``$TN_KERAS_HOME/models/<name>`` (where
-            `tn_keras.zoo.load` finds it).
+        out: the checkpoint folder; default ``$TN_KERAS_HOME/models/<name>/<tag>`` (where
+            `tn_keras.zoo.load("<name>.<tag>")` finds it).
         seed: seeds Python, NumPy, TensorFlow, the shuffling and the augmentation; ops are made
             deterministic, so the same seed on the same machine gives the same weights.
         resume: continue an interrupted run from its backup (``<out>/backup``).
@@ -170,18 +182,24 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         model_kwargs: keyword arguments for the architecture's builder (e.g. ``{"width":
             2.0}``); recorded in the manifest and the command. The checkpoint file holds the
             whole architecture, so `tn_keras.zoo.load` reads it back as trained.
+        tag: the checkpoint's tag (default ``local``); a tag that ships with tn_keras is
+            refused unless ``out`` is given, so a local run never shadows a shipped checkpoint.
+        init_from: ``NAME[.TAG]`` of a checkpoint whose weights start the run (every layer but
+            the classifier head, matched by name; `tn_keras.zoo.saving.transfer_body`).
 
     Returns:
         ``(model, manifest)``.
     """
+    name, tag = _name_and_tag(name, tag)
     spec = get_spec(name)
     model_kwargs = dict(model_kwargs or {})
-    _check_model_kwargs(spec, model_kwargs)
+    check_builder_kwargs(spec, model_kwargs)
+    tag, init_checkpoint = _check_tag_and_init(name, tag, out, init_from)
     recipe = spec.recipe
     epochs = int(epochs or recipe.epochs)
     batch_size = int(batch_size or recipe.batch_size)
     out_given = out
-    out = out or checkpoints.cache_dir(name)
+    out = out or checkpoints.cache_dir(name, tag)
     model_path = os.path.join(out, f"{name}.keras")
     manifest_path = os.path.join(out, checkpoints.MANIFEST_NAME)
     backup_dir = os.path.join(out, "backup")
@@ -207,6 +225,8 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
 
     with strategy_obj.scope():
         model = spec.builder(**model_kwargs)
+        if init_checkpoint is not None:
+            saving.transfer_body(checkpoints.load_verified(init_checkpoint, compile=False), model)
         model.compile(
             optimizer=make_optimizer(recipe, steps_per_epoch, epochs),
             loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -245,44 +265,28 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         os.remove(scratch)
         return model, None
 
-    with atomic_path(model_path, overwrite=True) as tmp:
-        model.save(tmp)
-    facts = zoo_api.model_facts(model, spec.dataset)  # the model as built, with its kwargs
-    manifest = {
-        "format_version": 1,
-        "name": name,
-        "file": os.path.basename(model_path),
-        "sha256": sha256_file(model_path),
-        "size_bytes": os.path.getsize(model_path),
-        "dataset": spec.dataset,
-        "input_shape": list(facts["input_shape"]),
-        "num_classes": facts["num_classes"],
-        "class_names": list(facts["class_names"]),
-        "parameters": facts["parameters"],
-        "trainable_parameters": facts["trainable_parameters"],
-        "macs_per_image": facts["macs_per_image"],
-        "preprocessing": "inside the model: raw pixels 0..255 in",
-        "metrics": metrics,
-        "evaluation_command": f"tn-keras evaluate {name}",
-        "training": {
-            "command": _command(name, epochs, batch_size, seed, strategy, max_train_examples,
-                                out_given, model_kwargs),
-            "model_kwargs": model_kwargs,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "seed": seed,
-            "strategy": strategy or "default",
-            "train_examples": int(len(x)),
-            "recipe": {k: v for k, v in vars(recipe).items()},
-            "wall_time_seconds": _training_seconds(log_path) or fit_seconds,
-            "final_train_loss": float(history.history["loss"][-1]),
-            "final_train_accuracy": float(history.history["accuracy"][-1]),
-            "machine": f"{os.cpu_count()} CPU cores, no GPU"
-            if not tf.config.list_physical_devices("GPU") else "GPU",
-        },
-        "versions": software_versions(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "reference": spec.reference,
+    training = {
+        "command": _command(name, epochs, batch_size, seed, strategy, max_train_examples,
+                            out_given, model_kwargs, tag if tag != checkpoints.LOCAL_TAG
+                            else None, init_from),
+        "model_kwargs": model_kwargs,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "strategy": strategy or "default",
+        "train_examples": int(len(x)),
+        "recipe": {k: v for k, v in vars(recipe).items()},
+        "wall_time_seconds": _training_seconds(log_path) or fit_seconds,
+        "final_train_loss": float(history.history["loss"][-1]),
+        "final_train_accuracy": float(history.history["accuracy"][-1]),
+        "machine": f"{os.cpu_count()} CPU cores, no GPU"
+        if not tf.config.list_physical_devices("GPU") else "GPU",
     }
-    atomic_write_json(manifest_path, manifest, overwrite=True)
+    provenance = artifacts.Provenance(
+        model=None if init_checkpoint is None else init_checkpoint.full_name,
+        weights_sha256=None if init_checkpoint is None else init_checkpoint.manifest.sha256,
+        command=training["command"], seed=seed,
+        data={"dataset": spec.dataset, "split": "train", "examples": int(len(x))})
+    manifest = saving.write_checkpoint(model, out, spec, tag,
+                                       dict(metrics=metrics, training=training), provenance)
     return model, manifest
