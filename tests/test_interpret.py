@@ -247,3 +247,31 @@ def test_window_and_classes_restrict_the_hessian():
     # The quadratic part is exactly H / 2 for TaylorDense: its own coefficients.
     np.testing.assert_allclose(full.quadratic, layer.taylor_coefficients()["order_2"],
                                rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.backend_neutral
+def test_interpret_runs_without_tensorflow():
+    """Degree, decomposition and Hessian under JAX in a process where TensorFlow is blocked."""
+    from _no_tensorflow import assert_ran
+    from _no_tensorflow import run_without_tensorflow
+
+    result = run_without_tensorflow("""
+        import keras, numpy as np
+        from tn_keras import interpret
+        from tn_keras.layers import PolyCG
+
+        inputs = keras.Input((4, 4, 1))
+        x = PolyCG(2, order=2)(inputs)
+        model = keras.Model(inputs, keras.layers.Flatten()(PolyCG(1, order=2)(x)))
+        images = np.random.default_rng(0).uniform(0, 1, (2, 4, 4, 1))
+        orders = interpret.order_decomposition(model, images)
+        values = np.asarray(model(images.astype("float32")))
+        expansion = interpret.taylor_expansion(model, images[0], order=2)
+        print("DEGREE", interpret.degree(model), orders.shape, expansion.hessian.shape)
+        print("ERROR", float(interpret.reconstruction_error(orders, values).max()))
+    """)
+    assert_ran(result)
+    assert "DEGREE 4 (2, 5, 1) (1, 16, 16)" in result.stdout
+    error = float(result.stdout.split("ERROR")[1].split()[0])
+    assert error < 1e-5  # against the float32 model's own output
