@@ -64,7 +64,7 @@ def _templates(folder, name, model, class_names):
     plt = style.pyplot()
     columns = min(5, len(class_names))
     rows = -(-len(class_names) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.8 * rows), squeeze=False)
     for c, ax in enumerate(axes.flat):
         if c >= len(class_names):
             ax.axis("off")
@@ -122,6 +122,19 @@ def _shares(folder, name, orders, y, degree, class_names):
     return record
 
 
+def _symlog_axis(ax, largest):
+    """A symmetric log axis with at most about four labelled decades on each side."""
+    from matplotlib.ticker import NullLocator
+    from matplotlib.ticker import SymmetricalLogLocator
+
+    ax.set_yscale("symlog", linthresh=1.0)
+    decades = max(1, int(np.ceil(np.log10(max(largest, 10.0)))))
+    step = max(1, int(np.ceil(decades / 4)))
+    ax.yaxis.set_major_locator(SymmetricalLogLocator(linthresh=1.0, base=10.0 ** step))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.axhline(0, color="0.3", linewidth=0.5)
+
+
 def _examples(folder, name, x, y, orders, logits, class_names):
     predicted = np.argmax(logits, axis=1)
     right, wrong = np.flatnonzero(predicted == y)[:3], np.flatnonzero(predicted != y)[:3]
@@ -133,7 +146,7 @@ def _examples(folder, name, x, y, orders, logits, class_names):
         "predicted class's logit (and, for a wrong one, the true class's) about the zero "
         "image, on a symmetric log scale.")
     plt = style.pyplot()
-    fig, axes = plt.subplots(len(chosen), 2, figsize=(9, 1.9 * len(chosen)),
+    fig, axes = plt.subplots(len(chosen), 2, figsize=(9, 2.1 * len(chosen)),
                              gridspec_kw={"width_ratios": [1, 5]}, squeeze=False)
     k = np.arange(orders.shape[1])
     rows = []
@@ -146,9 +159,9 @@ def _examples(folder, name, x, y, orders, logits, class_names):
         if p != t:
             bar_ax.bar(k + 0.2, orders[i, :, t], width=0.4, color="tab:orange",
                        label=f"true {class_names[t]}: f = {logits[i, t]:.3g}")
-        bar_ax.set_yscale("symlog", linthresh=1.0)
-        bar_ax.axhline(0, color="0.3", linewidth=0.5)
-        bar_ax.legend(loc="upper right", fontsize=7, frameon=False)
+        _symlog_axis(bar_ax, np.abs(orders[i, :, [p, t]]).max())
+        bar_ax.legend(loc="lower right", bbox_to_anchor=(1.0, 0.98), ncol=2, fontsize=7,
+                      frameon=False)
         bar_ax.set_ylabel("f_k")
         rows += [(int(i), int(t), int(p), int(c), int(kk), orders[i, kk, c])
                  for c in {p, t} for kk in k]
