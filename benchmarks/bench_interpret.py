@@ -20,6 +20,10 @@ size (VmHWM) is its own; the baseline of every row is measured in the same run:
 * ``gradient``: the order-1 expansion (value and gradient of all 10 logits) of
   ``--hessian-model`` about the mean image: the baseline of ``hessian``.
 * ``hessian``: its order-2 expansion, the full Hessian ``10 x D x D`` (D = 784 for MNIST).
+* ``nodes``: the choice of the t-nodes, on ``--study-images`` images: Chebyshev nodes on
+  ``[a, 1]`` for a = -1 (the library's), -0.5, 0, in float32 and float64; the reconstruction
+  error as above and the error of the single orders, ``max_k |f_k - f_k^ref| / max_k |f_k^ref|``,
+  against a float64 least-squares fit at 45 Chebyshev nodes on ``[-1.2, 1.2]``.
 """
 from __future__ import annotations
 
@@ -33,7 +37,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-CONFIGS = ("forward", "decompose32", "decompose64", "gradient", "hessian")
+CONFIGS = ("forward", "decompose32", "decompose64", "gradient", "hessian", "nodes")
+NODE_INTERVALS = ((-1.0, 1.0), (-0.5, 1.0), (0.0, 1.0))
 DECOMPOSITION_MODEL = "cifar_taylornet"
 
 
@@ -83,6 +88,47 @@ def _run_decomposition(name, images):
             "cancellation_max": float(cancellation.max())}
 
 
+def _fit_orders(poly, x, dtype, low, high, count, degree=32):
+    import numpy as np
+
+    from tn_keras.interpret import decomposition as D
+
+    nodes = low + (high - low) * (D.chebyshev_nodes(count) + 1) / 2
+    values = D._ray_values(poly, x, np.zeros(x.shape[1:]), nodes, 264, dtype)
+    rhs = values.transpose(1, 0, 2).reshape(count, -1)
+    fit = np.linalg.lstsq(np.vander(nodes, degree + 1, increasing=True), rhs, rcond=None)[0]
+    return fit.reshape(degree + 1, len(x), -1).transpose(1, 0, 2)
+
+
+def _run_nodes(images):
+    import numpy as np
+
+    from tn_keras import interpret
+    from tn_keras import zoo
+    from tn_keras.interpret.decomposition import evaluate
+    from tn_keras.interpret.graph import polynomial_part
+    from tn_keras.interpret.precision import with_dtype
+
+    x, _ = _cifar(images)
+    poly = polynomial_part(zoo.load(DECOMPOSITION_MODEL, compile=False))[0]
+    models = {"float32": poly, "float64": with_dtype(poly, "float64")}
+    exact = evaluate(models["float64"], x)
+    reference = _fit_orders(models["float64"], x, "float64", -1.2, 1.2, 45)
+    scale = np.abs(reference).max(axis=(1, 2))
+    rows = {}
+    for low, high in NODE_INTERVALS:
+        for dtype, model in models.items():
+            orders = _fit_orders(model, x, dtype, low, high, 33)
+            per_order = np.abs(orders - reference).max(axis=(1, 2)) / scale
+            rows[f"[{low}, {high}] {dtype}"] = {
+                "cond": float(np.linalg.cond(np.vander(
+                    low + (high - low) * (np.cos((2 * np.arange(33) + 1) * np.pi / 66) + 1) / 2,
+                    33, increasing=True))),
+                "reconstruction_max": float(interpret.reconstruction_error(orders, exact).max()),
+                "per_order_max": float(per_order.max())}
+    return rows
+
+
 def _run_expansion(name, model_name):
     from tn_keras import interpret
     from tn_keras import zoo
@@ -102,6 +148,8 @@ def _run_expansion(name, model_name):
 def run_one(name, args):
     if name in ("gradient", "hessian"):
         result = _run_expansion(name, args.hessian_model)
+    elif name == "nodes":
+        result = _run_nodes(args.study_images)
     else:
         result = _run_decomposition(name, args.images)
     result["peak_rss_mb"] = _peak_rss_mb()
@@ -112,6 +160,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--hessian-model", default="mnist_taylornet")
+    parser.add_argument("--study-images", type=int, default=16)
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--json")
@@ -122,7 +171,8 @@ def main(argv=None):
     results = {}
     for name in args.configs.split(","):
         command = [sys.executable, os.path.abspath(__file__), "--only", name,
-                   "--images", str(args.images), "--hessian-model", args.hessian_model]
+                   "--images", str(args.images), "--hessian-model", args.hessian_model,
+                   "--study-images", str(args.study_images)]
         done = subprocess.run(command, capture_output=True, text=True)
         lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
         if done.returncode or not lines:
