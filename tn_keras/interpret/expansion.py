@@ -106,8 +106,8 @@ def _check_hessian_size(classes, pixels, limit):
 
 def _class_fn(poly, class_index):
     """``z -> f_{c_b}(z_b)`` for a batch whose example ``b`` asks for class ``class_index[b]``."""
-    one_hot = keras.ops.one_hot(np.asarray(class_index), poly.outputs[0].shape[-1],
-                                dtype=poly.outputs[0].dtype)
+    outputs = int(np.prod(poly.outputs[0].shape[1:]))
+    one_hot = keras.ops.one_hot(np.asarray(class_index), outputs, dtype=poly.outputs[0].dtype)
 
     def fn(z):
         out = keras.ops.reshape(poly(z, training=False), (len(class_index), -1))
