@@ -65,8 +65,7 @@ def _draw_quadratic(folder, levels, counts, record):
 
     plt = style.pyplot()
     fig, axes = plt.subplots(2, 5, figsize=(12.5, 5.8))
-    cmap = ListedColormap(LEVEL_COLOURS)
-    cmap.set_bad("white")
+    cmap = ListedColormap(LEVEL_COLOURS).with_extremes(bad="white")
     upper = np.triu(np.ones((49, 49), bool), k=1)
     for c, ax in enumerate(axes.flat):
         ax.imshow(np.ma.masked_array(levels[c], upper), cmap=cmap, vmin=-0.5, vmax=4.5,
