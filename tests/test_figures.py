@@ -87,6 +87,7 @@ def test_fig_s1_is_computed_from_real_layers():
     assert nonzero == fig_s1_nonzero_monomials() and len(nonzero) == 54
 
 
+@pytest.mark.backend_neutral
 def test_magnitude_levels_and_order_bins():
     from tn_keras.figures.fig_s4 import magnitude_levels
     from tn_keras.figures.whole_model import order_bins
@@ -99,6 +100,7 @@ def test_magnitude_levels_and_order_bins():
     assert [k for low, high in bins for k in range(low, high + 1)] == list(range(33))
 
 
+@pytest.mark.backend_neutral
 def test_similarity_plot_shows_a_level_without_pairs_as_a_gap(tmp_path):
     from tn_keras.distill import plot_similarity
 
