@@ -59,6 +59,8 @@ setup(
         # The LiteRT interpreter (the successor of tf.lite.Interpreter) runs exported models.
         "ai-edge-litert>=1.2",
         "pillow>=10",
+        # Figures (tn-keras figures, the distillation's similarity plot): the field's standard.
+        "matplotlib>=3.7",
     ],
     extras_require={
         "cpu": ["tensorflow-cpu==2.21.0"],

@@ -8,7 +8,7 @@ import importlib
 import sys
 
 COMMANDS = ("quickstart", "list", "info", "card", "train", "evaluate", "predict", "export",
-            "distill")
+            "distill", "distill_eval", "figures")
 
 
 def build_parser():

@@ -1,74 +1,73 @@
-"""Figure S5/S6-style plot of Eq. (S3): s and d against level, one line per class.
+"""Figure S5/S6-style plot of Eq. (S3): s and d against the level, one line per class.
 
-Drawn with Pillow (already a dependency) so that no plotting library is needed.
+Drawn with matplotlib (the field's standard: axes, ticks, legends and fonts are its job). A
+level where a class has a single image has no pair, so s and d are undefined there: the line
+stops (a gap, not a zero) and the level is shaded with a note, instead of an empty tick.
 """
 from __future__ import annotations
 
 import math
+import os
 
 from tn_keras.utils.files import atomic_path
 
-# Matplotlib's tab10 colours: one per class.
-COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+# 900 x 400 pixels: the size the distillation export has always written.
+FIGSIZE = (9.0, 4.0)
+DPI = 100
 
 
-def _panel(draw, box, table, key, title):
-    left, top, right, bottom = box
-    levels = sorted(table)
-    classes = sorted({c for lv in levels for c in table[lv]})
-    values = [table[lv][c][key] for lv in levels for c in table[lv]]
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
-    pad = 0.05 * (hi - lo)
-    lo, hi = lo - pad, hi + pad
-    draw.rectangle(box, outline="black")
-    draw.text((left, top - 16), title, fill="black")
-    span = max(1, levels[-1] - levels[0]) if levels else 1
+def _value(table, level, c, key):
+    v = table[level].get(c, {}).get(key)
+    return math.nan if v is None else float(v)
 
-    def to_xy(lv, v):
-        x = left + (lv - levels[0]) / span * (right - left)
-        y = bottom - (v - lo) / (hi - lo) * (bottom - top)
-        return x, y
 
-    for lv in levels:
-        x, _ = to_xy(lv, lo)
-        draw.line([(x, bottom), (x, bottom + 4)], fill="black")
-        draw.text((x - 3, bottom + 6), str(lv), fill="black")
-    for frac in (0.0, 0.5, 1.0):
-        v = lo + frac * (hi - lo)
-        _, y = to_xy(levels[0] if levels else 0, v)
-        draw.text((left - 44, y - 6), f"{v:.3f}", fill="black")
-    draw.text(((left + right) / 2 - 15, bottom + 20), "level", fill="black")
+def _gap_levels(table, levels, classes):
+    """Levels where no class has a value (a single image per class: no pairs)."""
+    return [lv for lv in levels
+            if all(math.isnan(_value(table, lv, c, "s")) for c in classes)]
+
+
+def _panel(ax, table, levels, classes, key, ylabel):
+    import matplotlib.pyplot as plt
+
+    colours = plt.get_cmap("tab10")
     for i, c in enumerate(classes):
-        colour = COLOURS[i % len(COLOURS)]
-        points = [to_xy(lv, table[lv][c][key]) for lv in levels
-                  if c in table[lv] and table[lv][c][key] is not None
-                  and not math.isnan(table[lv][c][key])]
-        if len(points) > 1:
-            draw.line(points, fill=colour, width=2)
-        for x, y in points:
-            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
-    return classes
+        ax.plot(levels, [_value(table, lv, c, key) for lv in levels], marker="o",
+                markersize=3, linewidth=1.4, color=colours(i % 10), label=f"class {c}")
+    gaps = _gap_levels(table, levels, classes)
+    for lv in gaps:
+        ax.axvspan(lv - 0.4, lv + 0.4, color="0.92", zorder=0)
+        ax.text(lv, 0.5, "1 image per class:\nno pairs", transform=ax.get_xaxis_transform(),
+                ha="center", va="center", rotation=90, fontsize=7, color="0.35")
+    ax.set_xticks(levels)
+    ax.set_xlim(levels[0] - 0.5, levels[-1] + 0.5)
+    ax.set_xlabel("distillation level")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
 
 
 def plot_similarity(table: dict, path: str, title: str = "Eq. (S3) per class"):
-    """Save a PNG with two panels, s (cosine similarity) and d (squared distance).
+    """Save two panels, s (cosine similarity) and d (squared distance), against the level.
 
-    ``table`` is ``{level: {class: {"s": .., "d": ..}}}`` (as `similarity_by_level` returns).
+    ``table`` is ``{level: {class: {"s": .., "d": ..}}}`` (as `similarity_by_level` returns);
+    the format follows ``path``'s extension (``.png``, ``.svg``, ``.pdf``).
     """
-    from PIL import Image, ImageDraw
+    import matplotlib
 
-    img = Image.new("RGB", (900, 400), "white")
-    draw = ImageDraw.Draw(img)
-    draw.text((10, 5), title, fill="black")
-    classes = _panel(draw, (70, 40, 420, 340), table, "s", "s: mean cosine similarity")
-    _panel(draw, (500, 40, 850, 340), table, "d", "d: mean squared distance (= 2 - 2s)")
-    for i, c in enumerate(classes):
-        x = 70 + i * 70
-        draw.line([(x, 380), (x + 20, 380)], fill=COLOURS[i % len(COLOURS)], width=3)
-        draw.text((x + 24, 374), f"class {c}", fill="black")
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    table = {int(k): v for k, v in table.items()}
+    levels = sorted(table)
+    classes = sorted({int(c) for lv in levels for c in table[lv]})
+    table = {lv: {int(c): v for c, v in table[lv].items()} for lv in levels}
+    fig, (left, right) = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI)
+    _panel(left, table, levels, classes, "s", "s: mean cosine similarity")
+    _panel(right, table, levels, classes, "d", "d: mean squared distance (= 2 - 2s)")
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
+    fig.suptitle(title)
+    fig.subplots_adjust(left=0.08, right=0.86, bottom=0.14, top=0.88, wspace=0.3)
     with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
+        fig.savefig(tmp, format=os.path.splitext(path)[1][1:] or "png", dpi=DPI)
+    plt.close(fig)

@@ -1,0 +1,73 @@
+"""Every choice of `tn-keras figures` and `tn-keras distill-eval`, in one place.
+
+The fast set runs in about a minute on 2 CPU cores from what ships with tn_keras (the digits
+checkpoint and data, mnist7_taylor's checkpoint); the full set adds MNIST and CIFAR-10 and
+needs the datasets (``--data-dir`` or ``$TN_KERAS_DATA``). Sizes are kept small enough for a
+2-core machine: the captions state them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillationSpec:
+    """A small multi-level distillation and its reference-classification check."""
+
+    figure: str            # "Fig. S5", "Fig. S6", or a "-style" label for the fast set
+    model: str             # zoo model (its dataset is distilled)
+    per_class: int         # real training images per class at level 0 (halved per level)
+    steps: int             # Adam steps per level (the distillation's default is 40)
+    test_split: str
+    test_images: int       # test images classified by nearest reference (the first ones)
+
+
+@dataclasses.dataclass(frozen=True)
+class InterpretSpec:
+    """Whole-model interpretation of a zoo TaylorNet on its first test images."""
+
+    model: str
+    test_split: str
+    test_images: int
+
+
+FAST_DISTILLATION = (DistillationSpec("Fig. S5-style (digits)", "digits_taylornet", 64, 40,
+                                      "test", 360),)
+FULL_DISTILLATION = (DistillationSpec("Fig. S5 (MNIST)", "mnist_taylornet", 256, 20, "test",
+                                      2000),
+                     DistillationSpec("Fig. S6 (CIFAR-10)", "cifar_taylornet", 128, 20,
+                                      "test_lossless", 1000))
+FAST_INTERPRET = (InterpretSpec("digits_taylornet", "test", 360),)
+FULL_INTERPRET = (InterpretSpec("mnist_taylornet", "test", 500),
+                  InterpretSpec("cifar_taylornet", "test_lossless", 300))
+CLASS_NAMES = {
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                "ship", "truck"],
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FiguresConfig:
+    """What `make_figures` writes.
+
+    Attributes:
+        out: the output folder (refused if it exists, unless ``overwrite``).
+        full: add the MNIST / CIFAR-10 figures (needs the datasets).
+        data_dir: the datasets' folder (default ``$TN_KERAS_DATA``).
+        seed: seeds the distillations and the random real references.
+    """
+
+    out: str
+    full: bool = False
+    data_dir: Optional[str] = None
+    overwrite: bool = False
+    seed: int = 0
+
+    @property
+    def distillations(self):
+        return FAST_DISTILLATION + (FULL_DISTILLATION if self.full else ())
+
+    @property
+    def interpretations(self):
+        return FAST_INTERPRET + (FULL_INTERPRET if self.full else ())
