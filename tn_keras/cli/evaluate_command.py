@@ -2,6 +2,8 @@
 import json
 import os
 
+from tn_keras.cli import arguments
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser("evaluate", help="evaluate a checkpoint on the real test split")
@@ -12,7 +14,7 @@ def add_parser(subparsers):
                    help="evaluate this .tflite export of the checkpoint instead (its manifest "
                         "is checked first), with its top-1 agreement with the Keras model")
     p.add_argument("--data-dir")
-    p.add_argument("--max-examples", type=int)
+    p.add_argument("--max-examples", type=arguments.positive_int)
     p.set_defaults(run=run)
 
 
