@@ -19,8 +19,9 @@ COMMANDS = ("quickstart", "list", "info", "train", "evaluate", "predict", "expor
 # Exit codes, one per kind of failure (0 is success; argparse uses 2 for a bad flag).
 EXIT_CODES = {
     "internal": 1,     # an unexpected error (a bug, or TensorFlow / h5py failing)
-    "input": 2,        # a bad argument, file contents or JSON (ValueError and friends)
-    "filesystem": 3,   # a missing, unreadable or unwritable path (OSError)
+    "input": 2,        # a bad argument or file: wrong value, contents or JSON, a path that
+                       # is missing, exists already, or is a file / folder where the other is
+    "filesystem": 3,   # the file system refused: permission, disk full, I/O error (OSError)
     "memory": 4,       # out of memory, or an image too large to decode (decompression bomb)
     "locked": 5,       # the output is being written by another run, or a stale lock
     "interrupted": 130,  # Ctrl-C (128 + SIGINT)
@@ -28,7 +29,12 @@ EXIT_CODES = {
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are one line (the usage is one ``--help`` away)."""
+    """argparse whose errors are one line (the usage is one ``--help`` away), and which takes
+    no abbreviated flags (``--over`` must not mean ``--overwrite``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(EXIT_CODES["input"], f"{self.prog}: error: {message} (see {self.prog} "
@@ -73,7 +79,8 @@ def exit_code(error):
     module = type(error).__module__ or ""
     if module.startswith(("tensorflow", "h5py", "jax", "torch")):
         return EXIT_CODES["internal"]
-    if isinstance(error, (ValueError, TypeError, LookupError)):
+    if isinstance(error, (ValueError, TypeError, LookupError, FileNotFoundError,
+                          FileExistsError, IsADirectoryError, NotADirectoryError)):
         return EXIT_CODES["input"]
     if isinstance(error, OSError):
         return EXIT_CODES["filesystem"]

@@ -50,7 +50,7 @@ def run(args):
     dataset = zoo.info(args.name).dataset
     # Load the data and the model first: bad names/paths fail before anything is written.
     x, y = datasets.load(dataset, args.split, data_dir=args.data_dir)
-    model = zoo.load(args.name, weights=args.weights, compile=False)
+    model = arguments.load_checkpoint(args.name, args.weights)
     sha = None
     if args.weights == "pretrained":
         _, manifest = checkpoints.find_checkpoint(args.name)

@@ -54,6 +54,14 @@ def _checkpoint_file(name, weights):
     return None if manifest is None else os.path.join(folder, manifest["file"])
 
 
+def _check_level_dir(folder):
+    """``--calibration``: a distilled level folder with a sound manifest."""
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(f"--calibration {folder}: not a folder (expected "
+                                 "<distill --out>/level_<a>).")
+    arguments.read_json_object(os.path.join(folder, "manifest.json"), "level manifest")
+
+
 def run(args):
     import keras
 
@@ -63,11 +71,13 @@ def run(args):
 
     # Refuse an existing output before loading anything (loading CIFAR weights takes a while).
     check_can_write(args.out, args.overwrite)
+    if args.calibration is not None:
+        _check_level_dir(args.calibration)
     if args.weights.lower() == "none":
         keras.utils.set_random_seed(args.seed)
         model, checkpoint = zoo.build(args.name), None
     else:
-        model = zoo.load(args.name, weights=args.weights, compile=False)
+        model = arguments.load_checkpoint(args.name, args.weights)
         checkpoint = _checkpoint_file(args.name, args.weights)
     quantile = args.activation_quantile
     if quantile != "auto":

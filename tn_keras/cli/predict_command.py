@@ -25,8 +25,11 @@ def read_image(path, input_shape):
     """
     from PIL import Image
 
+    from tn_keras.utils.files import check_regular_file
+
     rows, cols, channels = input_shape
     try:
+        check_regular_file(path, "image file")  # a FIFO would block Image.open forever
         with Image.open(path) as image:
             image = _eight_bit(image, path)
             image = image.convert("L" if channels == 1 else "RGB")
@@ -76,7 +79,7 @@ def run(args):
         raise ValueError(f"--top-k {args.top_k}: {args.name} has only "
                          f"{len(record.class_names)} classes.")
     batch = np.stack([read_image(p, record.input_shape) for p in args.images])  # before loading
-    model = zoo.load(args.name, weights=args.weights, compile=False)
+    model = arguments.load_checkpoint(args.name, args.weights)
     scores = model.predict(batch, verbose=0)
     for path, row in zip(args.images, scores):
         best = np.argsort(row)[::-1][: args.top_k]

@@ -169,6 +169,8 @@ def prepare_output(out, name, resume, overwrite, settings):
     if resume and overwrite:
         raise ValueError("resume=True and overwrite=True contradict each other (CLI: --resume "
                          "continues the run in --out, --overwrite deletes it); pass one.")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise NotADirectoryError(f"{out} is a file; the output of a training run is a folder.")
     _sweep_temporaries(out)
     backup = os.path.join(out, BACKUP_DIR)
     manifest = finished_manifest(out)
