@@ -67,9 +67,12 @@ def run(args):
 
     from tn_keras import zoo
     from tn_keras.export import export
+    from tn_keras.export.staging import recover_unlocked
     from tn_keras.utils.files import check_can_write
 
-    # Refuse an existing output before loading anything (loading CIFAR weights takes a while).
+    # Refuse an existing output before loading anything (loading CIFAR weights takes a while),
+    # once what a killed export of it left is resolved (its previous state restored).
+    recover_unlocked(args.out)
     check_can_write(args.out, args.overwrite)
     if args.calibration is not None:
         _check_level_dir(args.calibration)

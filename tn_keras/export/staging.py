@@ -82,6 +82,7 @@ class Staging:
         fault_point("export-commit")  # the previous export moved aside, the new one not placed
         for staged, final in pairs:
             os.replace(os.path.join(self.dir, staged), final)
+            fault_point("export-half-placed")  # after the file, before its manifest
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def discard(self):
@@ -128,6 +129,14 @@ def recover(target):
         shutil.rmtree(folder, ignore_errors=True)
         done.append(f"removed {folder}")
     return done
+
+
+def recover_unlocked(target):
+    """`recover` under the target's lock (for a check made before an export starts)."""
+    from tn_keras.utils import locks
+
+    with locks.locked(target, "tn_keras.export recovery"):
+        return recover(target)
 
 
 def _finish_or_roll_back(folder, journal):

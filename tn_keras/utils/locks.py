@@ -73,7 +73,10 @@ def acquire(target, command=None):
         StaleLockError: a killed run left it; the message says how to clear it.
     """
     path = lock_path(target)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    parent = os.path.dirname(path)
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise NotADirectoryError(f"{parent} is a file, so {target} cannot be written.")
+    os.makedirs(parent, exist_ok=True)
     owner = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
