@@ -15,8 +15,9 @@ import sys
 
 def silence_tensorflow():
     """Quiet TensorFlow's C++ / absl logs; import it with its start-up lines discarded."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO, WARNING and ERROR lines
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    # C++ INFO, WARNING and ERROR lines (set, not defaulted: --verbose is the way to see them).
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ["GRPC_VERBOSITY"] = "ERROR"
     if importlib.util.find_spec("tensorflow") is None:
         return
     sys.stderr.flush()
