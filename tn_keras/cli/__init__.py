@@ -99,9 +99,13 @@ def error_line(command, error):
         message = str(error) or type(error).__name__
         if exit_code(error) == EXIT_CODES["internal"] or isinstance(error, LookupError):
             message = f"{type(error).__name__}: {message}"
-    message = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    hint = " (run with --debug for the traceback)" if exit_code(error) == 1 else ""
-    return f"tn-keras {command or ''}: error: {message}{hint}".replace("tn-keras : ", "tn-keras: ")
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    internal = exit_code(error) == EXIT_CODES["internal"]
+    # A TensorFlow error's first line says what failed; the rest is a graph trace (--debug).
+    message = lines[0] if internal and len(lines) > 1 else " ".join(lines)
+    hint = " (run with --debug for the traceback)" if internal else ""
+    prog = f"tn-keras {command}" if command else "tn-keras"
+    return f"{prog}: error: {message}{hint}"
 
 
 def main(argv=None):

@@ -244,6 +244,7 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         scratch = os.path.join(out, f".worker-{strategy_obj.cluster_resolver.task_id}.keras")
         model.save(scratch)
         os.remove(scratch)
+        run_backup.finish_output(out)  # a worker's backup is not needed once training ended
         return model, None
 
     with atomic_path(model_path, overwrite=True) as tmp:
