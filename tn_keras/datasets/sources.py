@@ -17,6 +17,7 @@ import numpy as np
 
 from tn_keras.datasets.errors import DatasetFormatError
 from tn_keras.datasets.validation import ARRAY_KEYS
+from tn_keras.utils.files import check_regular_file
 
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
@@ -79,15 +80,15 @@ def is_data_file(path: str) -> bool:
         DatasetFormatError: something else is there: a folder, a FIFO or device (reading it
             could block forever), or a symbolic link to nothing.
     """
-    if os.path.isfile(path):
-        return True
     if not os.path.lexists(path):
         return False
-    if os.path.islink(path) and not os.path.exists(path):
-        raise DatasetFormatError(f"{path}: a symbolic link to {os.readlink(path)!r}, which "
-                                 "does not exist.")
-    kind = "a folder" if os.path.isdir(path) else "not a regular file (a FIFO, socket or device)"
-    raise DatasetFormatError(f"{path}: is {kind}; expected a data file.")
+    try:
+        check_regular_file(path, "data file")
+    except OSError as e:
+        raise DatasetFormatError(f"{e.filename}: {e.strerror}.") from e
+    except ValueError as e:
+        raise DatasetFormatError(str(e)) from e
+    return True
 
 
 def npz_path(folder: str, name: str) -> str:
