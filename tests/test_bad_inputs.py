@@ -358,8 +358,7 @@ CHECKPOINT_CASES = {
                                        "mnist_taylornet"),
     "keras-file-garbage-with-right-sha": lambda d: (_checkpoint(d / "ckfolder"), "ckfolder"),
     "keras-file-other-than-manifest": lambda d: (
-        (_checkpoint(d / "ckfolder") / "other.keras").write_bytes(b"x") and d / "ckfolder" / "other.keras",
-        "other.keras"),
+        _touch(_checkpoint(d / "ckfolder") / "other.keras"), "other.keras"),
 }
 
 

@@ -12,7 +12,8 @@ def add_parser(subparsers):
     p.add_argument("--levels", type=arguments.non_negative_int, required=True,
                    help="levels after level 0")
     p.add_argument("--out", required=True, help="export folder (level_<a>/ per level)")
-    p.add_argument("--per-class", type=arguments.positive_int, help="starting real images per class (default all)")
+    p.add_argument("--per-class", type=arguments.positive_int,
+                   help="starting real images per class (default all)")
     p.add_argument("--weights", default="pretrained",
                    help="'pretrained' (default) or a checkpoint folder / .keras file")
     p.add_argument("--data-dir", help="dataset folder (default: $TN_KERAS_DATA)")
@@ -26,7 +27,8 @@ def add_parser(subparsers):
                         "ConvNets (better training sets, does not use the model)")
     p.add_argument("--match-against", choices=("previous", "level0"), default="previous",
                    help="--method distribution: match the previous level or the real level 0")
-    p.add_argument("--steps", type=arguments.positive_int, help="Adam steps per level (default: the method's)")
+    p.add_argument("--steps", type=arguments.positive_int,
+                   help="Adam steps per level (default: the method's)")
     p.add_argument("--learning-rate", type=arguments.positive_float,
                    help="grey levels per step (default: the method's)")
     p.add_argument("--ce-weight", type=arguments.non_negative_float, default=0.1)

@@ -21,7 +21,8 @@ def add_parser(subparsers):
     p.add_argument("--weights", default="pretrained",
                    help="'pretrained' (default), a checkpoint folder / .keras file, or 'none' "
                         "for an untrained build (seeded with --seed)")
-    p.add_argument("--seed", type=arguments.non_negative_int, default=0, help="initialisation seed for --weights none")
+    p.add_argument("--seed", type=arguments.non_negative_int, default=0,
+                   help="initialisation seed for --weights none")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--activation-quantile", default="auto",
                    help="tflite_int8: int8 range of each activation = its [1-q, q] quantiles "

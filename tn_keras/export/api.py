@@ -257,51 +257,13 @@ def _export_tflite(model, path, image_shape, format, representative_data, source
         flatbuffer = tflite_lib.convert_saved_model(folder, mode=mode,
                                                     representative_data=images)
     runtime = TFLiteModel(flatbuffer)
-    parity = None
-    if verify and mode == "float":
-        x = _random_images(image_shape, PARITY_IMAGES)
-        diff = float(np.max(np.abs(runtime.predict(x) - _keras_outputs(model, x))))
-        if not diff <= TFLITE_ATOL:
-            raise ParityError(f"The TFLite model's outputs differ from the Keras model's by "
-                              f"{diff:.3g} (tolerance {TFLITE_ATOL}); not written.")
-        parity = {"images": PARITY_IMAGES, "inputs": "uniform random 0..255, seed 0",
-                  "max_abs_diff": diff, "atol": TFLITE_ATOL}
-    elif verify:
-        x = images[:INT8_PARITY_IMAGES]
-        got, want = runtime.predict(x), _keras_outputs(model, x)
-        parity = {"images": int(len(x)), "inputs": "the first calibration images",
-                  "top1_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1))),
-                  "max_abs_diff": float(np.max(np.abs(got - want)))}
-        if parity["top1_agreement"] < QUANTISED_AGREEMENT_WARNING:
-            hint = (" Try format='tflite_int16x8' (int16 activations)." if int8 else "")
-            warnings.warn(
-                f"The {format} export of {model.name!r} agrees with the Keras model's top-1 on "
-                f"only {parity['top1_agreement']:.1%} of {len(x)} calibration images: "
-                f"quantisation loses too much for this model.{hint}", RuntimeWarning,
-                stacklevel=3)
+    parity = _tflite_parity(model, runtime, format, image_shape, images) if verify else None
     with open(path, "wb") as f:
         f.write(flatbuffer)
         f.flush()
         os.fsync(f.fileno())
-    quantization = None
-    input_quant = output_quant = None
-    if mode == "int16x8":
-        quantization = {
-            "scheme": "16x8 (EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8): int8 "
-                      "weights, int16 activations, float32 input and output",
-            "calibration": calibration_record,
-        }
-    if int8:
-        input_quant = dict(zip(("scale", "zero_point"), runtime.input_quantization))
-        output_quant = dict(zip(("scale", "zero_point"), runtime.output_quantization))
-        quantization = {
-            "scheme": "full integer (TFLITE_BUILTINS_INT8): int8 weights and activations, "
-                      "int8 input and output",
-            "input": input_quant,
-            "output": output_quant,
-            "calibration": calibration_record,
-            "dequantize": "real = scale * (q - zero_point)",
-        }
+    quantization, input_quant, output_quant = _tflite_quantization(runtime, mode,
+                                                                   calibration_record)
     input_spec = {"name": saved_model_lib.input_name(model),
                   "shape": list(runtime.input_shape), "dtype": str(runtime.input_dtype),
                   "layout": "NHWC", "value_range": VALUE_RANGE}
@@ -320,6 +282,57 @@ def _export_tflite(model, path, image_shape, format, representative_data, source
         graph_transforms=transforms,
         parity=parity,
     )
+
+
+def _tflite_parity(model, runtime, format, image_shape, images) -> dict:
+    """Float: max difference on random images (`ParityError` beyond `TFLITE_ATOL`).
+    Quantised: top-1 agreement on the calibration images (a warning below 95 %)."""
+    if _TFLITE_MODES[format] == "float":
+        x = _random_images(image_shape, PARITY_IMAGES)
+        diff = float(np.max(np.abs(runtime.predict(x) - _keras_outputs(model, x))))
+        if not diff <= TFLITE_ATOL:
+            raise ParityError(f"The TFLite model's outputs differ from the Keras model's by "
+                              f"{diff:.3g} (tolerance {TFLITE_ATOL}); not written.")
+        return {"images": PARITY_IMAGES, "inputs": "uniform random 0..255, seed 0",
+                "max_abs_diff": diff, "atol": TFLITE_ATOL}
+    x = images[:INT8_PARITY_IMAGES]
+    got, want = runtime.predict(x), _keras_outputs(model, x)
+    parity = {"images": int(len(x)), "inputs": "the first calibration images",
+              "top1_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1))),
+              "max_abs_diff": float(np.max(np.abs(got - want)))}
+    if parity["top1_agreement"] < QUANTISED_AGREEMENT_WARNING:
+        hint = (" Try format='tflite_int16x8' (int16 activations)."
+                if format == "tflite_int8" else "")
+        warnings.warn(
+            f"The {format} export of {model.name!r} agrees with the Keras model's top-1 on "
+            f"only {parity['top1_agreement']:.1%} of {len(x)} calibration images: "
+            f"quantisation loses too much for this model.{hint}", RuntimeWarning,
+            stacklevel=4)  # export()'s caller
+    return parity
+
+
+def _tflite_quantization(runtime, mode, calibration_record):
+    """``(quantization record, input (scale, zero_point), output (scale, zero_point))``."""
+    quantization = None
+    input_quant = output_quant = None
+    if mode == "int16x8":
+        quantization = {
+            "scheme": "16x8 (EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8): int8 "
+                      "weights, int16 activations, float32 input and output",
+            "calibration": calibration_record,
+        }
+    if mode == "int8":
+        input_quant = dict(zip(("scale", "zero_point"), runtime.input_quantization))
+        output_quant = dict(zip(("scale", "zero_point"), runtime.output_quantization))
+        quantization = {
+            "scheme": "full integer (TFLITE_BUILTINS_INT8): int8 weights and activations, "
+                      "int8 input and output",
+            "input": input_quant,
+            "output": output_quant,
+            "calibration": calibration_record,
+            "dequantize": "real = scale * (q - zero_point)",
+        }
+    return quantization, input_quant, output_quant
 
 
 def export_graph(model: keras.Model, fold_batch_norm: bool = True,
