@@ -400,6 +400,43 @@ def test_bad_checkpoint(case, command, capsys, tmp_path):
     assert not os.path.exists(tmp_path / "e.tflite")
 
 
+# ---------------------------------------------------------------- exports read back
+def _tflite(folder, manifest=None, **entries):
+    import hashlib
+
+    path = folder / "m.tflite"
+    path.write_bytes(b"TFL3 not really")
+    record = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "file": "m.tflite",
+              "format": "tflite", "source": {"model": "digits_taylornet"}}
+    record.update(entries)
+    (folder / "m.tflite.json").write_bytes(manifest if manifest is not None else
+                                          json.dumps(record).encode())
+    return path
+
+
+TFLITE_CASES = {
+    "missing": lambda d: (d / "none.tflite", "none.tflite"),
+    "a-folder": lambda d: (_mkdir(d / "dir.tflite"), "dir.tflite"),
+    "no-manifest": lambda d: (_tflite(d) and (d / "m.tflite.json").unlink() or d / "m.tflite",
+                              "m.tflite.json"),
+    "manifest-a-list": lambda d: (_tflite(d, b"[]"), "m.tflite.json"),
+    "manifest-not-json": lambda d: (_tflite(d, b"{"), "m.tflite.json"),
+    "manifest-null": lambda d: (_tflite(d, b"null"), "m.tflite.json"),
+    "manifest-no-sha": lambda d: (_tflite(d, sha256=None), "m.tflite.json"),
+    "manifest-file-outside": lambda d: (_tflite(d, file="../../m.tflite"), "m.tflite.json"),
+    "sha-mismatch": lambda d: (_tflite(d, sha256="0" * 64), "m.tflite"),
+    "other-model": lambda d: (_tflite(d, source={"model": "mnist_taylornet"}),
+                              "mnist_taylornet"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TFLITE_CASES))
+def test_bad_tflite_export(case, capsys, tmp_path):
+    path, culprit = TFLITE_CASES[case](tmp_path)
+    code, _, err = run_cli(["evaluate", "digits_taylornet", "--tflite", path], capsys)
+    assert_one_clean_line(code, err, culprit)
+
+
 # ---------------------------------------------------------------- images (tn-keras predict)
 def _image(path, array, mode=None, **save):
     from PIL import Image
