@@ -69,7 +69,10 @@ setup(
         "test": ["pytest>=8", "pytest-timeout>=2.3", *ONNX],
         "onnx": ONNX,
     },
-    entry_points={"console_scripts": ["tn-keras=tn_keras.cli:main"]},
+    # The console script is a module outside the package: it quiets TensorFlow before the
+    # package (which imports Keras and TensorFlow) is imported.
+    py_modules=["tn_keras_cli"],
+    entry_points={"console_scripts": ["tn-keras=tn_keras_cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Framework :: Keras",

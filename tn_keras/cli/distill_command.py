@@ -3,14 +3,18 @@ import json
 import os
 import sys
 
+from tn_keras.cli import arguments
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "distill", help="distil a dataset level by level with a trained zoo model")
     p.add_argument("name", help="zoo model NAME or NAME.TAG (its dataset is distilled)")
-    p.add_argument("--levels", type=int, required=True, help="levels after level 0")
+    p.add_argument("--levels", type=arguments.non_negative_int, required=True,
+                   help="levels after level 0")
     p.add_argument("--out", required=True, help="export folder (level_<a>/ per level)")
-    p.add_argument("--per-class", type=int, help="starting real images per class (default all)")
+    p.add_argument("--per-class", type=arguments.positive_int,
+                   help="starting real images per class (default all)")
     p.add_argument("--weights", default="pretrained",
                    help="'pretrained' (default) or a checkpoint folder / .keras file")
     p.add_argument("--data-dir", help="dataset folder (default: $TN_KERAS_DATA)")
@@ -24,13 +28,14 @@ def add_parser(subparsers):
                         "ConvNets (better training sets, does not use the model)")
     p.add_argument("--match-against", choices=("previous", "level0"), default="previous",
                    help="--method distribution: match the previous level or the real level 0")
-    p.add_argument("--steps", type=int, help="Adam steps per level (default: the method's)")
-    p.add_argument("--learning-rate", type=float,
+    p.add_argument("--steps", type=arguments.positive_int,
+                   help="Adam steps per level (default: the method's)")
+    p.add_argument("--learning-rate", type=arguments.positive_float,
                    help="grey levels per step (default: the method's)")
-    p.add_argument("--ce-weight", type=float, default=0.1)
-    p.add_argument("--group-size", type=int, default=2)
+    p.add_argument("--ce-weight", type=arguments.non_negative_float, default=0.1)
+    p.add_argument("--group-size", type=arguments.positive_int, default=2)
     p.add_argument("--embedding-layer", default="embedding")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=arguments.non_negative_int, default=0)
     p.set_defaults(run=run)
 
 
@@ -48,8 +53,8 @@ def run(args):
     # Load the data and the model first: bad names/paths fail before anything is written.
     x, y = datasets.load(dataset, args.split, data_dir=args.data_dir)
     checkpoint = zoo.find(args.name, args.weights)
+    model = arguments.load_checkpoint(args.name, args.weights)
     print(f"tn-keras distill: using {checkpoint.describe()}", file=sys.stderr)
-    model = zoo.load(args.name, weights=args.weights, compile=False)
     sha = checkpoint.manifest.sha256
     levels = distill(
         model, x, y, args.levels, group_size=args.group_size, steps=args.steps,

@@ -3,6 +3,8 @@ import json
 import os
 import sys
 
+from tn_keras.cli import arguments
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser("evaluate", help="evaluate a checkpoint on the real test split")
@@ -13,7 +15,7 @@ def add_parser(subparsers):
                    help="evaluate this .tflite export of the checkpoint instead (its manifest "
                         "is checked first), with its top-1 agreement with the Keras model")
     p.add_argument("--data-dir")
-    p.add_argument("--max-examples", type=int)
+    p.add_argument("--max-examples", type=arguments.positive_int)
     p.set_defaults(run=run)
 
 
@@ -24,8 +26,8 @@ def run(args):
     # A bad --tflite file is refused before the (slow) checkpoint load.
     exported = None if args.tflite is None else verified_tflite(args.tflite, args.name)
     checkpoint = zoo.find(args.name, args.weights)
+    model = arguments.load_checkpoint(args.name, args.weights)
     print(f"tn-keras evaluate: using {checkpoint.describe()}", file=sys.stderr)
-    model = zoo.load(args.name, weights=args.weights, compile=False)
     dataset = zoo.info(args.name).dataset
     if exported is None:
         results = evaluate(model, dataset, data_dir=args.data_dir,
@@ -40,16 +42,16 @@ def verified_tflite(path, name):
     """The `TFLiteModel` at ``path`` after checking it against the manifest beside it."""
     from tn_keras.export import TFLiteModel
     from tn_keras.export import read_manifest
+    from tn_keras.utils.files import check_regular_file
     from tn_keras.utils.files import sha256_file
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--tflite {path}: no such file.")
-    try:
-        manifest = read_manifest(path, "tflite")
-    except FileNotFoundError:
+    check_regular_file(path, "--tflite file")
+    if not os.path.lexists(path + ".json"):
         raise FileNotFoundError(
             f"--tflite {path}: its manifest {path}.json (written by `tn-keras export`) is "
-            "missing, so its sha256 cannot be checked.") from None
+            "missing, so its sha256 cannot be checked.")
+    arguments.read_json_object(path + ".json", "export manifest", required=("sha256",))
+    manifest = read_manifest(path, "tflite")
     if sha256_file(path) != manifest["sha256"]:
         raise ValueError(f"--tflite {path} does not match the sha256 in its manifest (changed or "
                          "truncated since export).")

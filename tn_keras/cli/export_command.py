@@ -3,6 +3,8 @@ import json
 import os
 import sys
 
+from tn_keras.cli import arguments
+
 
 def add_parser(subparsers):
     from tn_keras.export import FORMATS
@@ -20,7 +22,8 @@ def add_parser(subparsers):
     p.add_argument("--weights", default="pretrained",
                    help="'pretrained' (default), a checkpoint folder / .keras file, or 'none' "
                         "for an untrained build (seeded with --seed)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation seed for --weights none")
+    p.add_argument("--seed", type=arguments.non_negative_int, default=0,
+                   help="initialisation seed for --weights none")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--activation-quantile", default="auto",
                    help="tflite_int8: int8 range of each activation = its [1-q, q] quantiles "
@@ -39,22 +42,35 @@ def add_parser(subparsers):
     p.set_defaults(run=run)
 
 
+def _check_level_dir(folder):
+    """``--calibration``: a distilled level folder with a sound manifest."""
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(f"--calibration {folder}: not a folder (expected "
+                                 "<distill --out>/level_<a>).")
+    arguments.read_json_object(os.path.join(folder, "manifest.json"), "level manifest")
+
+
 def run(args):
     import keras
 
     from tn_keras import zoo
     from tn_keras.export import export
+    from tn_keras.export.staging import recover_unlocked
     from tn_keras.utils.files import check_can_write
 
-    # Refuse an existing output before loading anything (loading CIFAR weights takes a while).
+    # Refuse an existing output before loading anything (loading CIFAR weights takes a while),
+    # once what a killed export of it left is resolved (its previous state restored).
+    recover_unlocked(args.out)
     check_can_write(args.out, args.overwrite)
+    if args.calibration is not None:
+        _check_level_dir(args.calibration)
     if args.weights.lower() == "none":
         keras.utils.set_random_seed(args.seed)
         model, checkpoint = zoo.build(args.name), None
     else:
         found = zoo.find(args.name, args.weights)
+        model = arguments.load_checkpoint(args.name, args.weights)
         print(f"tn-keras export: using {found.describe()}", file=sys.stderr)
-        model = zoo.load(args.name, weights=args.weights, compile=False)
         checkpoint = found.path
     quantile = args.activation_quantile
     if quantile != "auto":

@@ -6,11 +6,14 @@ fresh one for a few epochs with the same recipe and evaluates that too.
 """
 import tempfile
 
+from tn_keras.cli import arguments
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser("quickstart", help="load, evaluate and retrain digits_taylornet")
-    p.add_argument("--epochs", type=int, default=15, help="epochs of the fresh run")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=arguments.positive_int, default=15,
+                   help="epochs of the fresh run")
+    p.add_argument("--seed", type=arguments.non_negative_int, default=0)
     p.set_defaults(run=run)
 
 

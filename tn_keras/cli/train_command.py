@@ -1,6 +1,10 @@
 """``tn-keras train NAME``: train a zoo model with its recipe; write checkpoint + manifest."""
 import json
+import os
 import sys
+
+from tn_keras.cli import arguments
+from tn_keras.cli.arguments import parse_model_kwargs  # noqa: F401  (its documented home)
 
 
 def add_parser(subparsers):
@@ -13,17 +17,23 @@ def add_parser(subparsers):
     p.add_argument("--init-from", metavar="NAME[.TAG]",
                    help="start from this checkpoint's weights (all layers but the classifier "
                         "head): fine-tuning")
-    p.add_argument("--epochs", type=int, help="default: the recipe's")
-    p.add_argument("--batch-size", type=int, help="default: the recipe's")
+    p.add_argument("--epochs", type=arguments.positive_int, help="default: the recipe's")
+    p.add_argument("--batch-size", type=arguments.positive_int, help="default: the recipe's")
     p.add_argument("--data-dir", help="dataset folder (default: $TN_KERAS_DATA, tfds, download)")
     p.add_argument("--out",
                    help="checkpoint folder (default: $TN_KERAS_HOME/models/NAME/TAG)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
+    p.add_argument("--seed", type=arguments.non_negative_int, default=0)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run (same arguments); on a finished run, "
+                            "say so and exit 0")
+    group.add_argument("--overwrite", action="store_true",
+                       help="delete the previous run in --out, then train")
     p.add_argument("--strategy", choices=STRATEGIES, default="default")
-    p.add_argument("--max-train-examples", type=int, help="train on the first N images only")
-    p.add_argument("--max-eval-examples", type=int, help="evaluate on the first N images only")
+    p.add_argument("--max-train-examples", type=arguments.positive_int,
+                   help="train on the first N images only")
+    p.add_argument("--max-eval-examples", type=arguments.positive_int,
+                   help="evaluate on the first N images only")
     p.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE", default=[],
                    help="arguments of the architecture's builder, e.g. width=2.0 (values are "
                         "read as JSON, else as strings); an unknown name is refused with "
@@ -31,30 +41,25 @@ def add_parser(subparsers):
     p.set_defaults(run=run)
 
 
-def parse_model_kwargs(items):
-    """``["width=2.0", "name=x"]`` -> ``{"width": 2.0, "name": "x"}`` (JSON, else a string)."""
-    kwargs = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.isidentifier():
-            raise ValueError(f"--model-kwargs expects KEY=VALUE pairs; received {item!r}.")
-        try:
-            kwargs[key] = json.loads(value)
-        except json.JSONDecodeError:
-            kwargs[key] = value
-    return kwargs
-
-
 def run(args):
     from tn_keras.training import train
+    from tn_keras.training.backup import finished_manifest
+    from tn_keras.zoo import checkpoints
+
+    model_kwargs = parse_model_kwargs(args.model_kwargs)  # refused before anything runs
+    out = args.out or checkpoints.cache_dir(args.name)
+    finished = finished_manifest(out) if args.resume else None
+    if finished is not None:
+        print(f"{os.path.join(out, checkpoints.MANIFEST_NAME)}: this run already finished "
+              f"({finished.get('training', {}).get('epochs', '?')} epochs); nothing to resume.")
+        return 0
 
     _, manifest = train(
         args.name, epochs=args.epochs, batch_size=args.batch_size, data_dir=args.data_dir,
         out=args.out, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
         strategy=args.strategy, max_train_examples=args.max_train_examples,
         max_eval_examples=args.max_eval_examples,
-        model_kwargs=parse_model_kwargs(args.model_kwargs), tag=args.tag,
-        init_from=args.init_from,
+        model_kwargs=model_kwargs, tag=args.tag, init_from=args.init_from,
     )
     if manifest is not None:
         from tn_keras.zoo import api

@@ -195,13 +195,13 @@ def _find_in_folder(spec: DatasetInfo, folder: str, label: str, tried: list[str]
     """Returns (cache key, reader, origin) for the first file source in ``folder``, or None."""
     name = spec.name
     npz = sources.npz_path(folder, name)
-    if os.path.isfile(npz):
+    if sources.is_data_file(npz):
         return _file_key("npz", npz), lambda: sources.read_npz(npz), npz
     tried.append(f"{npz} ({label}): not found")
 
     if name == "cifar10":
         for archive in sources.cifar_archive_candidates(folder):
-            if os.path.isfile(archive):
+            if sources.is_data_file(archive):
                 return (_file_key("cifar-tar", archive),
                         lambda: sources.read_cifar10_archive(archive), archive)
             tried.append(f"{archive} ({label}): not found")
@@ -209,7 +209,7 @@ def _find_in_folder(spec: DatasetInfo, folder: str, label: str, tried: list[str]
 
     for sub in sources.idx_candidates(folder, name):
         paths = [os.path.join(sub, f) for f in sources.IDX_FILES.values()]
-        missing = [os.path.basename(p) for p in paths if not os.path.isfile(p)]
+        missing = [os.path.basename(p) for p in paths if not sources.is_data_file(p)]
         pattern = os.path.join(sub, "{train,t10k}-{images,labels}-idx*-ubyte.gz")
         if not missing:
             return (_file_key("idx", *paths) + (name,),

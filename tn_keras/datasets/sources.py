@@ -17,6 +17,7 @@ import numpy as np
 
 from tn_keras.datasets.errors import DatasetFormatError
 from tn_keras.datasets.validation import ARRAY_KEYS
+from tn_keras.utils.files import check_regular_file
 
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
@@ -72,6 +73,24 @@ _ARCHIVE_ERRORS = (
 )
 
 
+def is_data_file(path: str) -> bool:
+    """True for a regular file (or a link to one), False when nothing is at ``path``.
+
+    Raises:
+        DatasetFormatError: something else is there: a folder, a FIFO or device (reading it
+            could block forever), or a symbolic link to nothing.
+    """
+    if not os.path.lexists(path):
+        return False
+    try:
+        check_regular_file(path, "data file")
+    except OSError as e:
+        raise DatasetFormatError(f"{e.filename}: {e.strerror}.") from e
+    except ValueError as e:
+        raise DatasetFormatError(str(e)) from e
+    return True
+
+
 def npz_path(folder: str, name: str) -> str:
     """Path of ``<folder>/<name>.npz``."""
     return os.path.join(folder, f"{name}.npz")
@@ -98,6 +117,7 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
         DatasetFormatError: If the file is not a readable npz or lacks a required key.
     """
     try:
+        check_npz_headers(path)  # before np.load allocates what a header declares
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in ARRAY_KEYS if k not in data.files]
             if missing:
@@ -111,6 +131,40 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
         raise
     except (*_ARCHIVE_ERRORS, ValueError) as e:
         raise DatasetFormatError(f"{path}: not a readable npz archive ({e}).") from e
+
+
+def check_npz_headers(path: str) -> None:
+    """Refuses an npz whose members declare more (or fewer) bytes than they hold.
+
+    Each ``.npy`` header inside the zip is read with ``numpy.lib.format`` and its shape x
+    itemsize is compared with the member's size before anything is allocated, so a
+    hand-made header cannot make ``np.load`` allocate terabytes.
+
+    Raises:
+        DatasetFormatError: a size mismatch, an object (pickle) array or a bad header.
+    """
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            if not member.filename.endswith(".npy"):
+                continue
+            with archive.open(member) as f:
+                try:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(f)
+                except ValueError as e:
+                    raise DatasetFormatError(
+                        f"{path}: member {member.filename} has a bad .npy header ({e}).") from e
+                held = member.file_size - f.tell()
+            if dtype.hasobject:
+                raise DatasetFormatError(f"{path}: member {member.filename} is an object "
+                                         "array (pickled Python objects), which is refused.")
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if declared != held:
+                raise DatasetFormatError(
+                    f"{path}: member {member.filename} declares shape {shape} of {dtype} "
+                    f"({declared} bytes) but holds {held} bytes.")
 
 
 def read_idx_gz(path: str) -> tuple[np.ndarray, bytes]:

@@ -44,6 +44,8 @@ def validate_arrays(arrays: dict[str, np.ndarray], spec: DatasetInfo, origin: st
             raise fail(f"y_{split} has dtype {y.dtype}, expected integer labels")
         if len(x) != len(y):
             raise fail(f"x_{split} has {len(x)} images but y_{split} has {len(y)} labels")
+        if len(x) == 0:
+            raise fail(f"x_{split} has no images")
         if len(y) and (y.min() < 0 or y.max() >= spec.num_classes):
             raise fail(
                 f"y_{split} has labels in {int(y.min())}..{int(y.max())}, "

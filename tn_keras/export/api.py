@@ -1,7 +1,6 @@
 """`export`: one entry point for every deployment format, with a parity check and a manifest."""
 import hashlib
 import os
-import tempfile
 import warnings
 from typing import Optional, Union
 
@@ -12,6 +11,7 @@ from tn_keras.export import activation_ranges
 from tn_keras.export import calibration
 from tn_keras.export import manifest as manifest_lib
 from tn_keras.export import saved_model as saved_model_lib
+from tn_keras.export import staging
 from tn_keras.export import tflite as tflite_lib
 from tn_keras.export.errors import ParityError
 from tn_keras.export.folding import fold_batch_normalization
@@ -19,8 +19,7 @@ from tn_keras.export.input_folding import fold_input_normalization
 from tn_keras.export.runtime import TFLiteModel
 from tn_keras.export.signature import VALUE_RANGE
 from tn_keras.export.signature import image_input_shape
-from tn_keras.utils.files import atomic_directory
-from tn_keras.utils.files import atomic_path
+from tn_keras.utils import locks
 from tn_keras.utils.files import check_can_write
 from tn_keras.utils.files import sha256_file
 
@@ -79,8 +78,10 @@ def export(
     Args:
         model: a single-input Keras model, input ``(batch, H, W, C)``; TFLite needs H, W, C
             known.
-        path: the output folder (saved_model) or file (tflite formats). Written to a temporary
-            name beside it and renamed when complete, so it is never half-written.
+        path: the output folder (saved_model) or file (tflite formats). Built with its
+            manifest in a staging folder beside it and moved in place when complete
+            (`tn_keras.export.staging`): an export completes, or the previous one stays.
+            The output is locked while it is written (`tn_keras.utils.locks`).
         format: one of `FORMATS`.
         representative_data: raw calibration images ``(N, H, W, C)`` for the quantised formats
             (a few hundred training images), or the path of a distilled level folder
@@ -117,6 +118,7 @@ def export(
             input size for TFLite; quantisation without calibration data.
         UnsupportedOpsError: TFLite would need non-builtin (Select TF / Flex) ops.
         FileExistsError: ``path`` exists and ``overwrite`` is False.
+        OutputLockedError: another export is writing ``path``.
     """
     if format not in FORMATS:
         raise ValueError(
@@ -141,23 +143,30 @@ def export(
         get_spec(source)  # an unknown name fails here, with suggestions
     source_record = _source_record(model, source, checkpoint)
     class_names = _class_names(model, source)
-    if format == "saved_model":
-        record = _export_saved_model(model, path, image_shape, overwrite, verify)
-    elif format == "onnx":
-        from tn_keras.export import onnx as onnx_lib  # same tolerance and checks as float TFLite
+    with locks.locked(path, f"tn_keras.export({format!r})"):
+        staging.recover(path)  # what a killed export of this path left
+        check_can_write(path, overwrite)
+        with staging.staged(path, folder_export=format == "saved_model") as stage:
+            if format == "saved_model":
+                record = _export_saved_model(model, stage.result, image_shape, verify)
+            elif format == "onnx":
+                from tn_keras.export import onnx as onnx_lib  # same checks as float TFLite
 
-        record = onnx_lib.export_onnx(
-            model, path, image_shape, overwrite, atol=TFLITE_ATOL,
-            parity_inputs=_random_images(image_shape, PARITY_IMAGES) if verify else None,
-            output_spec=_output_spec(model, (None, model.output_shape[-1]), "float32"))
-    else:
-        record = _export_tflite(model, path, image_shape, format, representative_data, source,
-                                data_dir, overwrite, verify, activation_quantile,
-                                fold_batch_norm, fold_normalization)
-    manifest = manifest_lib.build_manifest(
-        format=format, source=source_record, class_names=class_names, **record
-    )
-    manifest_lib.write_manifest(manifest_lib.manifest_path(path, format), manifest)
+                record = onnx_lib.export_onnx(
+                    model, stage.result, image_shape, overwrite=True, atol=TFLITE_ATOL,
+                    parity_inputs=_random_images(image_shape, PARITY_IMAGES) if verify else None,
+                    output_spec=_output_spec(model, (None, model.output_shape[-1]), "float32"))
+                record["file"] = os.path.basename(path)  # the name it is committed under
+            else:
+                record = _export_tflite(model, stage.result, image_shape, format,
+                                        representative_data, source, data_dir,
+                                        os.path.basename(path), verify, activation_quantile,
+                                        fold_batch_norm, fold_normalization, stage.work)
+            manifest = manifest_lib.build_manifest(
+                format=format, source=source_record, class_names=class_names, **record
+            )
+            manifest_lib.write_manifest(stage.result_manifest, manifest)
+            stage.commit()
     return manifest
 
 
@@ -204,26 +213,22 @@ def _keras_outputs(model, x) -> np.ndarray:
     return np.asarray(model(x, training=False))
 
 
-def _export_saved_model(model, path, image_shape, overwrite, verify) -> dict:
+def _export_saved_model(model, folder, image_shape, verify) -> dict:
+    """Write the SavedModel into the fresh ``folder`` (a staging folder) and check it."""
     parity = None
-    with atomic_directory(path, overwrite=overwrite) as tmp:
-        folder = os.path.join(tmp, "saved_model")  # Model.export wants a fresh folder
-        saved_model_lib.write_saved_model(model, folder, batch_size=None)
-        for name in os.listdir(folder):
-            os.replace(os.path.join(folder, name), os.path.join(tmp, name))
-        os.rmdir(folder)
-        if verify:
-            shape = tuple(32 if d is None else d for d in image_shape)
-            x = _random_images(shape, PARITY_IMAGES)
-            got = saved_model_lib.saved_model_predict(saved_model_lib.load_saved_model(tmp), x)
-            diff = float(np.max(np.abs(got - _keras_outputs(model, x))))
-            if not diff <= SAVED_MODEL_ATOL:
-                raise ParityError(f"The SavedModel's outputs differ from the Keras model's by "
-                                  f"{diff:.3g} (tolerance {SAVED_MODEL_ATOL}); not written.")
-            parity = {"images": PARITY_IMAGES, "inputs": "uniform random 0..255, seed 0",
-                      "max_abs_diff": diff, "atol": SAVED_MODEL_ATOL}
-        digest, files = manifest_lib.sha256_tree(tmp)
-        size = sum(os.path.getsize(os.path.join(tmp, rel)) for rel in files)
+    saved_model_lib.write_saved_model(model, folder, batch_size=None)
+    if verify:
+        shape = tuple(32 if d is None else d for d in image_shape)
+        x = _random_images(shape, PARITY_IMAGES)
+        got = saved_model_lib.saved_model_predict(saved_model_lib.load_saved_model(folder), x)
+        diff = float(np.max(np.abs(got - _keras_outputs(model, x))))
+        if not diff <= SAVED_MODEL_ATOL:
+            raise ParityError(f"The SavedModel's outputs differ from the Keras model's by "
+                              f"{diff:.3g} (tolerance {SAVED_MODEL_ATOL}); not written.")
+        parity = {"images": PARITY_IMAGES, "inputs": "uniform random 0..255, seed 0",
+                  "max_abs_diff": diff, "atol": SAVED_MODEL_ATOL}
+    digest, files = manifest_lib.sha256_tree(folder)
+    size = sum(os.path.getsize(os.path.join(folder, rel)) for rel in files)
     return dict(
         file=".",
         sha256=digest,
@@ -240,8 +245,10 @@ def _export_saved_model(model, path, image_shape, overwrite, verify) -> dict:
 
 
 def _export_tflite(model, path, image_shape, format, representative_data, source, data_dir,
-                   overwrite, verify, activation_quantile, fold_batch_norm,
-                   fold_normalization) -> dict:
+                   file_name, verify, activation_quantile, fold_batch_norm,
+                   fold_normalization, work_dir) -> dict:
+    """Write the flatbuffer to ``path`` (in a staging folder; ``file_name`` is its final
+    name, for the manifest), using ``work_dir`` for the intermediate SavedModel."""
     mode = _TFLITE_MODES[format]
     int8 = mode == "int8"
     images, calibration_record = None, None
@@ -250,68 +257,30 @@ def _export_tflite(model, path, image_shape, format, representative_data, source
             image_shape, representative_data, source, data_dir, format=format)
     graph_model, transforms, pixel_tensors = export_graph(model, fold_batch_norm,
                                                           fold_normalization)
-    with tempfile.TemporaryDirectory(prefix="tn_keras_export_") as tmp:
-        folder = os.path.join(tmp, "saved_model")
-        saved_model_lib.write_saved_model(graph_model, folder, batch_size=1)
-        if int8:
-            flatbuffer, ranges_record = quantise_int8(model, folder, images,
-                                                      activation_quantile, pixel_tensors)
-            calibration_record = dict(calibration_record, activation_ranges=ranges_record)
-        else:
-            flatbuffer = tflite_lib.convert_saved_model(folder, mode=mode,
-                                                        representative_data=images)
-    runtime = TFLiteModel(flatbuffer)
-    parity = None
-    if verify and mode == "float":
-        x = _random_images(image_shape, PARITY_IMAGES)
-        diff = float(np.max(np.abs(runtime.predict(x) - _keras_outputs(model, x))))
-        if not diff <= TFLITE_ATOL:
-            raise ParityError(f"The TFLite model's outputs differ from the Keras model's by "
-                              f"{diff:.3g} (tolerance {TFLITE_ATOL}); not written.")
-        parity = {"images": PARITY_IMAGES, "inputs": "uniform random 0..255, seed 0",
-                  "max_abs_diff": diff, "atol": TFLITE_ATOL}
-    elif verify:
-        x = images[:INT8_PARITY_IMAGES]
-        got, want = runtime.predict(x), _keras_outputs(model, x)
-        parity = {"images": int(len(x)), "inputs": "the first calibration images",
-                  "top1_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1))),
-                  "max_abs_diff": float(np.max(np.abs(got - want)))}
-        if parity["top1_agreement"] < QUANTISED_AGREEMENT_WARNING:
-            hint = (" Try format='tflite_int16x8' (int16 activations)." if int8 else "")
-            warnings.warn(
-                f"The {format} export of {model.name!r} agrees with the Keras model's top-1 on "
-                f"only {parity['top1_agreement']:.1%} of {len(x)} calibration images: "
-                f"quantisation loses too much for this model.{hint}", RuntimeWarning,
-                stacklevel=3)
-    with atomic_path(path, overwrite=overwrite) as tmp_path:
-        with open(tmp_path, "wb") as f:
-            f.write(flatbuffer)
-    quantization = None
-    input_quant = output_quant = None
-    if mode == "int16x8":
-        quantization = {
-            "scheme": "16x8 (EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8): int8 "
-                      "weights, int16 activations, float32 input and output",
-            "calibration": calibration_record,
-        }
+    folder = os.path.join(work_dir, "saved_model")
+    saved_model_lib.write_saved_model(graph_model, folder, batch_size=1)
     if int8:
-        input_quant = dict(zip(("scale", "zero_point"), runtime.input_quantization))
-        output_quant = dict(zip(("scale", "zero_point"), runtime.output_quantization))
-        quantization = {
-            "scheme": "full integer (TFLITE_BUILTINS_INT8): int8 weights and activations, "
-                      "int8 input and output",
-            "input": input_quant,
-            "output": output_quant,
-            "calibration": calibration_record,
-            "dequantize": "real = scale * (q - zero_point)",
-        }
+        flatbuffer, ranges_record = quantise_int8(model, folder, images,
+                                                  activation_quantile, pixel_tensors)
+        calibration_record = dict(calibration_record, activation_ranges=ranges_record)
+    else:
+        flatbuffer = tflite_lib.convert_saved_model(folder, mode=mode,
+                                                    representative_data=images)
+    runtime = TFLiteModel(flatbuffer)
+    parity = _tflite_parity(model, runtime, format, image_shape, images) if verify else None
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+        f.flush()
+        os.fsync(f.fileno())
+    quantization, input_quant, output_quant = _tflite_quantization(runtime, mode,
+                                                                   calibration_record)
     input_spec = {"name": saved_model_lib.input_name(model),
                   "shape": list(runtime.input_shape), "dtype": str(runtime.input_dtype),
                   "layout": "NHWC", "value_range": VALUE_RANGE}
     if input_quant is not None:
         input_spec["quantization"] = input_quant
     return dict(
-        file=os.path.basename(path),
+        file=file_name,
         # Hash the bytes written, not the path (which another process could replace).
         sha256=hashlib.sha256(flatbuffer).hexdigest(),
         size_bytes=len(flatbuffer),
@@ -323,6 +292,57 @@ def _export_tflite(model, path, image_shape, format, representative_data, source
         graph_transforms=transforms,
         parity=parity,
     )
+
+
+def _tflite_parity(model, runtime, format, image_shape, images) -> dict:
+    """Float: max difference on random images (`ParityError` beyond `TFLITE_ATOL`).
+    Quantised: top-1 agreement on the calibration images (a warning below 95 %)."""
+    if _TFLITE_MODES[format] == "float":
+        x = _random_images(image_shape, PARITY_IMAGES)
+        diff = float(np.max(np.abs(runtime.predict(x) - _keras_outputs(model, x))))
+        if not diff <= TFLITE_ATOL:
+            raise ParityError(f"The TFLite model's outputs differ from the Keras model's by "
+                              f"{diff:.3g} (tolerance {TFLITE_ATOL}); not written.")
+        return {"images": PARITY_IMAGES, "inputs": "uniform random 0..255, seed 0",
+                "max_abs_diff": diff, "atol": TFLITE_ATOL}
+    x = images[:INT8_PARITY_IMAGES]
+    got, want = runtime.predict(x), _keras_outputs(model, x)
+    parity = {"images": int(len(x)), "inputs": "the first calibration images",
+              "top1_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1))),
+              "max_abs_diff": float(np.max(np.abs(got - want)))}
+    if parity["top1_agreement"] < QUANTISED_AGREEMENT_WARNING:
+        hint = (" Try format='tflite_int16x8' (int16 activations)."
+                if format == "tflite_int8" else "")
+        warnings.warn(
+            f"The {format} export of {model.name!r} agrees with the Keras model's top-1 on "
+            f"only {parity['top1_agreement']:.1%} of {len(x)} calibration images: "
+            f"quantisation loses too much for this model.{hint}", RuntimeWarning,
+            stacklevel=4)  # export()'s caller
+    return parity
+
+
+def _tflite_quantization(runtime, mode, calibration_record):
+    """``(quantization record, input (scale, zero_point), output (scale, zero_point))``."""
+    quantization = None
+    input_quant = output_quant = None
+    if mode == "int16x8":
+        quantization = {
+            "scheme": "16x8 (EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8): int8 "
+                      "weights, int16 activations, float32 input and output",
+            "calibration": calibration_record,
+        }
+    if mode == "int8":
+        input_quant = dict(zip(("scale", "zero_point"), runtime.input_quantization))
+        output_quant = dict(zip(("scale", "zero_point"), runtime.output_quantization))
+        quantization = {
+            "scheme": "full integer (TFLITE_BUILTINS_INT8): int8 weights and activations, "
+                      "int8 input and output",
+            "input": input_quant,
+            "output": output_quant,
+            "calibration": calibration_record,
+            "dequantize": "real = scale * (q - zero_point)",
+        }
+    return quantization, input_quant, output_quant
 
 
 def export_graph(model: keras.Model, fold_batch_norm: bool = True,

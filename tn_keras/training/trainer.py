@@ -9,7 +9,6 @@ import csv
 import json
 import os
 import shlex
-import shutil
 import time
 
 import keras
@@ -17,8 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from tn_keras import datasets
+from tn_keras.training import backup as run_backup
 from tn_keras.training.evaluate import evaluate
-from tn_keras.utils.files import check_can_write
 from tn_keras import artifacts
 from tn_keras.zoo import api as zoo_api
 from tn_keras.zoo import checkpoints
@@ -158,6 +157,7 @@ def _training_seconds(log_path):
     return float(sum(float(r["epoch_seconds"]) for r in rows if r.get("epoch_seconds")))
 
 
+@run_backup.holds_output_lock  # one run at a time per output folder
 def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, resume=False,
           overwrite=False, strategy=None, max_train_examples=None, max_eval_examples=None,
           callbacks=None, verbose="auto", model_kwargs=None, tag=None, init_from=None):
@@ -171,8 +171,10 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
             `tn_keras.zoo.load("<name>.<tag>")` finds it).
         seed: seeds Python, NumPy, TensorFlow, the shuffling and the augmentation; ops are made
             deterministic, so the same seed on the same machine gives the same weights.
-        resume: continue an interrupted run from its backup (``<out>/backup``).
-        overwrite: replace an existing checkpoint in ``out``.
+        resume: continue an interrupted run from its backup (``<out>/backup``), with the
+            same arguments; on a finished run, return its checkpoint without training.
+        overwrite: replace the previous run in ``out`` (removed as a whole first). The folder
+            is locked while the run writes it (`tn_keras.training.backup`).
         strategy: None / "default", "mirrored" or "multiworker".
         max_train_examples: train on the first N training images only (smoke tests).
         max_eval_examples: evaluate on the first N of each test split only (smoke tests).
@@ -196,22 +198,18 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
     check_builder_kwargs(spec, model_kwargs)
     tag, init_checkpoint = _check_tag_and_init(name, tag, out, init_from)
     recipe = spec.recipe
-    epochs = int(epochs or recipe.epochs)
-    batch_size = int(batch_size or recipe.batch_size)
+    epochs = int(recipe.epochs if epochs is None else epochs)  # 0 is refused, not the recipe's
+    batch_size = int(recipe.batch_size if batch_size is None else batch_size)
     out_given = out
     out = out or checkpoints.cache_dir(name, tag)
-    model_path = os.path.join(out, f"{name}.keras")
-    manifest_path = os.path.join(out, checkpoints.MANIFEST_NAME)
     backup_dir = os.path.join(out, "backup")
     log_path = os.path.join(out, "training_log.csv")
-    if not resume:
-        for path in (model_path, manifest_path):
-            check_can_write(path, overwrite)
-        # A fresh run must not pick up an older run's backup or append to its log.
-        shutil.rmtree(backup_dir, ignore_errors=True)
-        if os.path.exists(log_path):
-            os.remove(log_path)
-    os.makedirs(out, exist_ok=True)
+    # The folder's rules (resume / overwrite / a previous run) are checked before any work.
+    finished = run_backup.prepare_output(out, name, resume, overwrite, run_backup.run_settings(
+        name, epochs, batch_size, seed, strategy, max_train_examples, model_kwargs))
+    if finished is not None:  # resume=True on a finished run: nothing left to train
+        checkpoint = checkpoints.read_checkpoint(out, name, tag)
+        return checkpoints.load_verified(checkpoint), checkpoint.manifest
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -239,14 +237,16 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         multiworker_workarounds.patch_log_reduction()
         multiworker_workarounds.build_before_fit(model, strategy_obj, train_ds)
     callbacks = [
-        keras.callbacks.BackupAndRestore(backup_dir),
+        run_backup.CrashSafeBackup(backup_dir),
         keras.callbacks.TerminateOnNaN(),
         EpochSeconds(),
         keras.callbacks.CSVLogger(log_path, append=True),
         *(callbacks or []),
     ]
     started = time.perf_counter()
-    history = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    # shuffle=False: the tf.data pipeline shuffles itself (Keras ignores the flag, and warns).
+    history = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                        shuffle=False)
     if model.stop_training or any(not np.isfinite(v) for v in history.history.get("loss", [0])):
         raise RuntimeError(f"Training {name} stopped early (non-finite loss); no checkpoint "
                            "was written.")
@@ -263,6 +263,7 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         scratch = os.path.join(out, f".worker-{strategy_obj.cluster_resolver.task_id}.keras")
         model.save(scratch)
         os.remove(scratch)
+        run_backup.finish_output(out)  # a worker's backup is not needed once training ended
         return model, None
 
     training = {
@@ -289,4 +290,5 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         data={"dataset": spec.dataset, "split": "train", "examples": int(len(x))})
     manifest = saving.write_checkpoint(model, out, spec, tag,
                                        dict(metrics=metrics, training=training), provenance)
+    run_backup.finish_output(out)
     return model, manifest

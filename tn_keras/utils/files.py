@@ -5,6 +5,7 @@ then renames it over the final name (an atomic operation on POSIX file systems),
 an interrupt leaves either the old file or the complete new one.
 """
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -103,3 +104,27 @@ def _json_default(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def check_regular_file(path, what="file"):
+    """Refuse anything at ``path`` but a regular file (or a link to one), saying what it is.
+
+    A folder, a FIFO (whose read blocks forever), a device or a link to nothing gets an error
+    that says so, rather than "not found" or a hang.
+
+    Raises:
+        FileNotFoundError: nothing is at ``path``.
+        IsADirectoryError: a folder.
+        ValueError: a FIFO, socket or device, or a symbolic link to nothing.
+    """
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return path
+    if os.path.islink(path) and not os.path.exists(path):
+        raise ValueError(f"{path}: the {what} is a symbolic link to {os.readlink(path)!r}, "
+                         "which does not exist.")
+    if not os.path.lexists(path):
+        raise FileNotFoundError(errno.ENOENT, f"no such {what}", path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"is a folder, expected a {what}", path)
+    raise ValueError(f"{path}: the {what} is not a regular file (a FIFO, socket or device).")

@@ -1,0 +1,229 @@
+"""kill -9 at chosen moments: nothing complete is lost, nothing incomplete accepted, no litter.
+
+Each test starts a real ``tn-keras`` subprocess with ``$TN_KERAS_FAULT_POINT`` naming a kill
+point (`tn_keras.utils.faults`): the process signals when it reaches that point and blocks
+there until the test sends SIGKILL. Then the test resumes or reruns and checks the files.
+``$TMPDIR`` is a folder of the test's own, so anything left in it is seen.
+"""
+import glob
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+LAUNCHER = "import sys, tn_keras_cli; sys.exit(tn_keras_cli.main())"
+TRAIN = ["train", "digits_taylornet", "--epochs", "3", "--max-train-examples", "96",
+         "--max-eval-examples", "60", "--seed", "0"]
+
+
+def _env(tmp_path, point=None, skip=0):
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmpdir), "TN_KERAS_HOME": str(tmp_path / "home"),
+           "TN_KERAS_OFFLINE": "1"}
+    if point is not None:
+        env.update(TN_KERAS_FAULT_POINT=point, TN_KERAS_FAULT_SKIP=str(skip),
+                   TN_KERAS_FAULT_SIGNAL=str(tmp_path / f"reached-{point}"))
+    return env
+
+
+def run(argv, tmp_path):
+    return subprocess.run([sys.executable, "-c", LAUNCHER, *map(str, argv)],
+                          capture_output=True, text=True, timeout=500, env=_env(tmp_path))
+
+
+def start_and_kill(argv, tmp_path, point, skip=0):
+    """Run until the kill point is reached, then SIGKILL; returns the dead process."""
+    signal_file = tmp_path / f"reached-{point}"
+    if signal_file.exists():
+        signal_file.unlink()
+    process = subprocess.Popen([sys.executable, "-c", LAUNCHER, *map(str, argv)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=_env(tmp_path, point, skip))
+    deadline = time.monotonic() + 400
+    while not signal_file.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"ended before {point}: {process.stderr.read().decode()}")
+        assert time.monotonic() < deadline, f"{point} not reached"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return process
+
+
+def clear_stale_lock(target, tmp_path):
+    """What the stale-lock message tells the user to do (after it was reported)."""
+    from tn_keras.utils.locks import lock_path
+
+    path = lock_path(target)
+    assert os.path.exists(path)
+    os.remove(path)
+
+
+def litter(out, tmp_path):
+    """Temporaries a killed run may leave: .tmp-* files, staging folders, $TMPDIR entries."""
+    parent = os.path.dirname(os.path.abspath(out))
+    found = glob.glob(os.path.join(out, "**", ".tmp-*"), recursive=True)
+    found += glob.glob(os.path.join(parent, ".tmp-*")) + glob.glob(os.path.join(parent, ".*.old-*"))
+    return found + tmpdir_litter(tmp_path)
+
+
+def tmpdir_litter(tmp_path):
+    # TensorFlow's autograph writes the source of each converted function to $TMPDIR on every
+    # run, killed or not, and never removes it: that is TensorFlow's, not a tn_keras temporary.
+    return [name for name in os.listdir(tmp_path / "tmpdir")
+            if not name.startswith("__autograph_generated_file")]
+
+
+def keras_weights(path):
+    import keras
+
+    import tn_keras  # noqa: F401  (registers the layers)
+
+    return keras.saving.load_model(path, compile=False).get_weights()
+
+
+def log_epochs(out):
+    with open(os.path.join(out, "training_log.csv")) as f:
+        return [line.split(",")[0] for line in f.read().strip().splitlines()[1:]]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run every resumed run is compared with."""
+    tmp_path = tmp_path_factory.mktemp("reference")
+    out = tmp_path / "out"
+    result = run(TRAIN + ["--out", out], tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    return keras_weights(str(out / "digits_taylornet.keras")), manifest["metrics"]
+
+
+def max_weight_difference(a, b):
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("point,skip", [
+    ("backup-write", 0),   # inside the first backup write: no complete epoch yet
+    ("backup-write", 1),   # inside the second: epoch 1's backup must survive
+    ("fit-finished", 0),   # all epochs backed up, checkpoint not written yet
+])
+def test_training_killed_then_resumed(point, skip, tmp_path, reference):
+    out = tmp_path / "out"
+    start_and_kill(TRAIN + ["--out", out], tmp_path, point, skip)
+    assert not (out / "manifest.json").exists()  # nothing incomplete looks finished
+    state = out / "backup" / "state.json"
+    if skip or point == "fit-finished":
+        recorded = json.loads(state.read_text())
+        weights = out / "backup" / recorded["weights"]
+        assert hashlib.sha256(weights.read_bytes()).hexdigest() == recorded["sha256"]
+        assert recorded["epoch"] == (3 if point == "fit-finished" else skip)
+
+    refused = run(TRAIN + ["--out", out, "--resume"], tmp_path)
+    assert refused.returncode == 5 and "stale lock" in refused.stderr, refused.stderr
+    clear_stale_lock(out, tmp_path)
+    resumed = run(TRAIN + ["--out", out, "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr == ""
+    assert (out / "manifest.json").exists() and not (out / "backup").exists()
+    assert litter(out, tmp_path) == []
+    completed = 3 if point == "fit-finished" else skip
+    assert log_epochs(out)[:completed] == [str(e) for e in range(completed)]
+    weights, metrics = reference
+    diff = max_weight_difference(keras_weights(str(out / "digits_taylornet.keras")), weights)
+    if completed in (0, 3):  # restarted from scratch, or nothing left to train: identical
+        assert diff == 0.0
+    else:  # the data pipeline's shuffle order restarts at epoch 0 (docs/reliability.md)
+        resumed_metrics = json.loads((out / "manifest.json").read_text())["metrics"]
+        print(f"resumed after epoch {completed}: max |weight difference| {diff:.3g}; test "
+              f"accuracy {resumed_metrics['test_accuracy']:.4f} resumed, "
+              f"{metrics['test_accuracy']:.4f} uninterrupted")
+
+
+def test_killed_before_the_backup_is_deleted_is_finished(tmp_path):
+    out = tmp_path / "out"
+    start_and_kill(TRAIN + ["--out", out], tmp_path, "before-backup-delete")
+    assert (out / "manifest.json").exists() and (out / "backup").exists()
+    clear_stale_lock(out, tmp_path)
+    again = run(TRAIN + ["--out", out, "--resume"], tmp_path)
+    assert again.returncode == 0 and "already finished" in again.stdout, again.stderr
+    fresh = run(TRAIN + ["--out", out], tmp_path)
+    assert fresh.returncode == 2 and "already exists" in fresh.stderr
+
+
+def test_a_second_run_on_a_locked_folder_fails_at_once(tmp_path):
+    out = tmp_path / "out"
+    first = subprocess.Popen([sys.executable, "-c", LAUNCHER, *map(str, TRAIN), "--out", str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=_env(tmp_path, "backup-write", 1))
+    try:
+        while not (tmp_path / "reached-backup-write").exists():
+            assert first.poll() is None, first.stderr.read().decode()
+            time.sleep(0.2)
+        before = {p: open(p, "rb").read() for p in glob.glob(str(out / "**"), recursive=True)
+                  if os.path.isfile(p)}
+        started = time.monotonic()
+        second = run(TRAIN + ["--out", out, "--overwrite"], tmp_path)
+        assert second.returncode == 5, second.stderr
+        assert "being written by another run" in second.stderr
+        assert time.monotonic() - started < 60
+        after = {p: open(p, "rb").read() for p in glob.glob(str(out / "**"), recursive=True)
+                 if os.path.isfile(p)}
+        assert after == before
+    finally:
+        first.kill()
+        first.wait()
+
+
+EXPORT = ["export", "digits_taylornet", "--weights", "none", "--activation-quantile", "1"]
+
+
+def _export_is_sound(target):
+    manifest = json.loads(open(str(target) + ".json").read())
+    assert hashlib.sha256(open(target, "rb").read()).hexdigest() == manifest["sha256"]
+    return manifest
+
+
+@pytest.mark.parametrize("point", ["export-before-commit", "export-commit",
+                                   "export-half-placed"])
+def test_export_killed_keeps_the_previous_export(point, tmp_path):
+    target = tmp_path / "digits.tflite"
+    first = run(EXPORT + ["--format", "tflite", "--out", target], tmp_path)
+    assert first.returncode == 0, first.stderr
+    previous = _export_is_sound(target)
+    start_and_kill(EXPORT + ["--format", "tflite_int8", "--out", target, "--overwrite"],
+                   tmp_path, point)
+    assert tmpdir_litter(tmp_path) == []  # temporaries live beside the target
+    if point == "export-before-commit":
+        assert _export_is_sound(target) == previous
+    clear_stale_lock(target, tmp_path)
+    # The next export of the target first restores the previous export (so it is refused
+    # without --overwrite), then replaces it when asked.
+    refused = run(EXPORT + ["--format", "tflite_int8", "--out", target], tmp_path)
+    assert refused.returncode == 2 and "already exists" in refused.stderr, refused.stderr
+    assert _export_is_sound(target) == previous
+    assert litter(target, tmp_path) == []
+    done = run(EXPORT + ["--format", "tflite_int8", "--out", target, "--overwrite"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert _export_is_sound(target)["format"] == "tflite_int8"
+    assert litter(target, tmp_path) == []
+
+
+def test_export_killed_with_no_previous_export_leaves_nothing(tmp_path):
+    target = tmp_path / "digits.tflite"
+    start_and_kill(EXPORT + ["--format", "tflite_int8", "--out", target], tmp_path,
+                   "export-half-placed")
+    assert target.exists() and not os.path.exists(str(target) + ".json")  # half placed
+    clear_stale_lock(target, tmp_path)
+    done = run(EXPORT + ["--format", "tflite_int8", "--out", target], tmp_path)
+    assert done.returncode == 0, done.stderr  # the half-placed export was removed first
+    assert _export_is_sound(target)["format"] == "tflite_int8"
+    assert litter(target, tmp_path) == []

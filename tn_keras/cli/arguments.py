@@ -1,0 +1,170 @@
+"""Argument types and checks shared by the sub-commands: bad values are refused before any work.
+
+The ``type=`` functions raise ``argparse.ArgumentTypeError``, which argparse turns into one line
+naming the flag (``argument --epochs: expected an integer >= 1, received '0'``).
+"""
+import argparse
+import errno
+import json
+import math
+import os
+
+
+def _integer(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, received {text!r}") from None
+
+
+def positive_int(text):
+    """An integer >= 1 (``--epochs``, ``--batch-size``, ``--top-k``, counts of images)."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, received {text!r}")
+    return value
+
+
+def non_negative_int(text):
+    """An integer >= 0 (``--seed``)."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}")
+    return value
+
+
+def positive_float(text):
+    """A finite number > 0 (``--learning-rate``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, received {text!r}")
+    return value
+
+
+def non_negative_float(text):
+    """A finite number >= 0 (``--ce-weight``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, received {text!r}")
+    return value
+
+
+# Builder arguments that must be positive numbers (the channel multiplier).
+POSITIVE_MODEL_KWARGS = ("width",)
+
+
+def parse_model_kwargs(items):
+    """``["width=2.0", "name=x"]`` -> ``{"width": 2.0, "name": "x"}`` (JSON, else a string).
+
+    Raises:
+        ValueError: an item that is not KEY=VALUE, a repeated key, or a ``width`` that is not a
+            finite number > 0.
+    """
+    kwargs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--model-kwargs expects KEY=VALUE pairs; received {item!r}.")
+        if key in kwargs:
+            raise ValueError(f"--model-kwargs: {key} is given twice.")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    for key in POSITIVE_MODEL_KWARGS:
+        value = kwargs.get(key)
+        if key in kwargs and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not math.isfinite(value) or value <= 0):
+            raise ValueError(f"--model-kwargs {key}={value!r}: expected a finite number > 0.")
+    return kwargs
+
+
+# A manifest is a few kilobytes; anything far larger is not one (and must not be parsed).
+MAX_MANIFEST_BYTES = 16 << 20
+
+
+def read_json_object(path, what, required=()):
+    """The JSON object in ``path``, refusing anything a manifest cannot be.
+
+    Refused, with one line naming ``path``: not a regular file, too large, not UTF-8, not
+    JSON, nested too deeply, not an object (a list, a string, null), a ``required`` key
+    missing, or a ``file`` entry that leaves the manifest's folder.
+    """
+    from tn_keras.utils.files import check_regular_file
+
+    check_regular_file(path, what)
+    if os.path.getsize(path) > MAX_MANIFEST_BYTES:
+        raise ValueError(f"{path}: {os.path.getsize(path)} bytes is too large for a {what}.")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: the {what} is not UTF-8 text ({e.reason} at byte "
+                         f"{e.start}).") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: the {what} is not valid JSON ({e}).") from None
+    except RecursionError:
+        raise ValueError(f"{path}: the {what} is nested too deeply to be a manifest.") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the {what} is a JSON {type(data).__name__}, expected an "
+                         "object.")
+    for key in required:
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"{path}: the {what} has no {key!r} text entry.")
+    if "file" in data:
+        check_inside(os.path.dirname(os.path.abspath(path)), data["file"], path)
+    return data
+
+
+def check_inside(folder, name, manifest):
+    """Refuse a manifest ``file`` entry that points outside ``folder`` (``..``, absolute)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{manifest}: its 'file' entry {name!r} is not a file name.")
+    if name == ".":
+        return  # a SavedModel manifest describes its own folder
+    target = os.path.realpath(os.path.join(folder, name))
+    if os.path.isabs(name) or os.path.commonpath([os.path.realpath(folder), target]) != \
+            os.path.realpath(folder):
+        raise ValueError(f"{manifest}: its 'file' entry {name!r} points outside "
+                         f"{folder}; refused.")
+
+
+def checked_weights(weights):
+    """``--weights``: ``pretrained``, ``none`` or a checkpoint folder / ``.keras`` file whose
+    ``manifest.json`` is sound (checked before the model is built or loaded)."""
+    if weights == "pretrained" or weights.lower() == "none":
+        return weights
+    if not os.path.lexists(weights):
+        raise FileNotFoundError(errno.ENOENT, "no such checkpoint folder or file (--weights)",
+                                weights)
+    if not os.path.isdir(weights):
+        from tn_keras.utils.files import check_regular_file
+
+        check_regular_file(weights, "checkpoint file")
+    folder = weights if os.path.isdir(weights) else os.path.dirname(os.path.abspath(weights))
+    manifest = os.path.join(folder, "manifest.json")
+    if os.path.lexists(manifest):
+        read_json_object(manifest, "checkpoint manifest", required=("name", "file", "sha256"))
+    return weights
+
+
+def load_checkpoint(name, weights):
+    """`tn_keras.zoo.load` with ``--weights`` checked first; a checkpoint that Keras cannot
+    deserialise is reported as one line naming it."""
+    from tn_keras import zoo
+
+    checked_weights(weights)
+    try:
+        return zoo.load(name, weights=weights, compile=False)
+    except Exception as e:  # noqa: BLE001  (Keras deserialisation raises many types)
+        if weights == "pretrained" or os.path.basename(os.path.normpath(weights)) in str(e):
+            raise  # the message names the checkpoint already
+        raise ValueError(f"--weights {weights}: cannot load the checkpoint of {name} "
+                         f"({type(e).__name__}: {e}).") from e
