@@ -3,7 +3,7 @@ import json
 
 
 def add_parser(subparsers):
-    from tn_keras.training.trainer import STRATEGIES
+    from tn_keras.training.placement import STRATEGIES
 
     p = subparsers.add_parser("train", help="train a zoo model on its real dataset")
     p.add_argument("name")
@@ -14,7 +14,11 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
-    p.add_argument("--strategy", choices=STRATEGIES, default="default")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="mirrored / multiworker: TensorFlow backend; data_parallel: JAX backend "
+                        "(keras.distribution over all local devices)")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="bfloat16 compute, float32 variables (mixed_bfloat16)")
     p.add_argument("--max-train-examples", type=int, help="train on the first N images only")
     p.add_argument("--max-eval-examples", type=int, help="evaluate on the first N images only")
     p.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE", default=[],
@@ -47,6 +51,7 @@ def run(args):
         strategy=args.strategy, max_train_examples=args.max_train_examples,
         max_eval_examples=args.max_eval_examples,
         model_kwargs=parse_model_kwargs(args.model_kwargs),
+        mixed_precision=args.mixed_precision,
     )
     if manifest is not None:
         print(json.dumps(manifest["metrics"], indent=2))

@@ -3,9 +3,13 @@
 Keras ``fit`` does the work; this module assembles what a recipe means: the data pipeline, the
 optimiser and its schedule, the callbacks that make a long run safe on a small machine
 (BackupAndRestore to resume, TerminateOnNaN, a CSV log with each epoch's duration), the
-distribution strategy, and finally the checkpoint written atomically with its manifest.
+placement (`tn_keras.training.placement`), and finally the checkpoint written atomically with
+its manifest. It runs under every Keras backend and imports TensorFlow only when that is the
+backend.
 """
+import contextlib
 import csv
+import dataclasses
 import datetime
 import inspect
 import json
@@ -16,62 +20,48 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tn_keras import datasets
 from tn_keras.training.evaluate import evaluate
+from tn_keras.training.placement import STRATEGIES  # noqa: F401 (the CLI's choices)
+from tn_keras.training.placement import make_placement
+from tn_keras.training.run_settings import deterministic_ops
+from tn_keras.training.run_settings import dtype_policy
 from tn_keras.utils.files import atomic_path
 from tn_keras.utils.files import atomic_write_json
 from tn_keras.utils.files import check_can_write
 from tn_keras.utils.files import sha256_file
+from tn_keras.utils.versions import machine_description
 from tn_keras.utils.versions import software_versions
 from tn_keras.zoo import api as zoo_api
 from tn_keras.zoo import checkpoints
 from tn_keras.zoo.registry import get_spec
 
-STRATEGIES = ("default", "mirrored", "multiworker")
-
-
-def make_strategy(strategy):
-    """``"default"``, ``"mirrored"`` (all local devices) or ``"multiworker"`` (TF_CONFIG)."""
-    if strategy in (None, "default"):
-        return tf.distribute.get_strategy()
-    if strategy == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if strategy == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("strategy='multiworker' needs the TF_CONFIG environment variable "
-                             "(the cluster and this worker's task).")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"Invalid value for argument `strategy`: expected one of {STRATEGIES}. "
-                     f"Received strategy={strategy!r}.")
-
-
-def _is_chief(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "task_type", None):
-        return True
-    return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0
-    )
-
-
 # Recipe augmentation -> `datasets.make_dataset(augment=...)`.
 AUGMENTATIONS = {None: False, "cifar": True, "translate": "translate"}
 
 
-def training_dataset(dataset, x, y, recipe, batch_size, seed):
-    """The shuffled, augmented training pipeline of a recipe."""
+def training_dataset(dataset, x, y, recipe, batch_size, seed, placement=None):
+    """The shuffled, augmented training pipeline of a recipe: tf.data under TensorFlow, a
+    NumPy `keras.utils.PyDataset` under the other backends."""
     if recipe.augmentation not in AUGMENTATIONS:
         raise ValueError(f"Unknown augmentation {recipe.augmentation!r} in the recipe; expected "
                          f"one of {sorted(map(str, AUGMENTATIONS))}.")
+    replicas = placement.replicas if placement is not None else 1
     ds = datasets.make_dataset(x, y, batch_size, training=True,
                                augment=AUGMENTATIONS[recipe.augmentation], seed=seed,
-                               deterministic=True, dataset_name=dataset)
-    options = tf.data.Options()
-    # Arrays in memory: every worker reads all of it and takes its share of each batch.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options)
+                               deterministic=True, dataset_name=dataset,
+                               # keras.distribution splits every batch evenly over devices.
+                               drop_remainder=replicas > 1 and placement.tf_strategy is None)
+    if placement is not None and placement.tf_strategy is not None:
+        import tensorflow as tf  # tf.distribute: the backend is TensorFlow.
+
+        options = tf.data.Options()
+        # Arrays in memory: every worker reads all of it and takes its share of each batch.
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        ds = ds.with_options(options)
+    return ds
 
 
 def make_optimizer(recipe, steps_per_epoch, epochs):
@@ -111,7 +101,7 @@ class EpochSeconds(keras.callbacks.Callback):
 
 
 def _command(name, epochs, batch_size, seed, strategy, max_train_examples, out,
-             model_kwargs=None):
+             model_kwargs=None, mixed_precision=False):
     words = ["tn-keras", "train", name, "--epochs", str(epochs), "--batch-size",
              str(batch_size), "--seed", str(seed)]
     if model_kwargs:
@@ -119,6 +109,8 @@ def _command(name, epochs, batch_size, seed, strategy, max_train_examples, out,
                                        for key, value in sorted(model_kwargs.items())]
     if strategy not in (None, "default"):
         words += ["--strategy", strategy]
+    if mixed_precision:
+        words += ["--mixed-precision"]
     if max_train_examples is not None:
         words += ["--max-train-examples", str(max_train_examples)]
     if out is not None:
@@ -146,10 +138,43 @@ def _training_seconds(log_path):
     return float(sum(float(r["epoch_seconds"]) for r in rows if r.get("epoch_seconds")))
 
 
+@dataclasses.dataclass(frozen=True)
+class RunFolder:
+    """The files of one training run in its checkpoint folder."""
+
+    out: str
+    model: str
+    manifest: str
+    backup: str
+    log: str
+
+    @classmethod
+    def of(cls, out, name):
+        return cls(out, os.path.join(out, f"{name}.keras"),
+                   os.path.join(out, checkpoints.MANIFEST_NAME), os.path.join(out, "backup"),
+                   os.path.join(out, "training_log.csv"))
+
+
+def prepare_run_folder(run, resume, overwrite):
+    """Refuses to replace a checkpoint unless ``overwrite``; a fresh run starts without an older
+    run's backup and log; creates the folder."""
+    if not resume:
+        for path in (run.model, run.manifest):
+            check_can_write(path, overwrite)
+        # A fresh run must not pick up an older run's backup or append to its log.
+        shutil.rmtree(run.backup, ignore_errors=True)
+        if os.path.exists(run.log):
+            os.remove(run.log)
+    os.makedirs(run.out, exist_ok=True)
+
+
 def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, resume=False,
           overwrite=False, strategy=None, max_train_examples=None, max_eval_examples=None,
-          callbacks=None, verbose="auto", model_kwargs=None):
+          callbacks=None, verbose="auto", model_kwargs=None, mixed_precision=False):
     """Train ``name`` with its recipe and write ``<out>/<name>.keras`` + ``manifest.json``.
+
+    Runs under every Keras backend (``KERAS_BACKEND``): tf.data feeds TensorFlow, a NumPy
+    `keras.utils.PyDataset` the others, with the same augmentation.
 
     Args:
         name: a registered zoo name.
@@ -157,11 +182,14 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         data_dir: where the dataset files are (else ``TN_KERAS_DATA``, tfds, download).
         out: the checkpoint folder; default ``$TN_KERAS_HOME/models/<name>`` (where
             `tn_keras.zoo.load` finds it).
-        seed: seeds Python, NumPy, TensorFlow, the shuffling and the augmentation; ops are made
-            deterministic, so the same seed on the same machine gives the same weights.
+        seed: seeds Python, NumPy, the backend, the shuffling and the augmentation; ops are made
+            deterministic for the run, so the same seed on the same machine and backend gives
+            the same weights.
         resume: continue an interrupted run from its backup (``<out>/backup``).
         overwrite: replace an existing checkpoint in ``out``.
-        strategy: None / "default", "mirrored" or "multiworker".
+        strategy: None / "default", "mirrored" or "multiworker" (TensorFlow backend), or
+            "data_parallel" (JAX backend: `keras.distribution.DataParallel` over all local
+            devices); see `tn_keras.training.placement`.
         max_train_examples: train on the first N training images only (smoke tests).
         max_eval_examples: evaluate on the first N of each test split only (smoke tests).
         callbacks: more Keras callbacks for ``fit`` (e.g. a
@@ -170,90 +198,112 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         model_kwargs: keyword arguments for the architecture's builder (e.g. ``{"width":
             2.0}``); recorded in the manifest and the command. The checkpoint file holds the
             whole architecture, so `tn_keras.zoo.load` reads it back as trained.
+        mixed_precision: build the model under the ``mixed_bfloat16`` policy (bfloat16
+            compute, float32 variables).
 
     Returns:
-        ``(model, manifest)``.
+        ``(model, manifest)``; the manifest is None on a multi-worker run's non-chief workers.
     """
     spec = get_spec(name)
     model_kwargs = dict(model_kwargs or {})
     _check_model_kwargs(spec, model_kwargs)
-    recipe = spec.recipe
-    epochs = int(epochs or recipe.epochs)
-    batch_size = int(batch_size or recipe.batch_size)
-    out_given = out
-    out = out or checkpoints.cache_dir(name)
-    model_path = os.path.join(out, f"{name}.keras")
-    manifest_path = os.path.join(out, checkpoints.MANIFEST_NAME)
-    backup_dir = os.path.join(out, "backup")
-    log_path = os.path.join(out, "training_log.csv")
-    if not resume:
-        for path in (model_path, manifest_path):
-            check_can_write(path, overwrite)
-        # A fresh run must not pick up an older run's backup or append to its log.
-        shutil.rmtree(backup_dir, ignore_errors=True)
-        if os.path.exists(log_path):
-            os.remove(log_path)
-    os.makedirs(out, exist_ok=True)
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    strategy_obj = make_strategy(strategy)
+    epochs = int(epochs or spec.recipe.epochs)
+    batch_size = int(batch_size or spec.recipe.batch_size)
+    run = RunFolder.of(out or checkpoints.cache_dir(name), name)
+    prepare_run_folder(run, resume, overwrite)
+    placement = make_placement(strategy)
 
     x, y = datasets.load(spec.dataset, "train", data_dir=data_dir)
     if max_train_examples is not None:
         x, y = x[:max_train_examples], y[:max_train_examples]
-    steps_per_epoch = int(np.ceil(len(x) / batch_size))
-    train_ds = training_dataset(spec.dataset, x, y, recipe, batch_size, seed)
-
-    with strategy_obj.scope():
-        model = spec.builder(**model_kwargs)
-        model.compile(
-            optimizer=make_optimizer(recipe, steps_per_epoch, epochs),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=["accuracy"],
-        )
-    if isinstance(strategy_obj, tf.distribute.MultiWorkerMirroredStrategy):
-        # Imported only here: it reaches into Keras's private trainer module.
-        from tn_keras.training import multiworker_workarounds
-
-        multiworker_workarounds.patch_log_reduction()
-        multiworker_workarounds.build_before_fit(model, strategy_obj, train_ds)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(backup_dir),
-        keras.callbacks.TerminateOnNaN(),
-        EpochSeconds(),
-        keras.callbacks.CSVLogger(log_path, append=True),
-        *(callbacks or []),
-    ]
-    started = time.perf_counter()
-    history = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
-    if model.stop_training or any(not np.isfinite(v) for v in history.history.get("loss", [0])):
+    with deterministic_ops(), placement.run_scope():
+        keras.utils.set_random_seed(seed)
+        train_ds = training_dataset(spec.dataset, x, y, spec.recipe, batch_size, seed, placement)
+        with dtype_policy(mixed_precision), placement.model_scope():
+            model = spec.builder(**model_kwargs)
+            model.compile(
+                optimizer=make_optimizer(spec.recipe, _steps_per_epoch(train_ds, len(x),
+                                                                       batch_size), epochs),
+                loss=keras.losses.SparseCategoricalCrossentropy(),
+                metrics=["accuracy"],
+            )
+        history, fit_seconds = _fit(model, train_ds, epochs, run, placement, callbacks, verbose)
+    if model.stop_training or any(not np.isfinite(v) for v in history.history["loss"]):
         raise RuntimeError(f"Training {name} stopped early (non-finite loss); no checkpoint "
                            "was written.")
-    fit_seconds = time.perf_counter() - started
-
     metrics = {}
     for split, result in evaluate(model, spec.dataset, data_dir=data_dir,
                                   max_examples=max_eval_examples).items():
         metrics[f"{split}_accuracy"] = result["accuracy"]
         metrics[f"{split}_examples"] = result["examples"]
 
-    if not _is_chief(strategy_obj):
+    if not placement.is_chief:
         # Every worker must take part in saving; only the chief's copy is kept.
-        scratch = os.path.join(out, f".worker-{strategy_obj.cluster_resolver.task_id}.keras")
+        scratch = os.path.join(run.out, f".worker-{placement.task_id}.keras")
         model.save(scratch)
         os.remove(scratch)
         return model, None
+    training = {
+        "command": _command(name, epochs, batch_size, seed, placement.strategy,
+                            max_train_examples, out, model_kwargs, mixed_precision),
+        "model_kwargs": model_kwargs,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "strategy": placement.strategy,
+        "replicas": placement.replicas,
+        "mixed_precision": bool(mixed_precision),
+        "backend": keras.backend.backend(),
+        "train_examples": int(len(x)),
+        "recipe": {k: v for k, v in vars(spec.recipe).items()},
+        "wall_time_seconds": _training_seconds(run.log) or fit_seconds,
+        "final_train_loss": float(history.history["loss"][-1]),
+        "final_train_accuracy": float(history.history["accuracy"][-1]),
+        "machine": machine_description(),
+    }
+    return model, write_checkpoint(model, run, spec, metrics, training)
 
-    with atomic_path(model_path, overwrite=True) as tmp:
+
+def _steps_per_epoch(train_ds, examples, batch_size):
+    if isinstance(train_ds, keras.utils.PyDataset):
+        return len(train_ds)
+    return int(np.ceil(examples / batch_size))
+
+
+def _fit(model, train_ds, epochs, run, placement, callbacks, verbose):
+    """``model.fit`` with the run's callbacks; returns ``(history, seconds)``."""
+    callbacks = [
+        keras.callbacks.BackupAndRestore(run.backup),
+        keras.callbacks.TerminateOnNaN(),
+        EpochSeconds(),
+        keras.callbacks.CSVLogger(run.log, append=True),
+        *(callbacks or []),
+    ]
+    fixes = contextlib.nullcontext()
+    if placement.strategy == "multiworker":
+        # Imported only here: it reaches into Keras's private TensorFlow trainer module.
+        from tn_keras.training.multiworker_workarounds import multiworker_fixes
+
+        fixes = multiworker_fixes(model, placement.tf_strategy, train_ds)
+    started = time.perf_counter()
+    with fixes:
+        # shuffle=False: the pipeline shuffles itself, reproducibly from the seed.
+        history = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                            shuffle=False)
+    return history, time.perf_counter() - started
+
+
+def write_checkpoint(model, run, spec, metrics, training):
+    """Writes ``<name>.keras`` then its manifest, each atomically; returns the manifest."""
+    with atomic_path(run.model, overwrite=True) as tmp:
         model.save(tmp)
     facts = zoo_api.model_facts(model, spec.dataset)  # the model as built, with its kwargs
     manifest = {
         "format_version": 1,
-        "name": name,
-        "file": os.path.basename(model_path),
-        "sha256": sha256_file(model_path),
-        "size_bytes": os.path.getsize(model_path),
+        "name": spec.name,
+        "file": os.path.basename(run.model),
+        "sha256": sha256_file(run.model),
+        "size_bytes": os.path.getsize(run.model),
         "dataset": spec.dataset,
         "input_shape": list(facts["input_shape"]),
         "num_classes": facts["num_classes"],
@@ -263,26 +313,11 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         "macs_per_image": facts["macs_per_image"],
         "preprocessing": "inside the model: raw pixels 0..255 in",
         "metrics": metrics,
-        "evaluation_command": f"tn-keras evaluate {name}",
-        "training": {
-            "command": _command(name, epochs, batch_size, seed, strategy, max_train_examples,
-                                out_given, model_kwargs),
-            "model_kwargs": model_kwargs,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "seed": seed,
-            "strategy": strategy or "default",
-            "train_examples": int(len(x)),
-            "recipe": {k: v for k, v in vars(recipe).items()},
-            "wall_time_seconds": _training_seconds(log_path) or fit_seconds,
-            "final_train_loss": float(history.history["loss"][-1]),
-            "final_train_accuracy": float(history.history["accuracy"][-1]),
-            "machine": f"{os.cpu_count()} CPU cores, no GPU"
-            if not tf.config.list_physical_devices("GPU") else "GPU",
-        },
+        "evaluation_command": f"tn-keras evaluate {spec.name}",
+        "training": training,
         "versions": software_versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "reference": spec.reference,
     }
-    atomic_write_json(manifest_path, manifest, overwrite=True)
-    return model, manifest
+    atomic_write_json(run.manifest, manifest, overwrite=True)
+    return manifest
