@@ -7,7 +7,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("quickstart", "list", "info", "train", "evaluate", "predict", "export", "distill")
+COMMANDS = ("quickstart", "list", "info", "train", "evaluate", "predict", "export", "distill",
+            "data")
 
 
 def build_parser():
