@@ -31,8 +31,10 @@ def default_workers() -> int:
 class ArrayDataset(keras.utils.PyDataset):
     """Batches ``(float32 images, labels)`` of in-memory arrays; see `make_dataset`.
 
-    The epoch advances on ``on_epoch_begin`` (``fit`` calls it before each epoch); outside
-    ``fit``, iterate `epoch_batches(e)`.
+    The epoch advances on each ``on_epoch_begin`` after the first: ``fit`` calls it before
+    every epoch (the JAX trainer once more, when it peeks at a batch to build the model; the
+    count is the same every run, so determinism holds). Outside ``fit``, use
+    `epoch_batches(e)`.
     """
 
     def __init__(self, x, y, batch_size, training, augment, seed, normalize, dataset_name,
