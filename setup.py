@@ -56,6 +56,10 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu==2.21.0"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
+        # Other Keras backends: everything but `export` runs on them without TensorFlow.
+        "jax": ["jax[cpu]>=0.4.36"],
+        "jax-cuda": ["jax[cuda12]>=0.4.36"],
+        "torch": ["torch>=2.4"],
         "test": ["pytest>=8", "pytest-timeout>=2.3"],
     },
     entry_points={"console_scripts": ["tn-keras=tn_keras.cli:main"]},
