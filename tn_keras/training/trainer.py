@@ -216,26 +216,13 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
     x, y = datasets.load(spec.dataset, "train", data_dir=data_dir)
     if max_train_examples is not None:
         x, y = x[:max_train_examples], y[:max_train_examples]
-    with deterministic_ops(), placement.run_scope():
-        keras.utils.set_random_seed(seed)
-        train_ds = training_dataset(spec.dataset, x, y, spec.recipe, batch_size, seed, placement)
-        with dtype_policy(mixed_precision), placement.model_scope():
-            model = spec.builder(**model_kwargs)
-            model.compile(
-                optimizer=make_optimizer(spec.recipe, _steps_per_epoch(train_ds, len(x),
-                                                                       batch_size), epochs),
-                loss=keras.losses.SparseCategoricalCrossentropy(),
-                metrics=["accuracy"],
-            )
-        history, fit_seconds = _fit(model, train_ds, epochs, run, placement, callbacks, verbose)
+    model, history, fit_seconds = _build_and_fit(spec, model_kwargs, x, y, batch_size, epochs,
+                                                 seed, placement, run, mixed_precision,
+                                                 callbacks, verbose)
     if model.stop_training or any(not np.isfinite(v) for v in history.history["loss"]):
         raise RuntimeError(f"Training {name} stopped early (non-finite loss); no checkpoint "
                            "was written.")
-    metrics = {}
-    for split, result in evaluate(model, spec.dataset, data_dir=data_dir,
-                                  max_examples=max_eval_examples).items():
-        metrics[f"{split}_accuracy"] = result["accuracy"]
-        metrics[f"{split}_examples"] = result["examples"]
+    metrics = _test_metrics(model, spec.dataset, data_dir, max_eval_examples)
 
     if not placement.is_chief:
         # Every worker must take part in saving; only the chief's copy is kept.
@@ -262,6 +249,35 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
         "machine": machine_description(),
     }
     return model, write_checkpoint(model, run, spec, metrics, training)
+
+
+def _build_and_fit(spec, model_kwargs, x, y, batch_size, epochs, seed, placement, run,
+                   mixed_precision, callbacks, verbose):
+    """Builds, compiles and fits the model with the run's global settings switched on only for
+    the run; returns ``(model, history, fit_seconds)``."""
+    with deterministic_ops(), placement.run_scope():
+        keras.utils.set_random_seed(seed)
+        train_ds = training_dataset(spec.dataset, x, y, spec.recipe, batch_size, seed, placement)
+        with dtype_policy(mixed_precision), placement.model_scope():
+            model = spec.builder(**model_kwargs)
+            model.compile(
+                optimizer=make_optimizer(spec.recipe, _steps_per_epoch(train_ds, len(x),
+                                                                       batch_size), epochs),
+                loss=keras.losses.SparseCategoricalCrossentropy(),
+                metrics=["accuracy"],
+            )
+        history, fit_seconds = _fit(model, train_ds, epochs, run, placement, callbacks, verbose)
+    return model, history, fit_seconds
+
+
+def _test_metrics(model, dataset, data_dir, max_examples):
+    """``{"<split>_accuracy": a, "<split>_examples": n}`` on every evaluation split."""
+    metrics = {}
+    for split, result in evaluate(model, dataset, data_dir=data_dir,
+                                  max_examples=max_examples).items():
+        metrics[f"{split}_accuracy"] = result["accuracy"]
+        metrics[f"{split}_examples"] = result["examples"]
+    return metrics
 
 
 def _steps_per_epoch(train_ds, examples, batch_size):
