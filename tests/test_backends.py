@@ -215,3 +215,32 @@ def test_backend_benchmark_runs_end_to_end(tmp_path):
     with open(out) as f:
         (row,) = json.load(f)["rows"]
     assert row["backend"] == "jax" and row["median_step_s"] > 0 and row["peak_rss_mib"] > 0
+
+
+@pytest.mark.slow
+def test_cli_without_tensorflow(tmp_path):
+    image = str(tmp_path / "digit.png")
+    result = run_without_tensorflow(f"""
+        import contextlib, io, json
+        import numpy as np
+        from PIL import Image
+        from tn_keras import datasets
+        from tn_keras.cli import main
+
+        x, y = datasets.load("digits", "test")
+        Image.fromarray(x[0, :, :, 0].astype(np.uint8)).save({image!r})
+        for argv in (["list", "digits*"], ["info", "digits_taylornet"],
+                     ["evaluate", "digits_taylornet", "--max-examples", "50"],
+                     ["predict", "digits_taylornet", {image!r}, "--top-k", "1"]):
+            assert main(argv) == 0, argv
+        print("label", int(y[0]))
+        try:
+            main(["export", "digits_taylornet", "--format", "tflite", "--out", "x.tflite"])
+        except SystemExit as e:
+            print("export:", e)
+    """)
+    assert_ran(result)
+    out = result.stdout
+    label = out.split("label ")[1].split()[0]
+    assert f"{image}: {label} " in out  # the shipped checkpoint reads the digit
+    assert "export: tn-keras export: error: SavedModel and TFLite are TensorFlow formats" in out
