@@ -1,18 +1,23 @@
 """The NumPy input pipeline (a `keras.utils.PyDataset`), used when the backend is not TensorFlow.
 
 Why PyDataset: it is Keras's own input type, so ``fit`` / ``predict`` take it under every
-backend (JAX arrays, torch tensors and tf.data come out of the same object), and it brings a
-pool of worker threads and a prefetch queue with it. The alternatives need more for less:
-``torch.utils.data.DataLoader`` only feeds the torch backend, ``grain`` adds a dependency and its
-own sampler for what is, here, arrays already in memory.
+backend (JAX arrays, torch tensors and tf.data come out of the same object). The alternatives
+need more for less: ``torch.utils.data.DataLoader`` only feeds the torch backend, ``grain`` adds a
+dependency and its own sampler for what is, here, arrays already in memory.
 
 Determinism: batch ``i`` of epoch ``e`` is a pure function of ``(seed, e, i)``. The epoch's
 order is a permutation drawn from ``default_rng([seed, e])`` and the batch's augmentation from
-``default_rng([seed, e, i])``, so worker threads may compute batches in any order and the same
-seed still gives the same batches; every epoch differs from the one before.
+``default_rng([seed, e, i])``; every epoch differs from the one before.
+
+Worker threads: the dataset prefetches with a thread pool of its own, submitting
+``batch(epoch, i)`` with the epoch fixed at submission. It tells Keras ``workers=1``, because
+Keras's own enqueuer (used for ``workers > 1``) starts its threads before it calls
+``on_epoch_begin`` and carries batches still in flight at the end of an epoch over into the
+next, so which batches an epoch sees would depend on thread timing.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 
@@ -35,12 +40,17 @@ class ArrayDataset(keras.utils.PyDataset):
     every epoch (the JAX trainer once more, when it peeks at a batch to build the model; the
     count is the same every run, so determinism holds). Outside ``fit``, use
     `epoch_batches(e)`.
+
+    Attributes:
+        threads: the prefetching worker threads (``workers=`` of `make_dataset`).
     """
 
     def __init__(self, x, y, batch_size, training, augment, seed, normalize, dataset_name,
                  drop_remainder, workers=None):
-        super().__init__(workers=workers or default_workers(), use_multiprocessing=False,
-                         max_queue_size=8)
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.threads = int(workers or default_workers())
+        self._pool = None
+        self._pending = {}
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
         self.training, self.augment = training, augment
@@ -66,6 +76,21 @@ class ArrayDataset(keras.utils.PyDataset):
         if self._started:
             self.epoch += 1
         self._started = True
+        for future in self._pending.values():  # a peek's prefetches, or an epoch cut short
+            future.cancel()
+        self._pending = {}
+        for index in range(min(len(self), self._depth())):
+            self._prefetch(index)
+
+    def _depth(self):
+        return 2 * self.threads
+
+    def _prefetch(self, index):
+        if self.threads > 1 and index < len(self) and index not in self._pending:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    self.threads, thread_name_prefix="tn_keras_batches")
+            self._pending[index] = self._pool.submit(self.batch, self.epoch, index)
 
     def order(self, epoch):
         """The example order of ``epoch`` (a permutation when training)."""
@@ -95,7 +120,14 @@ class ArrayDataset(keras.utils.PyDataset):
         return xb, self.y[rows]
 
     def __getitem__(self, index):
-        return self.batch(self.epoch, index)
+        # Keras calls this from one thread, in order; the pool works `_depth()` batches ahead.
+        future = self._pending.pop(index, None)
+        self._prefetch(index + self._depth())
+        return future.result() if future is not None else self.batch(self.epoch, index)
+
+    def __del__(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def epoch_batches(self, epoch):
         """Every batch of ``epoch``, in order (for use outside ``fit``)."""
