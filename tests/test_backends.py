@@ -96,8 +96,9 @@ def test_same_seed_same_weights(backend, tmp_path):
             from tn_keras.training import train
 
             for seed in {seeds!r}:
-                model = train("digits_taylornet", epochs=2, out={str(tmp_path)!r} + f"/{tag}{{seed}}",
-                              seed=seed, max_train_examples=160, max_eval_examples=32,
+                model = train("digits_taylornet", epochs=2, seed=seed,
+                              out={str(tmp_path)!r} + f"/{tag}{{seed}}",
+                              max_train_examples=160, max_eval_examples=32,
                               verbose=0)[0]
                 np.savez({str(tmp_path)!r} + f"/{tag}{{seed}}.npz", *model.get_weights())
         """, backend)
