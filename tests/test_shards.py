@@ -126,3 +126,14 @@ def test_cli_pack_and_verify(cifar_folder, tmp_path, capsys):
     assert main(["data", "verify", os.path.join(out, "cifar10.shards")]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "x_test-00000.zlib: shard missing" in error[0]
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_real_mnist_round_trip(real_data_dir, tmp_path):
+    shards.pack("mnist", str(tmp_path), 5, data_dir=real_data_dir, offline=True)
+    assert len(os.listdir(tmp_path / "mnist.shards")) > 4  # 47 MB raw in shards of <= 5 MB
+    for split in ("train", "test"):
+        x, y = datasets.load("mnist", split, data_dir=str(tmp_path), offline=True)
+        x0, y0 = datasets.load("mnist", split, data_dir=real_data_dir, offline=True)
+        assert x.tobytes() == x0.tobytes() and y.tobytes() == y0.tobytes()
