@@ -84,6 +84,17 @@ def test_backend_without_tensorflow_trains_and_tensorflow_predicts_the_same(back
     x, _ = datasets.load("digits", "test")
     np.testing.assert_allclose(model.predict(x[:64].astype("float32"), verbose=0),
                                np.load(os.path.join(out, "predictions.npy")), atol=1e-5)
+    if backend == "jax" and TORCH:
+        # And the torch backend loads what JAX wrote (still without TensorFlow).
+        _run_blocked(f"""
+            import numpy as np
+            from tn_keras import datasets, zoo
+
+            model = zoo.load("digits_taylornet", weights={out!r}, compile=False)
+            x, _ = datasets.load("digits", "test")
+            np.testing.assert_allclose(model.predict(x[:64].astype("float32"), verbose=0),
+                                       np.load({out!r} + "/predictions.npy"), atol=1e-5)
+        """, "torch")
 
 
 @pytest.mark.slow
