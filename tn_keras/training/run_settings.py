@@ -5,6 +5,7 @@ library that leaves them changed changes every later computation in the user's p
 #16), so each is a context manager that puts back what it found.
 """
 import contextlib
+import os
 
 import keras
 
@@ -15,7 +16,8 @@ MIXED_PRECISION_POLICY = "mixed_bfloat16"  # bfloat16 compute, float32 variables
 def deterministic_ops():
     """Deterministic kernels for the run, where the backend has a switch for them.
 
-    TensorFlow: ``enable_op_determinism``. PyTorch: ``use_deterministic_algorithms``. JAX on
+    TensorFlow: ``enable_op_determinism``. PyTorch: ``use_deterministic_algorithms`` (warning
+    where an op has no deterministic kernel). JAX on
     CPU is deterministic already; on GPU set ``XLA_FLAGS=--xla_gpu_deterministic_ops=true``
     before JAX starts (XLA reads it once, so no library can scope it).
     """
@@ -24,16 +26,27 @@ def deterministic_ops():
         with _tensorflow_determinism():
             yield
     elif backend == "torch":
-        import torch  # The backend is torch: already imported by Keras.
-
-        previous = torch.are_deterministic_algorithms_enabled()
-        torch.use_deterministic_algorithms(True)
-        try:
+        with _torch_determinism():
             yield
-        finally:
-            torch.use_deterministic_algorithms(previous)
     else:
         yield
+
+
+@contextlib.contextmanager
+def _torch_determinism():
+    import torch  # The backend is torch: already imported by Keras.
+
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())
+    # warn_only: an op without a deterministic kernel warns instead of stopping the run. On
+    # CUDA, deterministic cuBLAS needs this workspace setting, read when cuBLAS starts.
+    if torch.cuda.is_available():
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
 @contextlib.contextmanager
