@@ -68,6 +68,10 @@ setup(
         # The test suite checks the ONNX exports too, so it needs the [onnx] extra's packages.
         "test": ["pytest>=8", "pytest-timeout>=2.3", *ONNX],
         "onnx": ONNX,
+        # Other Keras backends: everything but `export` runs on them without TensorFlow.
+        "jax": ["jax[cpu]>=0.4.36"],
+        "jax-cuda": ["jax[cuda12]>=0.4.36"],
+        "torch": ["torch>=2.4"],
     },
     # The console script is a module outside the package: it quiets TensorFlow before the
     # package (which imports Keras and TensorFlow) is imported.

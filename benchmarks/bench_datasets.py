@@ -2,12 +2,15 @@
 
 Usage::
 
-    python benchmarks/bench_datasets.py --data-dir /path/to/data [--batches 100]
+    KERAS_BACKEND=jax python benchmarks/bench_datasets.py --data-dir /path/to/data [--batches 100]
 
 Prints a table: time to load each dataset cold from its npz (first `load` in this process),
-images/s delivered by the CIFAR-10 training pipeline with augmentation (batch 128), images/s
-of one training step of ``zoo.build("cifar_taylornet")`` (or a small Keras conv net when the
-zoo is not importable, which the output says), their ratio, and the peak RSS.
+images/s delivered by the CIFAR-10 training pipelines with augmentation (batch 128): tf.data
+(when TensorFlow is the backend) and the NumPy `keras.utils.PyDataset` with 1 and
+``--workers`` prefetching threads (read in order, as ``fit`` reads it),
+images/s of one training step of ``zoo.build("cifar_taylornet")`` under the current backend
+(or a small Keras conv net when the zoo is not importable, which the output says), the ratio
+of each pipeline to the step, and the peak RSS.
 """
 from __future__ import annotations
 
@@ -35,11 +38,26 @@ def _load_times(data_dir: str) -> list[tuple[str, float, str]]:
     return rows
 
 
+def _numpy_pipeline_rate(x: np.ndarray, y: np.ndarray, batches: int, workers: int) -> float:
+    """Images/s of the NumPy pipeline read in order, as ``fit`` reads it, with ``workers``
+    prefetching threads."""
+    from tn_keras import datasets
+
+    ds = datasets.make_dataset(x, y, BATCH, training=True, seed=0, dataset_name="cifar10",
+                               drop_remainder=True, pipeline="numpy", workers=workers)
+    ds.on_epoch_begin()
+    ds[0]  # Warm-up: the epoch's permutation, the thread pool.
+    start = time.perf_counter()
+    for index in range(1, batches + 1):
+        ds[index % len(ds)]
+    return batches * BATCH / (time.perf_counter() - start)
+
+
 def _pipeline_rate(x: np.ndarray, y: np.ndarray, batches: int) -> float:
     from tn_keras import datasets
 
     ds = datasets.make_dataset(x, y, BATCH, training=True, seed=0, dataset_name="cifar10",
-                               drop_remainder=True)
+                               drop_remainder=True, pipeline="tf.data")
     it = iter(ds)
     next(it)  # Warm-up: graph tracing and the first shuffle-buffer fill are not throughput.
     start = time.perf_counter()
@@ -94,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: $TN_KERAS_DATA)")
     parser.add_argument("--batches", type=int, default=100, help="pipeline batches to time")
     parser.add_argument("--steps", type=int, default=10, help="training steps to time")
+    parser.add_argument("--workers", type=int, default=2, help="NumPy pipeline threads")
     args = parser.parse_args(argv)
     if not args.data_dir:
         parser.error("pass --data-dir or set TN_KERAS_DATA")
@@ -104,15 +123,20 @@ def main(argv: list[str] | None = None) -> int:
     for name, seconds, desc in _load_times(args.data_dir):
         print(f"{name:14s} {seconds:14.3f}  {desc}")
 
+    import keras
+
     x, y = datasets.load("cifar10", "train", data_dir=args.data_dir)
-    pipe = _pipeline_rate(x, y, args.batches)
+    pipes = {}
+    if keras.backend.backend() == "tensorflow":
+        pipes["tf.data"] = _pipeline_rate(x, y, args.batches)
+    for workers in sorted({1, args.workers}):
+        pipes[f"numpy, {workers} thread(s)"] = _numpy_pipeline_rate(x, y, args.batches, workers)
     step, label = _train_step_rate(args.steps)
-    print()
-    print(f"{'CIFAR-10 pipeline (augment, batch 128)':48s} {pipe:10.0f} images/s")
+    print(f"\nbackend {keras.backend.backend()}, {os.cpu_count()} CPU cores")
+    for name, pipe in pipes.items():
+        print(f"{'CIFAR-10 pipeline (augment, batch 128), ' + name:48s} {pipe:10.0f} images/s"
+              f"  {pipe / step:6.1f}x the training step")
     print(f"{'training step: ' + label:48s} {step:10.0f} images/s")
-    print(f"{'pipeline / training ratio':48s} {pipe / step:10.1f}x"
-          + ("  (input pipeline is not the bottleneck)" if pipe > step else
-             "  (input pipeline IS the bottleneck)"))
     # ru_maxrss is KiB on Linux, bytes on macOS.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak_mib = peak / (1 << 20) if sys.platform == "darwin" else peak / 1024

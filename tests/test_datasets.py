@@ -72,6 +72,7 @@ def no_tfds(monkeypatch, tmp_path):
 
 # ----------------------------------------------------------------------------- registry
 
+@pytest.mark.backend_neutral
 def test_names_and_info():
     assert datasets.names() == ("mnist", "fashion_mnist", "cifar10", "digits", "mnist7x7")
     spec = datasets.info("cifar10")
@@ -83,6 +84,7 @@ def test_names_and_info():
         spec.name = "x"  # frozen
 
 
+@pytest.mark.backend_neutral
 def test_unknown_name_and_split():
     with pytest.raises(ValueError, match=r"name='svhn'.*mnist.*cifar10"):
         datasets.info("svhn")
@@ -94,6 +96,7 @@ def test_unknown_name_and_split():
 
 # ----------------------------------------------------------------------------- formats
 
+@pytest.mark.backend_neutral
 def test_npz_load_shapes_cache_readonly(tmp_path, no_tfds):
     arrays = _arrays((28, 28))
     np.savez(tmp_path / "mnist.npz", **arrays)
@@ -115,6 +118,7 @@ def test_npz_load_shapes_cache_readonly(tmp_path, no_tfds):
     assert datasets.load("mnist", data_dir=tmp_path)[0].shape[0] == 3
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize("subfolder", [True, False])
 def test_idx_gz_load(tmp_path, no_tfds, subfolder):
     arrays = _arrays((28, 28))
@@ -125,6 +129,7 @@ def test_idx_gz_load(tmp_path, no_tfds, subfolder):
     np.testing.assert_array_equal(y, arrays["y_test"])
 
 
+@pytest.mark.backend_neutral
 def test_cifar_tarball_load(tmp_path, no_tfds):
     arrays = _arrays((32, 32, 3), n_train=10, n_test=4)
     _write_cifar_tar(tmp_path / "cifar-10-python.tar.gz", arrays)
@@ -139,6 +144,7 @@ def test_cifar_tarball_load(tmp_path, no_tfds):
     assert sorted(os.listdir(tmp_path)) == before  # nothing extracted into the data folder
 
 
+@pytest.mark.backend_neutral
 def test_cifar_npz_test_lossless_mask(tmp_path, no_tfds):
     arrays = _arrays((32, 32, 3), n_train=4, n_test=6)
     mask = np.array([True, False, True, False, False, True])
@@ -149,6 +155,7 @@ def test_cifar_npz_test_lossless_mask(tmp_path, no_tfds):
     assert not x.flags.writeable
 
 
+@pytest.mark.backend_neutral
 def test_mnist7x7_is_exact_block_mean(tmp_path, no_tfds):
     arrays = _arrays((28, 28))
     np.savez(tmp_path / "mnist.npz", **arrays)
@@ -159,6 +166,7 @@ def test_mnist7x7_is_exact_block_mean(tmp_path, no_tfds):
     np.testing.assert_array_equal(y, arrays["y_train"])
 
 
+@pytest.mark.backend_neutral
 def test_digits_split_and_stats():
     from sklearn.datasets import load_digits
 
@@ -176,6 +184,7 @@ def test_digits_split_and_stats():
 
 # ----------------------------------------------------------------------------- search order
 
+@pytest.mark.backend_neutral
 def test_data_dir_beats_env(tmp_path, no_tfds, monkeypatch):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
@@ -186,6 +195,7 @@ def test_data_dir_beats_env(tmp_path, no_tfds, monkeypatch):
     assert len(datasets.load("mnist", data_dir=a)[0]) == 5
 
 
+@pytest.mark.backend_neutral
 def test_offline_not_found_lists_every_path(tmp_path, no_tfds):
     with pytest.raises(DatasetNotFoundError) as err:
         datasets.load("cifar10", data_dir=tmp_path, offline=True)
@@ -197,6 +207,7 @@ def test_offline_not_found_lists_every_path(tmp_path, no_tfds):
     assert "TN_KERAS_DATA" in msg and "offline" in msg and "keras.datasets.cifar10" in msg
 
 
+@pytest.mark.backend_neutral
 def test_env_offline_and_incomplete_idx(tmp_path, no_tfds, monkeypatch):
     monkeypatch.setenv("TN_KERAS_OFFLINE", "1")
     _write_idx_folder(tmp_path / "mnist", _arrays((28, 28)))
@@ -205,6 +216,7 @@ def test_env_offline_and_incomplete_idx(tmp_path, no_tfds, monkeypatch):
         datasets.load("mnist", data_dir=tmp_path)
 
 
+@pytest.mark.backend_neutral
 def test_prepared_tfds_folder_is_used(tmp_path, monkeypatch):
     monkeypatch.delenv("TN_KERAS_DATA", raising=False)
     root = tmp_path / "tfds"
@@ -246,6 +258,7 @@ NPZ_FAULTS = {
 }
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize("fault", NPZ_FAULTS)
 def test_npz_faults(tmp_path, no_tfds, fault):
     overrides, pattern = NPZ_FAULTS[fault]
@@ -255,6 +268,7 @@ def test_npz_faults(tmp_path, no_tfds, fault):
     assert filename in str(err.value)
 
 
+@pytest.mark.backend_neutral
 def test_truncated_npz(tmp_path, no_tfds):
     _npz(tmp_path)
     blob = (tmp_path / "mnist.npz").read_bytes()
@@ -263,6 +277,7 @@ def test_truncated_npz(tmp_path, no_tfds):
         datasets.load("mnist", data_dir=tmp_path)
 
 
+@pytest.mark.backend_neutral
 def test_bad_lossless_mask(tmp_path, no_tfds):
     _npz(tmp_path, "cifar10", test_is_lossless=np.ones(5, bool))
     with pytest.raises(DatasetFormatError, match="test_is_lossless"):
@@ -295,6 +310,7 @@ def _corrupt_size(path):
     (_corrupt_magic, "bad idx magic"),
     (_corrupt_size, "declares shape"),
 ])
+@pytest.mark.backend_neutral
 def test_idx_faults(tmp_path, no_tfds, corrupt, pattern):
     _write_idx_folder(tmp_path / "mnist", _arrays((28, 28)))
     corrupt(tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz")
@@ -303,6 +319,7 @@ def test_idx_faults(tmp_path, no_tfds, corrupt, pattern):
     assert "t10k-images-idx3-ubyte.gz" in str(err.value)
 
 
+@pytest.mark.backend_neutral
 def test_idx_official_size_checksum(tmp_path, no_tfds):
     """Files with the official item count must match the published md5."""
     arrays = _arrays((28, 28))
@@ -314,6 +331,7 @@ def test_idx_official_size_checksum(tmp_path, no_tfds):
     assert "t10k-images-idx3-ubyte.gz" in str(err.value)
 
 
+@pytest.mark.backend_neutral
 def test_cifar_tar_faults(tmp_path, no_tfds):
     arrays = _arrays((32, 32, 3), n_train=10, n_test=2)
     path = tmp_path / "cifar-10-python.tar.gz"

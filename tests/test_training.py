@@ -21,6 +21,7 @@ def _run(args, env=None, timeout=600):
     return result
 
 
+@pytest.mark.backend_neutral
 def test_train_writes_a_verified_checkpoint_and_is_deterministic(tmp_path):
     from tn_keras.training import train
 
@@ -65,6 +66,7 @@ def test_train_with_model_kwargs_records_and_reloads_them(tmp_path):
     assert zoo.load("digits_taylornet", weights=out).count_params() == wide
 
 
+@pytest.mark.backend_neutral
 def test_train_names_an_unknown_model_kwarg():
     from tn_keras.training import train
 
@@ -72,6 +74,7 @@ def test_train_names_an_unknown_model_kwarg():
         train("digits_taylornet", epochs=1, max_train_examples=64, model_kwargs={"depth": 3})
 
 
+@pytest.mark.backend_neutral
 def test_cli_parses_model_kwargs():
     from tn_keras.cli.train_command import parse_model_kwargs
 
@@ -81,6 +84,7 @@ def test_cli_parses_model_kwargs():
         parse_model_kwargs(["width"])
 
 
+@pytest.mark.backend_neutral
 def test_train_refuses_to_overwrite(tmp_path):
     from tn_keras.training import train
 
@@ -90,6 +94,7 @@ def test_train_refuses_to_overwrite(tmp_path):
         train("digits_taylornet", epochs=1, out=out, max_train_examples=64, verbose=0)
 
 
+@pytest.mark.backend_neutral
 def test_train_rejects_unknown_strategy():
     from tn_keras.training import train
 

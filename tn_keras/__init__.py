@@ -21,9 +21,26 @@ _SUBPACKAGES = ("datasets", "zoo", "training", "export", "distill")
 def __getattr__(name):
     # The other sub-packages load on first use: `import tn_keras` stays light (no dataset
     # registry, zoo or tf.data code until something needs it).
+    if name == "export":
+        return _import_export()
     if name in _SUBPACKAGES:
         return importlib.import_module(f"tn_keras.{name}")
     raise AttributeError(f"module 'tn_keras' has no attribute {name!r}")
+
+
+def _import_export():
+    # SavedModel / TFLite are TensorFlow formats: the one sub-package that needs TensorFlow
+    # under every backend says so instead of failing deep inside an import.
+    try:
+        return importlib.import_module("tn_keras.export")
+    except ImportError as e:
+        if "tensorflow" not in str(e):
+            raise
+        raise ModuleNotFoundError(
+            "tn_keras.export writes TensorFlow formats (SavedModel, TFLite) and needs "
+            "TensorFlow, which is not installed: pip install 'tn_keras[cpu]'. Everything else "
+            f"in tn_keras runs without it under KERAS_BACKEND=jax or torch. ({e})",
+            name="tensorflow") from e
 
 
 def __dir__():

@@ -1,4 +1,5 @@
 """``tn-keras export NAME``: write a SavedModel or a (quantised) TFLite file, with its manifest."""
+import argparse
 import json
 import os
 import sys
@@ -7,7 +8,12 @@ from tn_keras.cli import arguments
 
 
 def add_parser(subparsers):
-    from tn_keras.export import FORMATS
+    try:
+        from tn_keras.export import FORMATS
+    except ImportError as e:
+        if "tensorflow" not in str(e):
+            raise
+        return _add_parser_without_tensorflow(subparsers)
 
     p = subparsers.add_parser(
         "export", help="export a zoo model to SavedModel, TFLite (LiteRT) or ONNX",
@@ -48,6 +54,21 @@ def _check_level_dir(folder):
         raise NotADirectoryError(f"--calibration {folder}: not a folder (expected "
                                  "<distill --out>/level_<a>).")
     arguments.read_json_object(os.path.join(folder, "manifest.json"), "level manifest")
+
+
+def _add_parser_without_tensorflow(subparsers):
+    """SavedModel and TFLite are TensorFlow formats: without TensorFlow the command says so."""
+    p = subparsers.add_parser("export", help="export to SavedModel / TFLite (needs TensorFlow)",
+                              add_help=False)
+    p.add_argument("arguments", nargs=argparse.REMAINDER)
+    p.set_defaults(run=_needs_tensorflow)
+
+
+def _needs_tensorflow(args):
+    raise SystemExit("tn-keras export: error: SavedModel and TFLite are TensorFlow formats and "
+                     "TensorFlow is not installed; install it (pip install 'tn_keras[cpu]') to "
+                     "export. Training, evaluation and prediction work without it under "
+                     "KERAS_BACKEND=jax or torch.")
 
 
 def run(args):

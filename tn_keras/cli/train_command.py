@@ -8,7 +8,7 @@ from tn_keras.cli.arguments import parse_model_kwargs  # noqa: F401  (its docume
 
 
 def add_parser(subparsers):
-    from tn_keras.training.trainer import STRATEGIES
+    from tn_keras.training.placement import STRATEGIES
 
     p = subparsers.add_parser("train", help="train a zoo model on its real dataset")
     p.add_argument("name", help="NAME or NAME.TAG: the architecture, and the tag to write")
@@ -29,7 +29,11 @@ def add_parser(subparsers):
                             "say so and exit 0")
     group.add_argument("--overwrite", action="store_true",
                        help="delete the previous run in --out, then train")
-    p.add_argument("--strategy", choices=STRATEGIES, default="default")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="mirrored / multiworker: TensorFlow backend; data_parallel: JAX backend "
+                        "(keras.distribution over all local devices)")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="bfloat16 compute, float32 variables (mixed_bfloat16)")
     p.add_argument("--max-train-examples", type=arguments.positive_int,
                    help="train on the first N images only")
     p.add_argument("--max-eval-examples", type=arguments.positive_int,
@@ -47,7 +51,8 @@ def run(args):
     from tn_keras.zoo import checkpoints
 
     model_kwargs = parse_model_kwargs(args.model_kwargs)  # refused before anything runs
-    out = args.out or checkpoints.cache_dir(args.name)
+    arch, name_tag = checkpoints.split_name(args.name)
+    out = args.out or checkpoints.cache_dir(arch, args.tag or name_tag or checkpoints.LOCAL_TAG)
     finished = finished_manifest(out) if args.resume else None
     if finished is not None:
         print(f"{os.path.join(out, checkpoints.MANIFEST_NAME)}: this run already finished "
@@ -60,6 +65,7 @@ def run(args):
         strategy=args.strategy, max_train_examples=args.max_train_examples,
         max_eval_examples=args.max_eval_examples,
         model_kwargs=model_kwargs, tag=args.tag, init_from=args.init_from,
+        mixed_precision=args.mixed_precision,
     )
     if manifest is not None:
         from tn_keras.zoo import api

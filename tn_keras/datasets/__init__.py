@@ -1,4 +1,5 @@
-"""Image classification datasets for tn_keras: loading, statistics and tf.data pipelines.
+"""Image classification datasets for tn_keras: loading, statistics, shards and input pipelines
+(tf.data under the TensorFlow backend, a NumPy `keras.utils.PyDataset` under the others).
 
 Example::
 
@@ -9,7 +10,9 @@ Example::
     norm = datasets.normalization_layer("cifar10")      # put first in the model
 
 Where files are looked for is documented in `load`; ``TN_KERAS_DATA`` names the data folder
-and ``TN_KERAS_OFFLINE=1`` forbids downloads.
+(which may hold ``tn-keras data pack`` shards, `tn_keras.datasets.shards`) and
+``TN_KERAS_OFFLINE=1`` forbids downloads. Nothing here imports TensorFlow unless it is the
+Keras backend.
 """
 from tn_keras.datasets.errors import DatasetFormatError, DatasetNotFoundError
 from tn_keras.datasets.loader import load

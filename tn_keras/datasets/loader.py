@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from tn_keras.datasets import derived, keras_source, sources, tfds_source
+from tn_keras.datasets import derived, keras_source, shards, sources, tfds_source
 from tn_keras.datasets.errors import DatasetFormatError, DatasetNotFoundError
 from tn_keras.datasets.registry import DatasetInfo, info
 from tn_keras.datasets.validation import validate_arrays
@@ -194,6 +194,9 @@ def _read_tfds(name: str, root: str, prepared: str) -> dict[str, np.ndarray]:
 def _find_in_folder(spec: DatasetInfo, folder: str, label: str, tried: list[str]):
     """Returns (cache key, reader, origin) for the first file source in ``folder``, or None."""
     name = spec.name
+    index = shards.find(folder, name)  # `tn-keras data pack` output comes first
+    if index is not None:
+        return _file_key("shards", index), lambda: shards.read(index), index
     npz = sources.npz_path(folder, name)
     if sources.is_data_file(npz):
         return _file_key("npz", npz), lambda: sources.read_npz(npz), npz

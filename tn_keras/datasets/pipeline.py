@@ -1,14 +1,20 @@
-"""tf.data input pipelines and the in-model normalization layer."""
+"""Training and evaluation input pipelines, one per backend, and the in-model normalization.
+
+`make_dataset` checks its arguments once and returns a ``tf.data.Dataset`` when TensorFlow is
+the Keras backend (`tn_keras.datasets.tf_pipeline`) and a `keras.utils.PyDataset` of NumPy
+batches otherwise (`tn_keras.datasets.array_pipeline`): the same augmentation maths
+(`tn_keras.datasets.augment`), the same determinism given a seed. Neither module is imported
+before it is needed, so this one never imports TensorFlow.
+"""
 from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from tn_keras.datasets.augment import CROP_PADDING, TRANSLATE_PIXELS  # noqa: F401 (public)
 from tn_keras.datasets.registry import AUGMENTABLE, info
 
-CROP_PADDING = 4  # Pixels of zero padding before the random crop (He et al., 2016).
-TRANSLATE_PIXELS = 2  # Largest shift of augment="translate" (digits and clothes stay whole).
+PIPELINES = ("tf.data", "numpy")
 
 
 def normalization_layer(name: str) -> keras.layers.Normalization:
@@ -29,6 +35,11 @@ def normalization_layer(name: str) -> keras.layers.Normalization:
     )
 
 
+def default_pipeline() -> str:
+    """``"tf.data"`` under the TensorFlow backend, ``"numpy"`` under any other."""
+    return "tf.data" if keras.backend.backend() == "tensorflow" else "numpy"
+
+
 def make_dataset(
     x: np.ndarray,
     y: np.ndarray,
@@ -41,19 +52,18 @@ def make_dataset(
     dataset_name: str | None = None,
     shuffle_buffer: int | None = None,
     drop_remainder: bool = False,
-) -> tf.data.Dataset:
-    """Builds a batched ``tf.data.Dataset`` of ``(float32 images, int labels)``.
+    pipeline: str | None = None,
+    workers: int | None = None,
+):
+    """Builds batches of ``(float32 images, int labels)`` for ``fit`` / ``predict``.
 
-    Order of operations: shuffle (training only) -> batch -> augment -> normalize ->
-    prefetch(AUTOTUNE). Augmentation runs on whole batches (vectorised) for speed: a random
-    crop after ``CROP_PADDING`` pixels of zero padding and a random horizontal flip, each
-    image with its own offsets. Pixels stay in 0..255 unless ``normalize=True``.
+    Order of operations: shuffle (training only) -> batch -> augment -> normalize. Augmentation
+    runs on whole batches: a random crop after ``CROP_PADDING`` pixels of zero padding and a
+    random horizontal flip, each image with its own offsets. Pixels stay in 0..255 unless
+    ``normalize=True``.
 
     Determinism: with ``deterministic=True`` (the default when ``seed`` is given) the same
-    seed yields the same batches and augmentations. Shuffling uses the op seed; augmentation
-    uses stateless random ops keyed on a per-batch seed drawn from
-    ``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)``, so each epoch differs
-    but the sequence of epochs is reproducible.
+    seed yields the same batches and augmentations, and each epoch differs from the last.
 
     Args:
         x: Images ``(N, H, W, C)``, e.g. from `load`.
@@ -72,12 +82,35 @@ def make_dataset(
             Off by default because zoo models carry their own `normalization_layer`.
         dataset_name: Dataset the arrays come from; needed for ``normalize`` and the
             augmentation default.
-        shuffle_buffer: Shuffle buffer size; None shuffles over the whole array.
+        shuffle_buffer: tf.data shuffle buffer size; None shuffles over the whole array (the
+            NumPy pipeline always does).
         drop_remainder: Drop the last incomplete batch.
+        pipeline: ``"tf.data"`` (a ``tf.data.Dataset``) or ``"numpy"`` (a
+            `keras.utils.PyDataset`); None picks by the Keras backend (`default_pipeline`).
+        workers: Threads of the NumPy pipeline (default: the CPU cores, at most 4).
 
     Raises:
         ValueError: On inconsistent arguments.
     """
+    augment, seed, deterministic = _check_arguments(x, y, training, augment, seed,
+                                                    deterministic, normalize, dataset_name)
+    pipeline = pipeline or default_pipeline()
+    if pipeline == "tf.data":
+        from tn_keras.datasets.tf_pipeline import make_tf_dataset
+
+        return make_tf_dataset(x, y, batch_size, training, augment, seed, deterministic,
+                               normalize, dataset_name, shuffle_buffer, drop_remainder)
+    if pipeline == "numpy":
+        from tn_keras.datasets.array_pipeline import ArrayDataset
+
+        return ArrayDataset(x, y, batch_size, training, augment, seed, normalize, dataset_name,
+                            drop_remainder, workers=workers)
+    raise ValueError(f"Invalid value for argument `pipeline`: expected one of {PIPELINES} or "
+                     f"None. Received pipeline={pipeline!r}.")
+
+
+def _check_arguments(x, y, training, augment, seed, deterministic, normalize, dataset_name):
+    """Validates the arguments; returns the resolved ``(augment, seed, deterministic)``."""
     if x.ndim != 4:
         raise ValueError(f"x must have shape (N, H, W, C), got {x.shape}.")
     if len(x) != len(y):
@@ -101,81 +134,4 @@ def make_dataset(
         deterministic = seed is not None
     if deterministic and seed is None:
         seed = 0
-
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if training:
-        ds = ds.shuffle(shuffle_buffer or len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if augment is True:
-        # One int64 per batch, re-drawn every epoch but reproducible from `seed`.
-        batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, batch_seeds)).map(
-            lambda batch, s: (_crop_and_flip(batch[0], s), batch[1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=deterministic or None,
-        )
-    else:
-        ds = ds.map(lambda xb, yb: (tf.cast(xb, tf.float32), yb),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic or None)
-    if augment == "translate":
-        # Its own stream of batch seeds (seed + 1), independent of the shuffling's.
-        batch_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, batch_seeds)).map(
-            lambda batch, s: (_translate(batch[0], s), batch[1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=deterministic or None,
-        )
-    if normalize:
-        spec = info(dataset_name)
-        mean = tf.constant(spec.mean, tf.float32)
-        std = tf.constant(spec.std, tf.float32)
-        ds = ds.map(lambda xb, yb: ((xb - mean) / std, yb),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic or None)
-    if deterministic:
-        options = tf.data.Options()
-        options.deterministic = True
-        ds = ds.with_options(options)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def _crop_and_flip(images: tf.Tensor, batch_seed: tf.Tensor) -> tf.Tensor:
-    """Random zero-padded crop and horizontal flip of a batch, one gather per axis.
-
-    Each image gets its own row offset, column offset and flip bit. The flip is folded into
-    the column indices, so the whole batch costs a pad and two batched gathers.
-    """
-    images = tf.cast(images, tf.float32)
-    shape = tf.shape(images)
-    n, h, w = shape[0], shape[1], shape[2]
-    p = CROP_PADDING
-    seeds = tf.random.experimental.stateless_split(
-        tf.stack([batch_seed, tf.constant(0, tf.int64)]), num=3)
-    dy = tf.random.stateless_uniform([n], seeds[0], 0, 2 * p + 1, dtype=tf.int32)
-    dx = tf.random.stateless_uniform([n], seeds[1], 0, 2 * p + 1, dtype=tf.int32)
-    flip = tf.random.stateless_uniform([n], seeds[2], 0, 2, dtype=tf.int32) > 0
-    padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
-    rows = dy[:, None] + tf.range(h)[None, :]
-    cols = tf.where(flip[:, None], tf.range(w - 1, -1, -1)[None, :], tf.range(w)[None, :])
-    cols = dx[:, None] + cols
-    out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(out, cols, axis=2, batch_dims=1)
-
-
-def _translate(images: tf.Tensor, batch_seed: tf.Tensor) -> tf.Tensor:
-    """Random shifts of up to ``TRANSLATE_PIXELS`` in each direction, one offset per image.
-
-    A crop of the zero-padded image, never a flip. Stateless random ops keyed on the batch
-    seed keep runs reproducible.
-    """
-    p = TRANSLATE_PIXELS
-    shape = tf.shape(images)
-    n, h, w = shape[0], shape[1], shape[2]
-    seeds = tf.random.experimental.stateless_split(
-        tf.stack([batch_seed, tf.constant(1, tf.int64)]), num=2)
-    dy = tf.random.stateless_uniform([n], seeds[0], 0, 2 * p + 1, dtype=tf.int32)
-    dx = tf.random.stateless_uniform([n], seeds[1], 0, 2 * p + 1, dtype=tf.int32)
-    padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
-    rows = dy[:, None] + tf.range(h)[None, :]
-    cols = dx[:, None] + tf.range(w)[None, :]
-    out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(out, cols, axis=2, batch_dims=1)
+    return augment, seed, deterministic

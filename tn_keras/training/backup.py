@@ -278,7 +278,8 @@ def finish_output(out):
     shutil.rmtree(os.path.join(out, BACKUP_DIR), ignore_errors=True)
 
 
-def run_settings(name, epochs, batch_size, seed, strategy, max_train_examples, model_kwargs):
+def run_settings(name, epochs, batch_size, seed, strategy, max_train_examples, model_kwargs,
+                 mixed_precision=False, init_from=None):
     """What ``--resume`` must repeat: the arguments that change the trained weights.
 
     Raises:
@@ -291,4 +292,5 @@ def run_settings(name, epochs, batch_size, seed, strategy, max_train_examples, m
     return {"name": name, "epochs": int(epochs), "batch_size": int(batch_size),
             "seed": int(seed), "strategy": strategy or "default",
             "max_train_examples": max_train_examples,
-            "model_kwargs": json.loads(json.dumps(model_kwargs or {}, sort_keys=True))}
+            "model_kwargs": json.loads(json.dumps(model_kwargs or {}, sort_keys=True)),
+            "mixed_precision": bool(mixed_precision), "init_from": init_from}

@@ -9,8 +9,11 @@ fails in two places of Keras's TensorFlow trainer:
    axis=0)``, which is invalid for a scalar ("Invalid reduction dimension 0 for input with
    0 dimensions").
 
-Both are applied only when training runs under that strategy, and only to what they fix.
+Both are applied only when training runs under that strategy, only to what they fix, and only
+for the length of that run: `multiworker_fixes` undoes them on the way out (issue #16).
 """
+import contextlib
+
 import keras
 import tensorflow as tf
 from keras.src.backend.tensorflow import trainer as tf_trainer
@@ -43,6 +46,15 @@ def _reduce_per_replica(values, strategy, reduction):
     return _original_reduce_per_replica(values, strategy, reduction)
 
 
-def patch_log_reduction():
-    """Install fix 2 (idempotent; other strategies take the original code path)."""
+@contextlib.contextmanager
+def multiworker_fixes(model, strategy, dataset):
+    """Both fixes for one ``fit`` of ``model``; Keras's trainer and the model are restored after.
+    """
+    build_before_fit(model, strategy, dataset)
     tf_trainer.reduce_per_replica = _reduce_per_replica
+    try:
+        yield
+    finally:
+        tf_trainer.reduce_per_replica = _original_reduce_per_replica
+        # The instance attribute shadowed the class's method; deleting it brings that back.
+        model.__dict__.pop("_maybe_symbolic_build", None)

@@ -2,10 +2,14 @@
 
 Keras ``fit`` does the work; this module assembles what a recipe means: the data pipeline, the
 optimiser and its schedule, the callbacks that make a long run safe on a small machine
-(BackupAndRestore to resume, TerminateOnNaN, a CSV log with each epoch's duration), the
-distribution strategy, and finally the checkpoint written atomically with its manifest.
+(a crash-safe BackupAndRestore to resume, TerminateOnNaN, a CSV log with each epoch's duration), the
+placement (`tn_keras.training.placement`), and finally the checkpoint written atomically with
+its manifest. It runs under every Keras backend and imports TensorFlow only when that is the
+backend.
 """
+import contextlib
 import csv
+import dataclasses
 import json
 import os
 import shlex
@@ -13,61 +17,48 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from tn_keras import artifacts
 from tn_keras import datasets
 from tn_keras.training import backup as run_backup
 from tn_keras.training.evaluate import evaluate
-from tn_keras import artifacts
+from tn_keras.training.placement import STRATEGIES  # noqa: F401 (the CLI's choices)
+from tn_keras.training.placement import make_placement
+from tn_keras.training.run_settings import deterministic_ops
+from tn_keras.training.run_settings import dtype_policy
+from tn_keras.utils import locks
+from tn_keras.utils.versions import machine_description
 from tn_keras.zoo import api as zoo_api
 from tn_keras.zoo import checkpoints
 from tn_keras.zoo import saving
 from tn_keras.zoo.registry import check_builder_kwargs
 from tn_keras.zoo.registry import get_spec
 
-STRATEGIES = ("default", "mirrored", "multiworker")
-
-
-def make_strategy(strategy):
-    """``"default"``, ``"mirrored"`` (all local devices) or ``"multiworker"`` (TF_CONFIG)."""
-    if strategy in (None, "default"):
-        return tf.distribute.get_strategy()
-    if strategy == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if strategy == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("strategy='multiworker' needs the TF_CONFIG environment variable "
-                             "(the cluster and this worker's task).")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"Invalid value for argument `strategy`: expected one of {STRATEGIES}. "
-                     f"Received strategy={strategy!r}.")
-
-
-def _is_chief(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "task_type", None):
-        return True
-    return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0
-    )
-
-
 # Recipe augmentation -> `datasets.make_dataset(augment=...)`.
 AUGMENTATIONS = {None: False, "cifar": True, "translate": "translate"}
 
 
-def training_dataset(dataset, x, y, recipe, batch_size, seed):
-    """The shuffled, augmented training pipeline of a recipe."""
+def training_dataset(dataset, x, y, recipe, batch_size, seed, placement=None):
+    """The shuffled, augmented training pipeline of a recipe: tf.data under TensorFlow, a
+    NumPy `keras.utils.PyDataset` under the other backends."""
     if recipe.augmentation not in AUGMENTATIONS:
         raise ValueError(f"Unknown augmentation {recipe.augmentation!r} in the recipe; expected "
                          f"one of {sorted(map(str, AUGMENTATIONS))}.")
+    replicas = placement.replicas if placement is not None else 1
     ds = datasets.make_dataset(x, y, batch_size, training=True,
                                augment=AUGMENTATIONS[recipe.augmentation], seed=seed,
-                               deterministic=True, dataset_name=dataset)
-    options = tf.data.Options()
-    # Arrays in memory: every worker reads all of it and takes its share of each batch.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options)
+                               deterministic=True, dataset_name=dataset,
+                               # keras.distribution splits every batch evenly over devices.
+                               drop_remainder=replicas > 1 and placement.tf_strategy is None)
+    if placement is not None and placement.tf_strategy is not None:
+        import tensorflow as tf  # tf.distribute: the backend is TensorFlow.
+
+        options = tf.data.Options()
+        # Arrays in memory: every worker reads all of it and takes its share of each batch.
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        ds = ds.with_options(options)
+    return ds
 
 
 def make_optimizer(recipe, steps_per_epoch, epochs):
@@ -110,7 +101,7 @@ class EpochSeconds(keras.callbacks.Callback):
 
 
 def _command(name, epochs, batch_size, seed, strategy, max_train_examples, out,
-             model_kwargs=None, tag=None, init_from=None):
+             model_kwargs=None, mixed_precision=False, tag=None, init_from=None):
     words = ["tn-keras", "train", name, "--epochs", str(epochs), "--batch-size",
              str(batch_size), "--seed", str(seed)]
     if model_kwargs:
@@ -118,6 +109,8 @@ def _command(name, epochs, batch_size, seed, strategy, max_train_examples, out,
                                        for key, value in sorted(model_kwargs.items())]
     if strategy not in (None, "default"):
         words += ["--strategy", strategy]
+    if mixed_precision:
+        words += ["--mixed-precision"]
     if max_train_examples is not None:
         words += ["--max-train-examples", str(max_train_examples)]
     if out is not None:
@@ -157,25 +150,42 @@ def _training_seconds(log_path):
     return float(sum(float(r["epoch_seconds"]) for r in rows if r.get("epoch_seconds")))
 
 
-@run_backup.holds_output_lock  # one run at a time per output folder
+@dataclasses.dataclass(frozen=True)
+class RunFolder:
+    """The files of one training run in its checkpoint folder."""
+
+    out: str
+    backup: str
+    log: str
+
+    @classmethod
+    def of(cls, out):
+        return cls(out, os.path.join(out, run_backup.BACKUP_DIR),
+                   os.path.join(out, run_backup.LOG_FILE))
+
+
 def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, resume=False,
           overwrite=False, strategy=None, max_train_examples=None, max_eval_examples=None,
-          callbacks=None, verbose="auto", model_kwargs=None, tag=None, init_from=None):
+          callbacks=None, verbose="auto", model_kwargs=None, tag=None, init_from=None,
+          mixed_precision=False):
     """Train ``name`` with its recipe and write ``<out>/<name>.keras`` + ``manifest.json``.
 
     Args:
-        name: a registered zoo name.
+        name: a registered zoo name, or ``NAME.TAG`` (the tag to write).
         epochs, batch_size: override the recipe's.
         data_dir: where the dataset files are (else ``TN_KERAS_DATA``, tfds, download).
         out: the checkpoint folder; default ``$TN_KERAS_HOME/models/<name>/<tag>`` (where
             `tn_keras.zoo.load("<name>.<tag>")` finds it).
-        seed: seeds Python, NumPy, TensorFlow, the shuffling and the augmentation; ops are made
-            deterministic, so the same seed on the same machine gives the same weights.
+        seed: seeds Python, NumPy, the backend, the shuffling and the augmentation; ops are made
+            deterministic for the run, so the same seed on the same machine and backend gives
+            the same weights.
         resume: continue an interrupted run from its backup (``<out>/backup``), with the
             same arguments; on a finished run, return its checkpoint without training.
         overwrite: replace the previous run in ``out`` (removed as a whole first). The folder
-            is locked while the run writes it (`tn_keras.training.backup`).
-        strategy: None / "default", "mirrored" or "multiworker".
+            is locked while the run writes it (`tn_keras.utils.locks`).
+        strategy: None / "default", "mirrored" or "multiworker" (TensorFlow backend), or
+            "data_parallel" (JAX backend: `keras.distribution.DataParallel` over all local
+            devices); see `tn_keras.training.placement`.
         max_train_examples: train on the first N training images only (smoke tests).
         max_eval_examples: evaluate on the first N of each test split only (smoke tests).
         callbacks: more Keras callbacks for ``fit`` (e.g. a
@@ -188,107 +198,150 @@ def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, r
             refused unless ``out`` is given, so a local run never shadows a shipped checkpoint.
         init_from: ``NAME[.TAG]`` of a checkpoint whose weights start the run (every layer but
             the classifier head, matched by name; `tn_keras.zoo.saving.transfer_body`).
+        mixed_precision: build the model under the ``mixed_bfloat16`` policy (bfloat16
+            compute, float32 variables).
 
     Returns:
-        ``(model, manifest)``.
+        ``(model, manifest)``; the manifest is None on a multi-worker run's non-chief workers.
     """
     name, tag = _name_and_tag(name, tag)
     spec = get_spec(name)
     model_kwargs = dict(model_kwargs or {})
     check_builder_kwargs(spec, model_kwargs)
     tag, init_checkpoint = _check_tag_and_init(name, tag, out, init_from)
-    recipe = spec.recipe
-    epochs = int(recipe.epochs if epochs is None else epochs)  # 0 is refused, not the recipe's
-    batch_size = int(recipe.batch_size if batch_size is None else batch_size)
-    out_given = out
-    out = out or checkpoints.cache_dir(name, tag)
-    backup_dir = os.path.join(out, "backup")
-    log_path = os.path.join(out, "training_log.csv")
-    # The folder's rules (resume / overwrite / a previous run) are checked before any work.
-    finished = run_backup.prepare_output(out, name, resume, overwrite, run_backup.run_settings(
-        name, epochs, batch_size, seed, strategy, max_train_examples, model_kwargs))
-    if finished is not None:  # resume=True on a finished run: nothing left to train
-        checkpoint = checkpoints.read_checkpoint(out, name, tag)
-        return checkpoints.load_verified(checkpoint), checkpoint.manifest
+    epochs = int(spec.recipe.epochs if epochs is None else epochs)  # 0 is refused, not the
+    batch_size = int(spec.recipe.batch_size if batch_size is None else batch_size)  # recipe's
+    run = RunFolder.of(out or checkpoints.cache_dir(name, tag))
+    settings = run_backup.run_settings(name, epochs, batch_size, seed, strategy,
+                                       max_train_examples, model_kwargs, mixed_precision,
+                                       init_from)
+    with locks.locked(run.out, f"tn_keras.training.train({name!r})"):  # one run per folder
+        # The folder's rules (resume / overwrite / a previous run) are checked before any work.
+        finished = run_backup.prepare_output(run.out, name, resume, overwrite, settings)
+        if finished is not None:  # resume=True on a finished run: nothing left to train
+            checkpoint = checkpoints.read_checkpoint(run.out, name, tag)
+            return checkpoints.load_verified(checkpoint), checkpoint.manifest
+        x, y = datasets.load(spec.dataset, "train", data_dir=data_dir)
+        if max_train_examples is not None:
+            x, y = x[:max_train_examples], y[:max_train_examples]
+        placement = make_placement(strategy)
+        model, history, fit_seconds = _build_and_fit(
+            spec, model_kwargs, init_checkpoint, x, y, batch_size, epochs, seed, placement, run,
+            mixed_precision, callbacks, verbose)
+        if model.stop_training or any(not np.isfinite(v) for v in history.history["loss"]):
+            raise RuntimeError(f"Training {name} stopped early (non-finite loss); no "
+                               "checkpoint was written.")
+        metrics = _test_metrics(model, spec.dataset, data_dir, max_eval_examples)
+        if not placement.is_chief:
+            _save_as_worker(model, run, placement)
+            return model, None
+        command = _command(name, epochs, batch_size, seed, placement.strategy,
+                           max_train_examples, out, model_kwargs, mixed_precision,
+                           tag if tag != checkpoints.LOCAL_TAG else None, init_from)
+        training = _training_record(command, settings, placement, mixed_precision, spec, x,
+                                    history, run, fit_seconds)
+        manifest = _write_checkpoint(model, run, spec, tag, metrics, training, init_checkpoint)
+        run_backup.finish_output(run.out)  # the backup goes only once the checkpoint is whole
+        return model, manifest
 
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    strategy_obj = make_strategy(strategy)
 
-    x, y = datasets.load(spec.dataset, "train", data_dir=data_dir)
-    if max_train_examples is not None:
-        x, y = x[:max_train_examples], y[:max_train_examples]
-    steps_per_epoch = int(np.ceil(len(x) / batch_size))
-    train_ds = training_dataset(spec.dataset, x, y, recipe, batch_size, seed)
+def _build_and_fit(spec, model_kwargs, init_checkpoint, x, y, batch_size, epochs, seed,
+                   placement, run, mixed_precision, callbacks, verbose):
+    """Builds, compiles and fits the model with the run's global settings switched on only for
+    the run; returns ``(model, history, fit_seconds)``."""
+    with deterministic_ops(), placement.run_scope():
+        keras.utils.set_random_seed(seed)
+        train_ds = training_dataset(spec.dataset, x, y, spec.recipe, batch_size, seed, placement)
+        with dtype_policy(mixed_precision), placement.model_scope():
+            model = spec.builder(**model_kwargs)
+            if init_checkpoint is not None:
+                saving.transfer_body(checkpoints.load_verified(init_checkpoint, compile=False),
+                                     model)
+            model.compile(
+                optimizer=make_optimizer(spec.recipe, _steps_per_epoch(train_ds, len(x),
+                                                                       batch_size), epochs),
+                loss=keras.losses.SparseCategoricalCrossentropy(),
+                metrics=["accuracy"],
+            )
+        history, fit_seconds = _fit(model, train_ds, epochs, run, placement, callbacks, verbose)
+    return model, history, fit_seconds
 
-    with strategy_obj.scope():
-        model = spec.builder(**model_kwargs)
-        if init_checkpoint is not None:
-            saving.transfer_body(checkpoints.load_verified(init_checkpoint, compile=False), model)
-        model.compile(
-            optimizer=make_optimizer(recipe, steps_per_epoch, epochs),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=["accuracy"],
-        )
-    if isinstance(strategy_obj, tf.distribute.MultiWorkerMirroredStrategy):
-        # Imported only here: it reaches into Keras's private trainer module.
-        from tn_keras.training import multiworker_workarounds
 
-        multiworker_workarounds.patch_log_reduction()
-        multiworker_workarounds.build_before_fit(model, strategy_obj, train_ds)
-    callbacks = [
-        run_backup.CrashSafeBackup(backup_dir),
-        keras.callbacks.TerminateOnNaN(),
-        EpochSeconds(),
-        keras.callbacks.CSVLogger(log_path, append=True),
-        *(callbacks or []),
-    ]
-    started = time.perf_counter()
-    # shuffle=False: the tf.data pipeline shuffles itself (Keras ignores the flag, and warns).
-    history = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose,
-                        shuffle=False)
-    if model.stop_training or any(not np.isfinite(v) for v in history.history.get("loss", [0])):
-        raise RuntimeError(f"Training {name} stopped early (non-finite loss); no checkpoint "
-                           "was written.")
-    fit_seconds = time.perf_counter() - started
-
+def _test_metrics(model, dataset, data_dir, max_examples):
+    """``{"<split>_accuracy": a, "<split>_examples": n}`` on every evaluation split."""
     metrics = {}
-    for split, result in evaluate(model, spec.dataset, data_dir=data_dir,
-                                  max_examples=max_eval_examples).items():
+    for split, result in evaluate(model, dataset, data_dir=data_dir,
+                                  max_examples=max_examples).items():
         metrics[f"{split}_accuracy"] = result["accuracy"]
         metrics[f"{split}_examples"] = result["examples"]
+    return metrics
 
-    if not _is_chief(strategy_obj):
-        # Every worker must take part in saving; only the chief's copy is kept.
-        scratch = os.path.join(out, f".worker-{strategy_obj.cluster_resolver.task_id}.keras")
-        model.save(scratch)
-        os.remove(scratch)
-        run_backup.finish_output(out)  # a worker's backup is not needed once training ended
-        return model, None
 
-    training = {
-        "command": _command(name, epochs, batch_size, seed, strategy, max_train_examples,
-                            out_given, model_kwargs, tag if tag != checkpoints.LOCAL_TAG
-                            else None, init_from),
-        "model_kwargs": model_kwargs,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "seed": seed,
-        "strategy": strategy or "default",
+def _steps_per_epoch(train_ds, examples, batch_size):
+    if isinstance(train_ds, keras.utils.PyDataset):
+        return len(train_ds)
+    return int(np.ceil(examples / batch_size))
+
+
+def _fit(model, train_ds, epochs, run, placement, callbacks, verbose):
+    """``model.fit`` with the run's callbacks; returns ``(history, seconds)``."""
+    callbacks = [
+        run_backup.CrashSafeBackup(run.backup),
+        keras.callbacks.TerminateOnNaN(),
+        EpochSeconds(),
+        keras.callbacks.CSVLogger(run.log, append=True),
+        *(callbacks or []),
+    ]
+    fixes = contextlib.nullcontext()
+    if placement.strategy == "multiworker":
+        # Imported only here: it reaches into Keras's private TensorFlow trainer module.
+        from tn_keras.training.multiworker_workarounds import multiworker_fixes
+
+        fixes = multiworker_fixes(model, placement.tf_strategy, train_ds)
+    started = time.perf_counter()
+    with fixes:
+        # shuffle=False: the pipeline shuffles itself, reproducibly from the seed.
+        history = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                            shuffle=False)
+    return history, time.perf_counter() - started
+
+
+def _save_as_worker(model, run, placement):
+    """Every worker must take part in saving; only the chief's copy is kept."""
+    scratch = os.path.join(run.out, f".worker-{placement.task_id}.keras")
+    model.save(scratch)
+    os.remove(scratch)
+    run_backup.finish_output(run.out)  # a worker's backup is not needed once training ended
+
+
+def _training_record(command, settings, placement, mixed_precision, spec, x, history, run,
+                     fit_seconds):
+    """The manifest's ``training`` entry: how the checkpoint was made."""
+    return {
+        "command": command,
+        "model_kwargs": settings["model_kwargs"],
+        "epochs": settings["epochs"],
+        "batch_size": settings["batch_size"],
+        "seed": settings["seed"],
+        "strategy": placement.strategy,
+        "replicas": placement.replicas,
+        "mixed_precision": bool(mixed_precision),
+        "backend": keras.backend.backend(),
         "train_examples": int(len(x)),
-        "recipe": {k: v for k, v in vars(recipe).items()},
-        "wall_time_seconds": _training_seconds(log_path) or fit_seconds,
+        "recipe": {k: v for k, v in vars(spec.recipe).items()},
+        "wall_time_seconds": _training_seconds(run.log) or fit_seconds,
         "final_train_loss": float(history.history["loss"][-1]),
         "final_train_accuracy": float(history.history["accuracy"][-1]),
-        "machine": f"{os.cpu_count()} CPU cores, no GPU"
-        if not tf.config.list_physical_devices("GPU") else "GPU",
+        "machine": machine_description(),
     }
+
+
+def _write_checkpoint(model, run, spec, tag, metrics, training, init_checkpoint):
+    """The reproducible ``.keras`` file, its manifest and model card (`zoo.saving`)."""
     provenance = artifacts.Provenance(
         model=None if init_checkpoint is None else init_checkpoint.full_name,
         weights_sha256=None if init_checkpoint is None else init_checkpoint.manifest.sha256,
-        command=training["command"], seed=seed,
-        data={"dataset": spec.dataset, "split": "train", "examples": int(len(x))})
-    manifest = saving.write_checkpoint(model, out, spec, tag,
-                                       dict(metrics=metrics, training=training), provenance)
-    run_backup.finish_output(out)
-    return model, manifest
+        command=training["command"], seed=training["seed"],
+        data={"dataset": spec.dataset, "split": "train", "examples": training["train_examples"]})
+    return saving.write_checkpoint(model, run.out, spec, tag,
+                                   dict(metrics=metrics, training=training), provenance)

@@ -1,0 +1,108 @@
+"""Training step time of a zoo model under each Keras backend, in one run.
+
+Usage::
+
+    python benchmarks/bench_backends.py [--model cifar_taylornet] [--steps 10] [--batch 128]
+                                        [--backends tensorflow,jax,torch] [--mixed-precision]
+                                        [--json out.json]
+
+Each backend runs in its own child process (``KERAS_BACKEND`` is read once per process), one
+after the other so they never compete for the cores: build the model, compile it with Adam
+and sparse cross-entropy (Keras's default ``jit_compile="auto"`` per backend), time the first
+``train_on_batch`` (tracing / compilation) and then ``--steps`` steps on one random batch of raw
+0..255 images. Printed per backend: the median step, images/s, the first step, the peak RSS of
+the child, and the ratio of each median to the TensorFlow one measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def child(args) -> dict:
+    """Runs inside one backend's process; returns the measurements."""
+    import keras
+    import numpy as np
+
+    from tn_keras import zoo
+
+    if args.mixed_precision:
+        keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(0)
+    model = zoo.build(args.model)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy())
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (args.batch, *model.input_shape[1:])).astype("float32")
+    y = rng.integers(0, model.output_shape[-1], args.batch)
+    start = time.perf_counter()
+    model.train_on_batch(x, y)
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {
+        "backend": keras.backend.backend(),
+        "median_step_s": median,
+        "images_per_s": args.batch / median,
+        "first_step_s": first,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_backend(backend: str, args) -> dict:
+    command = [sys.executable, os.path.abspath(__file__), "--child", "--model", args.model,
+               "--steps", str(args.steps), "--batch", str(args.batch)]
+    if args.mixed_precision:
+        command.append("--mixed-precision")
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        return {"backend": backend, "error": result.stderr.strip().splitlines()[-1]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cifar_taylornet")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per backend")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--mixed-precision", action="store_true")
+    parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+
+    rows = [run_backend(b, args) for b in args.backends.split(",")]
+    baseline = next((r["median_step_s"] for r in rows
+                     if r["backend"] == "tensorflow" and "error" not in r), None)
+    print(f"{args.model}, batch {args.batch}, {args.steps} steps, {os.cpu_count()} CPU cores"
+          + (", mixed_bfloat16" if args.mixed_precision else ""))
+    print(f"{'backend':12s} {'step (ms)':>10s} {'images/s':>9s} {'first step (s)':>15s} "
+          f"{'peak RSS (MiB)':>15s} {'vs TF':>6s}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['backend']:12s} failed: {r['error']}")
+            continue
+        ratio = f"{r['median_step_s'] / baseline:5.2f}x" if baseline else "  n/a"
+        print(f"{r['backend']:12s} {1000 * r['median_step_s']:10.1f} {r['images_per_s']:9.0f} "
+              f"{r['first_step_s']:15.1f} {r['peak_rss_mib']:15.0f} {ratio:>6s}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "rows": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Datasets as compressed, checksummed shards: how data reaches a machine without TensorFlow.
+
+``tn-keras data pack NAME --out DIR --max-shard-mb N`` writes ``DIR/<NAME>.shards/``::
+
+    index.json                    what the shards hold and the sha256 of each
+    x_train-00000.zlib ...        rows [start, stop) of one array, each file <= N MB
+
+and `tn_keras.datasets.load` reads such a folder when ``data_dir`` / ``TN_KERAS_DATA`` is
+``DIR`` (or the shard folder itself). Every array of the dataset is packed (all splits, and
+CIFAR-10's ``test_is_lossless`` mask), so loading from shards gives byte-identical arrays.
+
+Codec: zlib (DEFLATE) from Python's standard library. It is lossless, needs no package on the
+receiving machine (the point of the format: a bare GPU machine with JAX or PyTorch), and
+decompresses at hundreds of MB/s, far above what training consumes. zstd compresses a little
+better and faster but needs a package before Python 3.14; PNG is DEFLATE plus filters and would
+tie shards to images (labels and masks are arrays too). A shard is the C-order bytes of its rows
+(dtype and shape in the index), compressed; "MB" is 10^6 bytes.
+
+Each shard's sha256 is checked before it is decompressed, and its decompressed length against
+the index; a missing or damaged shard raises `DatasetFormatError` naming it.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import zlib
+
+import numpy as np
+
+from tn_keras.datasets.errors import DatasetFormatError
+from tn_keras.datasets.registry import info
+from tn_keras.utils.files import atomic_directory
+from tn_keras.utils.files import atomic_write_json
+from tn_keras.utils.files import sha256_file
+
+FORMAT = "tn_keras.datasets.shards"
+FORMAT_VERSION = 1
+INDEX_NAME = "index.json"
+SUFFIX = ".shards"
+CODEC = "zlib"
+COMPRESSION_LEVEL = 6  # zlib's default: within a few percent of level 9, several times faster.
+MEGABYTE = 10**6
+# Datasets `load` makes in memory, never from a data folder.
+DERIVED = {"digits": "it ships inside scikit-learn",
+           "mnist7x7": "it is computed from mnist; pack mnist"}
+
+
+def shard_folder(data_dir: str, name: str) -> str:
+    """``<data_dir>/<name>.shards``: where `pack` writes and `find` looks."""
+    return os.path.join(data_dir, f"{name}{SUFFIX}")
+
+
+def find(folder: str, name: str) -> str | None:
+    """The index file of ``name``'s shards in ``folder`` (``<folder>/<name>.shards/`` or
+    ``folder`` itself), or None."""
+    index = os.path.join(shard_folder(folder, name), INDEX_NAME)
+    if os.path.isfile(index):
+        return index  # A damaged index here is an error `read` reports, not a reason to skip.
+    index = os.path.join(folder, INDEX_NAME)
+    try:
+        return index if _read_index(index).get("dataset") == name else None
+    except DatasetFormatError:
+        return None  # No index, or some other program's index.json: not a shard folder.
+
+
+def pack(name: str, out: str, max_shard_mb: float, data_dir: str | None = None,
+         offline: bool | None = None, overwrite: bool = False) -> str:
+    """Writes every array of dataset ``name`` as shards into ``<out>/<name>.shards/``.
+
+    The dataset is found as `tn_keras.datasets.load` finds it (``data_dir``, ``TN_KERAS_DATA``,
+    ...). The folder is written under a temporary name and renamed when complete; an existing
+    one is refused unless ``overwrite``.
+
+    Returns:
+        The path of the index file.
+    """
+    if not max_shard_mb or max_shard_mb <= 0:
+        raise ValueError(f"max_shard_mb must be positive; received {max_shard_mb!r}.")
+    limit = int(max_shard_mb * MEGABYTE)
+    arrays = dataset_arrays(name, data_dir, offline)
+    target = shard_folder(out, name)
+    with atomic_directory(target, overwrite=overwrite) as tmp:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; an ordinary folder is not
+        entries = {key: _write_array(tmp, key, array, limit) for key, array in arrays.items()}
+        atomic_write_json(os.path.join(tmp, INDEX_NAME), {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "dataset": name,
+            "codec": CODEC,
+            "max_shard_bytes": limit,
+            "arrays": entries,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        })
+    return os.path.join(target, INDEX_NAME)
+
+
+def dataset_arrays(name: str, data_dir=None, offline=None) -> dict[str, np.ndarray]:
+    """Every array of ``name`` as `load` finds it: both splits, and the lossless mask where the
+    source has one."""
+    from tn_keras.datasets import loader
+
+    spec = info(name)
+    if name in DERIVED:
+        raise ValueError(f"{name!r} needs no shards: {DERIVED[name]}.")
+    arrays = loader._load_source(spec, data_dir, offline)[1]
+    # `load` adds the lossless rows as a view of the test split; the mask alone is packed.
+    return {k: v for k, v in arrays.items() if k not in ("x_test_lossless", "y_test_lossless")}
+
+
+def _write_array(folder: str, key: str, array: np.ndarray, limit: int) -> dict:
+    """Compresses ``array`` in row ranges whose compressed size is at most ``limit`` bytes."""
+    array = np.ascontiguousarray(array)
+    row_bytes = max(1, array[:1].nbytes)
+    rows = max(1, limit // row_bytes)  # raw size <= limit; DEFLATE can still grow a little
+    shards, start = [], 0
+    while start < len(array) or not shards:
+        stop = min(len(array), start + rows)
+        data = zlib.compress(array[start:stop].tobytes(), COMPRESSION_LEVEL)
+        if len(data) > limit:
+            if stop - start == 1:
+                raise ValueError(f"One row of {key} compresses to {len(data)} bytes, more than "
+                                 f"max_shard_mb allows ({limit} bytes).")
+            rows = max(1, (stop - start) // 2)
+            continue
+        filename = f"{key}-{len(shards):05d}.{CODEC}"
+        path = os.path.join(folder, filename)
+        with open(path, "wb") as f:
+            f.write(data)
+        shards.append({"file": filename, "rows": [start, stop], "bytes": len(data),
+                       "sha256": sha256_file(path)})
+        start = stop
+    return {"dtype": array.dtype.str, "shape": list(array.shape), "shards": shards}
+
+
+def read(index_path: str) -> dict[str, np.ndarray]:
+    """The arrays of a shard folder, each shard verified (sha256, size) before it is used.
+
+    Raises:
+        DatasetFormatError: a shard is missing, damaged, or does not match the index.
+    """
+    index = _read_index(index_path)
+    folder = os.path.dirname(index_path)
+    return {key: _read_array(folder, key, entry) for key, entry in index["arrays"].items()}
+
+
+def _read_array(folder: str, key: str, entry: dict) -> np.ndarray:
+    dtype, shape = np.dtype(entry["dtype"]), tuple(entry["shape"])
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    out = np.empty(shape, dtype)
+    flat = out.reshape(len(out), -1) if out.size else out
+    for shard in entry["shards"]:
+        path = os.path.join(folder, shard["file"])
+        if not os.path.isfile(path):
+            raise DatasetFormatError(f"{path}: shard missing (listed in {INDEX_NAME}); copy the "
+                                     "whole shard folder again.")
+        if sha256_file(path) != shard["sha256"]:
+            raise DatasetFormatError(f"{path}: shard corrupted (sha256 differs from "
+                                     f"{INDEX_NAME}); copy it again.")
+        with open(path, "rb") as f:
+            raw = zlib.decompress(f.read())
+        start, stop = shard["rows"]
+        if len(raw) != (stop - start) * row_bytes:
+            raise DatasetFormatError(f"{path}: shard holds {len(raw)} bytes, the index expects "
+                                     f"{(stop - start) * row_bytes} for rows {start}..{stop}.")
+        flat[start:stop] = np.frombuffer(raw, dtype).reshape((stop - start,) + flat.shape[1:])
+    return out
+
+
+def _read_index(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            index = json.load(f)
+    except (OSError, ValueError) as e:
+        raise DatasetFormatError(f"{path}: unreadable shard index ({e}).") from e
+    if index.get("format") != FORMAT or index.get("format_version") != FORMAT_VERSION:
+        raise DatasetFormatError(f"{path}: not a {FORMAT} index of version {FORMAT_VERSION}.")
+    if index.get("codec") != CODEC:
+        raise DatasetFormatError(f"{path}: unknown codec {index.get('codec')!r}.")
+    return index
