@@ -148,8 +148,7 @@ def test_export_layout_and_manifest(exported):
                                        "similarity.png", "summary.json"]
     folder = os.path.join(out, "level_2")
     names = set(os.listdir(folder))
-    assert {"images.npz", "dataset", "manifest.json",
-            "class_0.png", "class_1.png", "class_2.png"} <= names
+    assert names == {"images.npz", "manifest.json", "class_0.png", "class_1.png", "class_2.png"}
     with open(os.path.join(folder, "manifest.json")) as f:
         m = json.load(f)
     assert m["level"] == 2
