@@ -13,6 +13,8 @@ from test_distill import SHAPE
 from test_distill import synthetic_data
 from test_distill import tiny_model
 
+pytestmark = pytest.mark.backend_neutral
+
 DM = dict(method="distribution", steps=5)
 
 

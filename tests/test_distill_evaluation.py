@@ -5,6 +5,8 @@ import pytest
 from tn_keras import distill as D
 from tn_keras.distill import evaluation as E
 
+pytestmark = pytest.mark.backend_neutral
+
 
 def _images(n=6, shape=(16, 16, 3), seed=0):
     return np.random.default_rng(seed).uniform(0, 255, size=(n,) + shape).astype(np.float32)
