@@ -29,16 +29,26 @@ def old_modules(rev, folder):
         return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True,
                               capture_output=True, text=True).stdout
 
-    with open(os.path.join(folder, "old_algorithm.py"), "w") as f:
-        f.write(show("tn_keras/distill/algorithm.py"))
-    with open(os.path.join(folder, "old_distribution.py"), "w") as f:
-        f.write(show("tn_keras/distill/distribution_matching.py").replace(
-            "from tn_keras.distill.algorithm import", "from old_algorithm import"))
+    algorithm = show("tn_keras/distill/algorithm.py")
+    # The same code with Keras's epsilon placement: Keras's Adam adds epsilon to sqrt(v)
+    # before the bias correction, i.e. to sqrt(v_hat) an epsilon / sqrt(1 - beta2^t).
+    textbook = "p = p - learning_rate * m_hat / (tf.sqrt(v_hat) + ADAM_EPSILON)"
+    keras_eps = ("p = p - learning_rate * m_hat / (tf.sqrt(v_hat) + ADAM_EPSILON / "
+                 "tf.sqrt(1.0 - tf.pow(ADAM_BETA2, step)))")
+    assert textbook in algorithm, "the revision has no hand-written Adam step"
+    sources = {"old_algorithm": algorithm,
+               "old_algorithm_keras_epsilon": algorithm.replace(textbook, keras_eps),
+               "old_distribution": show("tn_keras/distill/distribution_matching.py").replace(
+                   "from tn_keras.distill.algorithm import", "from old_algorithm import")}
+    for name, text in sources.items():
+        with open(os.path.join(folder, f"{name}.py"), "w") as f:
+            f.write(text)
     sys.path.insert(0, folder)
     import old_algorithm
+    import old_algorithm_keras_epsilon
     import old_distribution
 
-    return old_algorithm, old_distribution
+    return old_algorithm, old_algorithm_keras_epsilon, old_distribution
 
 
 def compare(old, new, start):
@@ -49,7 +59,7 @@ def compare(old, new, start):
                 uint8_pixels_differ_percent=round(100 * float(rounded.mean()), 3))
 
 
-def embedding_rows(old_algorithm, model, x, y):
+def embedding_rows(old_algorithm, old_keras_epsilon, model, x, y):
     from tn_keras.distill.config import DistillSettings
     from tn_keras.distill.embedding_matching import Synthesiser
     from tn_keras.distill.groups import group_start, make_groups
@@ -61,7 +71,11 @@ def embedding_rows(old_algorithm, model, x, y):
         old = old_algorithm.Synthesiser(model).synthesise(x, group_of, labels, steps, lr, 0.1)
         new = Synthesiser(model).synthesise(
             x, group_of, labels, DistillSettings(steps=steps, learning_rate=lr).resolved())
-        rows[f"embedding steps={steps} lr={lr}"] = compare(old, new, start)
+        row = compare(old, new, start)
+        same_epsilon = old_keras_epsilon.Synthesiser(model).synthesise(x, group_of, labels,
+                                                                       steps, lr, 0.1)
+        row["old_with_keras_epsilon_vs_new"] = compare(same_epsilon, new, start)
+        rows[f"embedding steps={steps} lr={lr}"] = row
     return rows
 
 
@@ -69,9 +83,11 @@ def distribution_rows(old_distribution, x, y):
     from tn_keras.distill import distribution_matching
 
     rows = {}
-    for name, every in [("all images drawn every step", 8), ("images subsampled", 2)]:
+    for name, every, steps in [("all images drawn every step", 8, 2),
+                               ("all images drawn every step", 8, 50),
+                               ("images subsampled", 2, 50)]:
         start = x[::every].astype(np.float32)
-        args = (y[::every], x, y, 50, 2.55)
+        args = (y[::every], x, y, steps, 2.55)
         old = old_distribution.DistributionMatcher(x.shape[1:]).match(
             start, *args, np.random.default_rng(0))
         new = distribution_matching.match(start, *args, np.random.default_rng(0))
@@ -79,7 +95,7 @@ def distribution_rows(old_distribution, x, y):
             start + 1e-3, *args, np.random.default_rng(0))
         row = compare(old, new, start)
         row["old_vs_old_start_plus_1e-3"] = compare(old, nudged, start)
-        rows[f"distribution 50 steps, {name} ({len(start)} images)"] = row
+        rows[f"distribution {steps} steps, {name} ({len(start)} images)"] = row
     return rows
 
 
@@ -97,9 +113,9 @@ def main(argv=None):
 
     x, y = synthetic_data(per_class=200)
     with tempfile.TemporaryDirectory() as folder:
-        old_algorithm, old_distribution = old_modules(args.rev, folder)
+        old_algorithm, old_keras_epsilon, old_distribution = old_modules(args.rev, folder)
         report = dict(rev=args.rev, images=int(len(x)),
-                      **embedding_rows(old_algorithm, tiny_model(), x, y),
+                      **embedding_rows(old_algorithm, old_keras_epsilon, tiny_model(), x, y),
                       **distribution_rows(old_distribution, x, y))
     print(json.dumps(report, indent=2))
     if args.json:

@@ -103,3 +103,15 @@ def test_no_circular_import_between_the_methods():
     for name in ("embedding_matching", "distribution_matching"):
         with open(os.path.join(ROOT, "tn_keras", "distill", f"{name}.py")) as f:
             assert "tn_keras.distill.algorithm" not in f.read()
+
+
+def test_importing_distill_does_not_import_tensorflow():
+    from _no_tensorflow import assert_ran
+    from _no_tensorflow import run_without_tensorflow
+
+    result = run_without_tensorflow(
+        "import sys\n"
+        "import tn_keras.distill, tn_keras.distill.evaluation, tn_keras.cli.distill_command\n"
+        "print('tensorflow' in sys.modules)\n", backend="jax")
+    assert_ran(result)
+    assert result.stdout.strip().splitlines()[-1] == "False"

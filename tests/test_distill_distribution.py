@@ -91,7 +91,8 @@ def test_match_against_level0_is_recorded_and_differs_from_the_cascade(tmp_path)
     assert not np.array_equal(level0[2].x, cascade[2].x)
     with open(os.path.join(out, "level_2", "manifest.json")) as f:
         assert json.load(f)["algorithm"]["match_against"] == "level0"
-    with pytest.raises(ValueError, match="match_against must be one of 'previous', 'level0'; got 'real'"):
+    with pytest.raises(ValueError,
+                       match="match_against must be one of 'previous', 'level0'; got 'real'"):
         D.distill(tiny_model(), x, y, levels=1, match_against="real", **DM)
 
 
