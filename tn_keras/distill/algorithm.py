@@ -30,6 +30,8 @@ from tn_keras.distill.checks import validate_data
 from tn_keras.distill.config import DistillSettings
 from tn_keras.distill.config import ExportOptions
 from tn_keras.distill.config import split_keywords
+from tn_keras.distill.distribution_matching import match
+from tn_keras.distill.embedding_matching import Synthesiser
 from tn_keras.distill.embedding_matching import check_embedding_layer
 from tn_keras.distill.groups import group_start
 from tn_keras.distill.groups import make_groups
@@ -100,16 +102,12 @@ class LevelMaker:
         s = self.settings
         group_of, labels = make_groups(previous.y, s.group_size, s.seed, a)
         if s.method == "distribution":
-            from tn_keras.distill.distribution_matching import match
-
             start = group_start(previous.x, group_of, len(labels), s.init)
             target = level0 if s.match_against == "level0" else previous
             pixels = match(start, labels, target.x, target.y, s.steps, s.learning_rate,
                            np.random.default_rng([s.seed, a, 17]))
         else:
             if self._synthesiser is None:
-                from tn_keras.distill.embedding_matching import Synthesiser
-
                 self._synthesiser = Synthesiser(self.model, s.embedding_layer)
             pixels = self._synthesiser.synthesise(previous.x, group_of, labels, s)
         return to_uint8(pixels), labels
