@@ -34,9 +34,11 @@ class MethodDefaults:
 #: ``method -> MethodDefaults``. "embedding" (the default) matches each group's mean embedding
 #: under the trained model (`tn_keras.distill.embedding_matching`); "distribution" matches a
 #: class's distribution under random ConvNets (`tn_keras.distill.distribution_matching`):
-#: 200 Adam steps of 2.55 grey levels (0.01 of the pixel range) per level.
+#: 200 Adam steps of 2.55 grey levels (0.01 of the pixel range) per level. The embedding id is
+#: v2 since Keras's Adam replaced the hand-written one (its epsilon placement changes about 2 %
+#: of the uint8 pixels, docs/distillation.md), so resume does not mix the two.
 METHODS = {
-    "embedding": MethodDefaults(40, 0.25, "mean", "embedding-matching/v1"),
+    "embedding": MethodDefaults(40, 0.25, "mean", "embedding-matching/v2"),
     "distribution": MethodDefaults(200, 2.55, "first", "distribution-matching/v1"),
 }
 DEFAULT_METHOD = "embedding"
