@@ -110,3 +110,15 @@ def test_synthesis_leaves_the_callers_model_alone():
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert [layer.trainable for layer in model.layers] == trainable
+
+
+def test_pixels_stay_float32_under_a_mixed_precision_policy():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        images = SyntheticImages(np.full((2, 2, 2, 1), 100.3, np.float32))
+        out = keras.ops.convert_to_numpy(images(np.array([0, 1])))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, 100.3, rtol=1e-7)  # bfloat16 would give 100.5

@@ -32,6 +32,9 @@ class SyntheticImages(keras.layers.Layer):
     """
 
     def __init__(self, start, **kwargs):
+        # float32 whatever the global dtype policy: in bfloat16 a pixel step of 0.25 grey
+        # levels would round away (bfloat16 resolves 1-2 grey levels near 255).
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self._start = np.asarray(start, dtype="float32")
         self.pixels = self.add_weight(
