@@ -142,6 +142,7 @@ class DistributionMatcher(keras.Model):
     """
 
     def __init__(self, start: np.ndarray, num_classes: int, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # the loss in float32 under any policy
         super().__init__(name="distribution_matcher", **kwargs)
         self.images = SyntheticImages(start)
         self.num_classes = int(num_classes)

@@ -74,6 +74,7 @@ class EmbeddingMatcher(keras.Model):
     """Images of one chunk of groups; outputs their embeddings and class probabilities."""
 
     def __init__(self, network: keras.Model, start: np.ndarray, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # the loss in float32 under any policy
         super().__init__(name="embedding_matcher", **kwargs)
         self.network = network  # frozen: (embedding, probabilities)
         self.images = SyntheticImages(start)
