@@ -1,4 +1,4 @@
-"""Fast tests of tn_keras.distill on a tiny model and small synthetic data."""
+"""Fast tests of tn_keras.distill on a tiny model and small synthetic data (any backend)."""
 import json
 import math
 import os
@@ -15,6 +15,8 @@ NUM_CLASSES = 3
 PER_CLASS = 16
 SHAPE = (8, 8, 1)
 FAST = dict(steps=3, learning_rate=2.0)
+
+pytestmark = pytest.mark.backend_neutral
 
 
 def tiny_model(embedding_name="embedding"):
@@ -119,11 +121,15 @@ def test_levels_and_counts(exported, data):
                                   np.sort(x.reshape(len(x), -1), axis=0))
 
 
-def test_similarity_rises_level_to_level(exported):
+def test_similarity_rises_and_distance_falls_level_to_level(exported):
+    # Eq. (S3) under the default method: s rises and d falls (the last level has one image
+    # per class: no pairs).
     _, levels = exported
     for c in range(NUM_CLASSES):
         s = [lv.similarity[c]["s"] for lv in levels[:-1]]
-        assert D.is_monotone(s, increasing=True), s
+        d = [lv.similarity[c]["d"] for lv in levels[:-1]]
+        assert all(b > a for a, b in zip(s, s[1:])), s
+        assert all(b < a for a, b in zip(d, d[1:])), d
 
 
 def test_odd_sizes_leftover_joins_last_group(model):
@@ -148,8 +154,7 @@ def test_export_layout_and_manifest(exported):
                                        "similarity.png", "summary.json"]
     folder = os.path.join(out, "level_2")
     names = set(os.listdir(folder))
-    assert {"images.npz", "dataset", "manifest.json",
-            "class_0.png", "class_1.png", "class_2.png"} <= names
+    assert names == {"images.npz", "manifest.json", "class_0.png", "class_1.png", "class_2.png"}
     with open(os.path.join(folder, "manifest.json")) as f:
         m = json.load(f)
     assert m["level"] == 2
@@ -172,17 +177,22 @@ def test_export_layout_and_manifest(exported):
         assert json.load(f)["similarity"]["0"]["s"] is None
 
 
-def test_load_level_arrays_and_dataset(exported):
+def test_load_level_arrays(exported):
     out, levels = exported
     x, y = D.load_level(out, 1)
     np.testing.assert_array_equal(x, levels[1].x)
     np.testing.assert_array_equal(y, levels[1].y)
+    with pytest.raises(FileNotFoundError, match="No level 9"):
+        D.load_level(out, 9)
+
+
+def test_load_level_as_a_tf_dataset(exported):
+    pytest.importorskip("tensorflow")
+    out, levels = exported
     ds = D.load_level(out, 1, as_dataset=True)
     xs, ys = zip(*[(a.numpy(), b.numpy()) for a, b in ds])
     np.testing.assert_array_equal(np.stack(xs), levels[1].x)
     np.testing.assert_array_equal(np.array(ys), levels[1].y)
-    with pytest.raises(FileNotFoundError, match="No level 9"):
-        D.load_level(out, 9)
 
 
 def test_existing_export_refused_without_resume_or_overwrite(exported, model, data):
@@ -311,13 +321,22 @@ def test_callback_runs_inside_fit(data, tmp_path):
     model = tiny_model()
     x, y = data
     out = str(tmp_path / "cb")
-    cb = D.MultiLevelDistillation((x, y), levels=2, export_dir=out, every_n_epochs=1, **FAST)
+    cb = D.MultiLevelDistillation((x, y), settings=D.DistillSettings(levels=2, **FAST),
+                                  export=D.ExportOptions(directory=out), every_n_epochs=1)
     model.fit(x.astype(np.float32), y, epochs=2, batch_size=16, verbose=0, callbacks=[cb])
     assert [lv.level for lv in cb.levels] == [0, 1, 2]
     assert sorted(cb.history) == [1, 2]
     for a in range(3):
         assert D.verify_level(os.path.join(out, f"level_{a}")) is not None
         assert D.verify_level(os.path.join(out, "epoch_0001", f"level_{a}")) is not None
+
+
+def test_callback_takes_the_old_keywords(data, tmp_path):
+    x, y = data
+    cb = D.MultiLevelDistillation((x, y), levels=2, export_dir=str(tmp_path / "cb"), seed=3,
+                                  **FAST)
+    assert (cb.settings.levels, cb.settings.seed, cb.settings.steps) == (2, 3, FAST["steps"])
+    assert cb.export.directory == str(tmp_path / "cb")
 
 
 def test_callback_validates_at_construction(data):

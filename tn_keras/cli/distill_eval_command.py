@@ -4,7 +4,6 @@ Each level of an export (``DIR/level_<a>/``, as ``tn-keras distill`` writes it) 
 reference set of a nearest-reference classifier on the model's embeddings, and compared with
 the same number of random real training images per class.
 """
-import json
 import os
 import re
 

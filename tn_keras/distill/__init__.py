@@ -2,21 +2,28 @@
 
     >>> from tn_keras import distill, zoo
     >>> model = zoo.load("mnist_taylornet")
-    >>> levels = distill.distill(model, x, y, levels=9, per_class=1000, export_dir="out")
+    >>> levels = distill.distill(model, x, y,
+    ...                          settings=distill.DistillSettings(levels=9, per_class=1000),
+    ...                          export=distill.ExportOptions(directory="out"))
     >>> x3, y3 = distill.load_level("out", 3)
     >>> distill.similarity(x3, y3)            # Eq. (S3): {class: {"s", "d", "n"}}
 
-Modules: `similarity` (Eq. S3), `algorithm` (the per-level synthesis), `export` (level folders,
-manifests, `load_level`), `callback` (`MultiLevelDistillation` for ``model.fit``),
-`evaluation` (reference classification, train-from-scratch protocol), `plot` (s, d vs level).
+Modules: `config` (every choice and default, the config objects), `algorithm` (the level
+loop), `groups` (level 0 and the random groups), `embedding_matching` and
+`distribution_matching` (the two methods), `pixels` (images as Keras weights), `checks`,
+`similarity` (Eq. S3), `export` (level folders, `load_level`), `callback`
+(`MultiLevelDistillation` for ``model.fit``), `evaluation` (reference classification,
+train-from-scratch protocol), `plot` (s, d vs level). Works under every Keras backend;
+docs/distillation.md has the guide.
 """
-from tn_keras.distill.algorithm import DistillSettings
 from tn_keras.distill.algorithm import Level
 from tn_keras.distill.algorithm import distill
 from tn_keras.distill.algorithm import is_monotone
-from tn_keras.distill.algorithm import max_levels
 from tn_keras.distill.algorithm import similarity_by_level
 from tn_keras.distill.callback import MultiLevelDistillation
+from tn_keras.distill.checks import max_levels
+from tn_keras.distill.config import DistillSettings
+from tn_keras.distill.config import ExportOptions
 from tn_keras.distill.evaluation import reference_classification
 from tn_keras.distill.evaluation import train_from_scratch
 from tn_keras.distill.export import load_level
@@ -26,6 +33,7 @@ from tn_keras.distill.similarity import similarity
 
 __all__ = [
     "DistillSettings",
+    "ExportOptions",
     "Level",
     "MultiLevelDistillation",
     "distill",

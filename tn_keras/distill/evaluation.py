@@ -14,7 +14,7 @@
    ``"small"`` (PROJECT, fast; the default): ``Rescaling(1/255) -> [Conv3x3(32) -> ReLU ->
    MaxPool2] -> [Conv3x3(64) -> ReLU -> MaxPool2] -> Flatten -> Dropout(0.25) ->
    Dense(classes)``, Adam(1e-3), batch ``min(256, N)``, a fixed number of optimisation *steps*
-   (default 300) whatever the level's size, random +-2 px translations.
+   (default 300) whatever the level's size, a random +-2 px translation per batch.
 
    ``"convnet3"`` (the literature's, to compare with published figures): ConvNet-3 as in DC,
    DSA and DM (Zhao et al. 2021, 2023): three ``Conv3x3(128) -> InstanceNorm -> ReLU ->
@@ -23,14 +23,24 @@
    1,000); DSA-style augmentation: every batch gets *one* of crop (translate up to 1/8 of the
    side), scale (up to 20 %), rotate (up to 15 degrees), cutout (a square of half the side),
    colour (brightness, contrast, saturation for RGB) and, for RGB only, horizontal flip, with
-   parameters drawn per image. Slower: about 2 minutes per run at 10 images per class on
-   2 CPU cores.
+   parameters drawn per image. Slower (docs/distillation.md has timings).
+
+Both run on every Keras backend: the augmentation is a Keras layer in front of the evaluator
+(active in training only) and the batches come from a seeded `keras.utils.PyDataset`.
 """
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import keras
 import numpy as np
+from keras import layers
+from keras import ops
+
+from tn_keras.distill.config import EVALUATORS
+from tn_keras.distill.config import PIXEL_MAX
+from tn_keras.distill.embedding_matching import embed
+from tn_keras.distill.embedding_matching import embedding_network
 
 EVALUATOR = ("Rescaling(1/255) > Conv3x3(32) ReLU MaxPool2 > Conv3x3(64) ReLU MaxPool2 > "
              "Flatten > Dropout(0.25) > Dense(classes); Adam 1e-3; batch min(256,N); "
@@ -39,8 +49,9 @@ CONVNET3 = ("Rescaling(1/255) > 3 x [Conv3x3(128) InstanceNorm ReLU AvgPool2] > 
             "Dense(classes); SGD 0.01 momentum 0.9 weight decay 5e-4, /10 halfway; batch 256; "
             "300 epochs; one DSA-style augmentation per batch (crop, scale, rotate, cutout, "
             "colour, flip for RGB)")
-#: Evaluator name -> its description (recorded with every result).
-PROTOCOLS = {"small": EVALUATOR, "convnet3": CONVNET3}
+#: Evaluator name (`tn_keras.distill.config.EVALUATORS`) -> its description (recorded with
+#: every result).
+PROTOCOLS = dict(zip(EVALUATORS, (EVALUATOR, CONVNET3)))
 CONVNET3_EPOCHS = 300
 CONVNET3_BATCH = 256
 
@@ -56,17 +67,15 @@ def reference_classification(model, ref_x, ref_y, test_x, test_y,
 
     Returns ``{"nearest": acc, "class_mean": acc, "references": N}``.
     """
-    from tn_keras.distill.algorithm import Synthesiser
-
-    synth = Synthesiser(model, embedding_layer)
-    ref = _unit(synth.embed(np.asarray(ref_x), batch_size))
+    network = embedding_network(model, embedding_layer)
+    ref = _unit(embed(network, np.asarray(ref_x), batch_size))
     ref_y = np.asarray(ref_y).astype(np.int64)
     classes = np.unique(ref_y)
     means = _unit(np.stack([ref[ref_y == c].mean(axis=0) for c in classes]))
     test_y = np.asarray(test_y).astype(np.int64)
     correct_nearest = correct_mean = 0
     for s in range(0, len(test_x), batch_size):
-        t = _unit(synth.embed(np.asarray(test_x[s:s + batch_size]), batch_size))
+        t = _unit(embed(network, np.asarray(test_x[s:s + batch_size]), batch_size))
         labels = test_y[s:s + batch_size]
         correct_nearest += int(np.sum(ref_y[np.argmax(t @ ref.T, axis=1)] == labels))
         correct_mean += int(np.sum(classes[np.argmax(t @ means.T, axis=1)] == labels))
@@ -77,9 +86,6 @@ def reference_classification(model, ref_x, ref_y, test_x, test_y,
 
 def build_evaluator(input_shape, num_classes: int, seed: int, evaluator: str = "small"):
     """A freshly initialised evaluator network (see the module docstring); logits out."""
-    import keras
-    from keras import layers
-
     _check_evaluator(evaluator)
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(input_shape)
@@ -108,75 +114,100 @@ def _check_evaluator(evaluator):
         raise ValueError(f"evaluator={evaluator!r}: expected one of {sorted(PROTOCOLS)}")
 
 
-def _translate(images, pixels=2):
-    import tensorflow as tf
+class RandomShift(layers.Layer):
+    """Training only: the batch padded with ``pixels`` zeros per side and cropped back at one
+    random offset (the same shift for every image of the batch: cheap, enough here)."""
 
-    shape = tf.shape(images)
-    padded = tf.pad(images, [[0, 0], [pixels, pixels], [pixels, pixels], [0, 0]])
-    out = tf.image.random_crop(padded, shape)  # one shift per batch: cheap, enough here
-    return out
+    def __init__(self, pixels: int = 2, seed: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.pixels = int(pixels)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        p = self.pixels
+        padded = ops.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
+        offset = keras.random.randint((2,), 0, 2 * p + 1, seed=self.seed_generator)
+        start = ops.concatenate([ops.zeros((1,), "int32"), ops.cast(offset, "int32"),
+                                 ops.zeros((1,), "int32")])
+        return ops.slice(padded, start, ops.shape(images))
+
+    def get_config(self):
+        return dict(super().get_config(), pixels=self.pixels)
 
 
-def dsa_augmentation(channels: int, seed: int):
-    """The ``convnet3`` protocol's augmentation: a function of a float batch (0..255).
+class DSAAugmentation(layers.Layer):
+    """The ``convnet3`` protocol's augmentation of a float batch (0..255), training only.
 
     Like DSA (Zhao & Bilen 2021, ``aug_mode="S"``), each batch gets one transformation chosen
-    at random, with its parameters drawn per image: crop, scale, rotate, cutout, colour and,
-    for RGB, flip. Spatial transforms fill with the nearest edge pixel.
+    at random, with its parameters drawn per image: crop (translate up to 1/8 of the side),
+    scale (up to 20 %), rotate (up to 15 degrees), cutout (a square of half the side set to
+    zero), colour (brightness shift up to a quarter of the range, saturation for RGB, contrast)
+    and, for RGB, a horizontal flip. Spatial transforms fill with the nearest edge pixel.
     """
-    import tensorflow as tf
-    from keras import layers
 
-    spatial = dict(fill_mode="nearest", seed=seed)
-    crop = layers.RandomTranslation(0.125, 0.125, **spatial)
-    scale = layers.RandomZoom(0.2, 0.2, **spatial)
-    rotate = layers.RandomRotation(15.0 / 360.0, **spatial)
-    generator = tf.random.Generator.from_seed(seed)
+    def __init__(self, channels: int, seed: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        spatial = dict(fill_mode="nearest", seed=seed)
+        self.crop = layers.RandomTranslation(0.125, 0.125, **spatial)
+        self.scale = layers.RandomZoom(0.2, 0.2, **spatial)
+        self.rotate = layers.RandomRotation(15.0 / 360.0, **spatial)
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def cutout(images):
-        # A square of half the side, centred anywhere in the image, set to zero.
-        shape = tf.shape(images)
-        n, h, w = shape[0], shape[1], shape[2]
-        cy = generator.uniform([n, 1, 1, 1], 0, tf.cast(h, tf.float32))
-        cx = generator.uniform([n, 1, 1, 1], 0, tf.cast(w, tf.float32))
-        rows = tf.reshape(tf.range(tf.cast(h, tf.float32)), [1, -1, 1, 1])
-        cols = tf.reshape(tf.range(tf.cast(w, tf.float32)), [1, 1, -1, 1])
-        inside = ((tf.abs(rows - cy) < tf.cast(h, tf.float32) / 4.0)
-                  & (tf.abs(cols - cx) < tf.cast(w, tf.float32) / 4.0))
-        return tf.where(inside, 0.0, images)
+    def build(self, input_shape):
+        for layer in (self.crop, self.scale, self.rotate):
+            layer.build(input_shape)
 
-    def colour(images):
-        n = tf.shape(images)[0]
-        # Brightness: a shift of up to a quarter of the pixel range; then saturation (RGB)
-        # and contrast, each a per-image factor around the image's own grey / mean.
-        out = images + generator.uniform([n, 1, 1, 1], -0.25, 0.25) * 255.0
-        if channels == 3:
-            grey = tf.reduce_mean(out, axis=-1, keepdims=True)
-            out = grey + (out - grey) * generator.uniform([n, 1, 1, 1], 0.0, 2.0)
-        mean = tf.reduce_mean(out, axis=[1, 2, 3], keepdims=True)
-        out = mean + (out - mean) * generator.uniform([n, 1, 1, 1], 0.5, 1.5)
-        return tf.clip_by_value(out, 0.0, 255.0)
+    def _uniform(self, images, low, high):
+        return keras.random.uniform((ops.shape(images)[0], 1, 1, 1), low, high,
+                                    seed=self.seed_generator)
 
-    def flip(images):
-        mirror = generator.uniform([tf.shape(images)[0], 1, 1, 1]) < 0.5
-        return tf.where(mirror, tf.reverse(images, axis=[2]), images)
+    def _cutout(self, images):
+        height, width = ops.shape(images)[1], ops.shape(images)[2]
+        cy = self._uniform(images, 0.0, float(height))
+        cx = self._uniform(images, 0.0, float(width))
+        rows = ops.reshape(ops.arange(height, dtype="float32"), (1, -1, 1, 1))
+        cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, -1, 1))
+        inside = ops.logical_and(ops.abs(rows - cy) < height / 4.0,
+                                 ops.abs(cols - cx) < width / 4.0)
+        return ops.where(inside, 0.0, images)
 
-    def spatial_transform(layer):
-        def transform(images):
-            return layer(images, training=True)
-        return transform
+    def _colour(self, images):
+        # Brightness, then saturation (RGB) and contrast: per-image factors around the
+        # image's own grey / mean.
+        out = images + self._uniform(images, -0.25, 0.25) * PIXEL_MAX
+        if self.channels == 3:
+            grey = ops.mean(out, axis=-1, keepdims=True)
+            out = grey + (out - grey) * self._uniform(images, 0.0, 2.0)
+        mean = ops.mean(out, axis=(1, 2, 3), keepdims=True)
+        out = mean + (out - mean) * self._uniform(images, 0.5, 1.5)
+        return ops.clip(out, 0.0, PIXEL_MAX)
 
-    branches = [spatial_transform(crop), spatial_transform(scale), spatial_transform(rotate),
-                cutout, colour]
-    if channels == 3:
-        branches.append(flip)
+    def _flip(self, images):
+        return ops.where(self._uniform(images, 0.0, 1.0) < 0.5, ops.flip(images, axis=2),
+                         images)
 
-    def augment(images):
-        choice = generator.uniform([], 0, len(branches), dtype=tf.int32)
-        out = tf.switch_case(choice, [lambda f=f: f(images) for f in branches])
-        return tf.ensure_shape(out, images.shape)
+    def call(self, images, training=None):
+        if not training:
+            return images
+        # Every branch is computed and one is kept: a branch-free graph, the same on every
+        # backend (cheap next to the evaluator's training step).
+        outs = [self.crop(images, training=True), self.scale(images, training=True),
+                self.rotate(images, training=True), self._cutout(images), self._colour(images)]
+        if self.channels == 3:
+            outs.append(self._flip(images))
+        choice = keras.random.randint((), 0, len(outs), seed=self.seed_generator)
+        return ops.take(ops.stack(outs), choice, axis=0)
 
-    return augment
+    def get_config(self):
+        return dict(super().get_config(), channels=self.channels)
+
+
+def dsa_augmentation(channels: int, seed: int) -> DSAAugmentation:
+    """The ``convnet3`` protocol's augmentation layer (call it with ``training=True``)."""
+    return DSAAugmentation(channels, seed)
 
 
 def training_length(evaluator: str, images: int, steps: Optional[int] = None,
@@ -193,6 +224,45 @@ def training_length(evaluator: str, images: int, steps: Optional[int] = None,
     return int(min(256, images)), int(steps or 300), learning_rate or 1e-3
 
 
+class ShuffledBatches(keras.utils.PyDataset):
+    """``steps`` batches of ``batch`` examples from successive seeded permutations of the data
+    (an endless shuffled stream cut into batches, as the protocols train by steps)."""
+
+    def __init__(self, x, y, batch: int, steps: int, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y, self.batch, self.steps = x, y, int(batch), int(steps)
+        rng = np.random.default_rng([seed, 54321])
+        epochs = -(-self.batch * self.steps // len(x))
+        self.order = np.concatenate([rng.permutation(len(x)) for _ in range(epochs)])
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, index):
+        idx = self.order[index * self.batch:(index + 1) * self.batch]
+        return self.x[idx], self.y[idx]
+
+
+def _protocol_model(evaluator, shape, num_classes, seed, steps, learning_rate, augment):
+    """The evaluator behind its augmentation layer, compiled with the protocol's optimiser."""
+    network = build_evaluator(shape, num_classes, seed, evaluator)
+    if evaluator == "convnet3":
+        schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
+            [steps // 2], [learning_rate, learning_rate / 10.0])
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=5e-4)
+        augmentation = DSAAugmentation(shape[-1], seed)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate)
+        augmentation = RandomShift(2, seed)
+    inputs = keras.Input(shape)
+    outputs = network(augmentation(inputs) if augment else inputs)
+    model = keras.Model(inputs, outputs, name=f"{network.name}_training")
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
 def train_from_scratch(x, y, test_x, test_y, num_classes: Optional[int] = None,
                        seeds: Sequence[int] = (0, 1, 2), steps: Optional[int] = None,
                        learning_rate: Optional[float] = None, augment: bool = True,
@@ -204,9 +274,6 @@ def train_from_scratch(x, y, test_x, test_y, num_classes: Optional[int] = None,
 
     Returns ``{"mean", "std", "accuracies", "steps", "images", "evaluator"}``.
     """
-    import keras
-    import tensorflow as tf
-
     _check_evaluator(evaluator)
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y).astype(np.int64)
@@ -216,24 +283,9 @@ def train_from_scratch(x, y, test_x, test_y, num_classes: Optional[int] = None,
     batch, steps, learning_rate = training_length(evaluator, len(x), steps, learning_rate)
     accs = []
     for seed in seeds:
-        model = build_evaluator(x.shape[1:], num_classes, seed, evaluator)
-        if evaluator == "convnet3":
-            schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
-                [steps // 2], [learning_rate, learning_rate / 10.0])
-            optimizer = keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=5e-4)
-            transform = dsa_augmentation(x.shape[-1], seed)
-        else:
-            optimizer = keras.optimizers.Adam(learning_rate)
-            transform = _translate
-        model.compile(optimizer=optimizer,
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
-        ds = tf.data.Dataset.from_tensor_slices((x, y)).repeat()
-        ds = ds.shuffle(min(len(x), 10000), seed=seed).batch(batch)
-        if augment:
-            ds = ds.map(lambda a, b: (transform(a), b))
-        ds = ds.take(steps).prefetch(2)
-        model.fit(ds, epochs=1, verbose=0)
+        model = _protocol_model(evaluator, x.shape[1:], num_classes, seed, steps,
+                                learning_rate, augment)
+        model.fit(ShuffledBatches(x, y, batch, steps, seed), epochs=1, verbose=0)
         _, acc = model.evaluate(np.asarray(test_x, np.float32), np.asarray(test_y),
                                 batch_size=1000, verbose=0)
         accs.append(float(acc))

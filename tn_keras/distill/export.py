@@ -2,8 +2,8 @@
 
     export_dir/
       level_<a>/
-        images.npz          x: uint8 (N, H, W, C) raw pixels (rounded), y: int64 (N,)
-        dataset/            tf.data.Dataset.save snapshot of (x, y) elements
+        images.npz          x: uint8 (N, H, W, C) raw pixels (rounded), y: int64 (N,): the
+                            level's data, readable with NumPy alone on any backend
         class_<c>.png       contact sheet of class c
         manifest.json       written last; lists the sha256 of every other file
       summary.json          similarity per level and class, settings (rewritten each run)
@@ -86,13 +86,9 @@ def contact_sheet(images: np.ndarray, path: str, max_images: int = MAX_SHEET_IMA
 
 def write_level(export_dir: str, level, settings, context: dict, overwrite: bool = False) -> str:
     """Write one level's folder atomically; return its path."""
-    import tensorflow as tf
-
     path = level_dir(export_dir, level.level)
     with atomic_directory(path, overwrite=overwrite) as tmp:
-        np.savez_compressed(os.path.join(tmp, "images.npz"), x=level.x, y=level.y)
-        ds = tf.data.Dataset.from_tensor_slices((level.x, level.y))
-        ds.save(os.path.join(tmp, "dataset"))
+        write_images(tmp, level.x, level.y)
         for c in sorted(level.images_per_class):
             contact_sheet(level.x[level.y == c], os.path.join(tmp, f"class_{c}.png"))
         manifest = dict(
@@ -125,6 +121,29 @@ def write_manifest(folder: str, record: dict, seed) -> None:
                                         data=record.get("source") or None, seed=seed),
         versions=artifacts.software_versions(), created=artifacts.now(), record=record)
     artifacts.write(os.path.join(folder, MANIFEST), manifest)
+
+
+def write_images(folder: str, x: np.ndarray, y: np.ndarray):
+    """The level's data: ``images.npz`` (uint8 images, int64 labels), NumPy only."""
+    np.savez_compressed(os.path.join(folder, LEVEL_FILE), x=np.asarray(x, np.uint8),
+                        y=np.asarray(y, np.int64))
+
+
+def read_images(folder: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` from a level folder's ``images.npz``."""
+    with np.load(os.path.join(folder, LEVEL_FILE)) as data:
+        return data["x"], data["y"].astype(np.int64)
+
+
+def as_tf_dataset(x: np.ndarray, y: np.ndarray):
+    """An unbatched ``tf.data.Dataset`` of ``(image uint8, label int64)`` elements."""
+    try:
+        import tensorflow as tf
+    except ImportError as error:
+        raise ImportError("load_level(as_dataset=True) returns a tf.data.Dataset and needs "
+                          "TensorFlow; without it, load the arrays (as_dataset=False).") \
+            from error
+    return tf.data.Dataset.from_tensor_slices((x, y))
 
 
 def read_manifest(path: str) -> Optional[dict]:
@@ -163,8 +182,7 @@ def reusable_level(export_dir: str, level: int, settings, context: dict):
             f"({theirs}) than this run ({mine}); use overwrite=True (--overwrite) or another "
             "export folder."
         )
-    with np.load(os.path.join(path, "images.npz")) as data:
-        return data["x"], data["y"].astype(np.int64)
+    return read_images(path)
 
 
 def load_level(export_dir: str, level: int, as_dataset: bool = False, verify: bool = True):
@@ -173,8 +191,8 @@ def load_level(export_dir: str, level: int, as_dataset: bool = False, verify: bo
     Args:
         export_dir: the folder passed to ``distill(export_dir=...)``.
         level: the level number.
-        as_dataset: return the saved ``tf.data.Dataset`` of ``(image uint8, label int64)``
-            elements (unbatched) instead of arrays.
+        as_dataset: return a ``tf.data.Dataset`` of ``(image uint8, label int64)`` elements
+            (unbatched) instead of arrays (needs TensorFlow; the arrays do not).
         verify: check every file's sha256 against the manifest first.
 
     Returns:
@@ -188,12 +206,8 @@ def load_level(export_dir: str, level: int, as_dataset: bool = False, verify: bo
     if verify and verify_level(path) is None:
         raise ValueError(f"{path} is incomplete or its files do not match their sha256 in "
                          f"{MANIFEST}.")
-    if as_dataset:
-        import tensorflow as tf
-
-        return tf.data.Dataset.load(os.path.join(path, "dataset"))
-    with np.load(os.path.join(path, "images.npz")) as data:
-        return data["x"], data["y"].astype(np.int64)
+    x, y = read_images(path)
+    return as_tf_dataset(x, y) if as_dataset else (x, y)
 
 
 def write_summary(export_dir: str, levels, settings, context: dict):

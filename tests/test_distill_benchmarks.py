@@ -1,0 +1,53 @@
+"""The distillation benchmark scripts run end to end on the offline 8x8 digits (few images).
+
+They measure, they do not assert figures: these tests keep them from rotting as the library
+changes, and check the shape of what they write.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tn_keras import zoo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TN_KERAS_OFFLINE="1")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif("digits_taylornet" not in zoo.list(pretrained=True),
+                       reason="needs the shipped digits_taylornet checkpoint"),
+]
+
+
+def _run(script, *args):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+                            capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_bench_distill(tmp_path):
+    out = str(tmp_path / "report.json")
+    _run("bench_distill.py", "--model", "digits_taylornet", "--per-class", "8", "--levels", "2",
+         "--steps", "2", "--method", "distribution", "--out", str(tmp_path / "levels"),
+         "--json", out)
+    with open(out) as f:
+        report = json.load(f)
+    assert report["images_per_class"] == [8, 4, 2] and report["method"] == "distribution"
+    assert report["steps"] == 2 and report["peak_rss_mb"] > 0
+
+
+def test_eval_distill(tmp_path):
+    out = str(tmp_path / "eval.json")
+    _run("eval_distill.py", "--model", "digits_taylornet", "--per-class", "8", "--levels", "1",
+         "--steps", "2", "--scratch-steps", "2", "--seeds", "0", "--test-examples", "50",
+         "--export", str(tmp_path / "levels"), "--json", out)
+    with open(out) as f:
+        report = json.load(f)
+    assert [row["level"] for row in report["rows"]] == [0, 1]
+    assert report["distill_settings"]["steps"] == 2
+    assert report["distill_settings"]["method"] == "embedding"
+    assert {"reference_distilled", "scratch_distilled", "scratch_random_real"} <= set(
+        report["rows"][1])

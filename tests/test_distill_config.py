@@ -1,0 +1,120 @@
+"""One source for every distillation choice: the config objects, the CLI and the benchmarks."""
+import dataclasses
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from tn_keras import distill as D
+from tn_keras.distill import config
+from tn_keras.distill import evaluation
+
+pytestmark = pytest.mark.backend_neutral
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _choices(parser, dest):
+    (action,) = [a for a in parser._actions if a.dest == dest]
+    return tuple(action.choices) if action.choices else None, action.default
+
+
+def _distill_parser():
+    from tn_keras.cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if a.dest == "command"]
+    return sub.choices["distill"]
+
+
+def test_cli_choices_and_defaults_are_the_librarys():
+    p = _distill_parser()
+    assert _choices(p, "method") == (tuple(config.METHODS), config.DEFAULT_METHOD)
+    assert _choices(p, "match_against") == (config.MATCH_AGAINST, "previous")
+    assert _choices(p, "init") == (config.INIT_MODES, None)
+    assert _choices(p, "group_size")[1] == config.DEFAULT_GROUP_SIZE == 2
+    assert _choices(p, "ce_weight")[1] == config.DEFAULT_CE_WEIGHT == 0.1
+    assert _choices(p, "embedding_layer")[1] == config.DEFAULT_EMBEDDING_LAYER
+    # The CLI builds the library's settings object, with the library's defaults.
+    from tn_keras.cli.distill_command import settings_from_args
+
+    args = p.parse_args(["mnist_taylornet", "--levels", "3", "--out", "o"])
+    assert settings_from_args(args).resolved() == D.DistillSettings(levels=3).resolved()
+
+
+def _benchmark_parser(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks",
+                                                                     f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_choices_are_the_librarys():
+    module = _benchmark_parser("eval_distill")
+    args = module._parse(["--export", "e", "--json", "j"])
+    assert (args.method, args.match_against, args.evaluator) == (
+        config.DEFAULT_METHOD, "previous", config.EVALUATORS[0])
+    assert tuple(evaluation.PROTOCOLS) == config.EVALUATORS == ("small", "convnet3")
+    with pytest.raises(SystemExit):
+        module._parse(["--export", "e", "--json", "j", "--evaluator", "resnet"])
+
+
+def test_settings_resolve_the_methods_defaults():
+    embedding = D.DistillSettings().resolved()
+    assert (embedding.steps, embedding.learning_rate, embedding.init) == (40, 0.25, "mean")
+    assert (embedding.group_size, embedding.ce_weight, embedding.method) == (2, 0.1, "embedding")
+    dm = D.DistillSettings(method="distribution").resolved()
+    assert (dm.steps, dm.learning_rate, dm.init) == (200, 2.55, "first")
+    assert dm.as_dict()["algorithm"] == "distribution-matching/v1"
+    # Keras's Adam changed the embedding method's images slightly: a new id, so resume does
+    # not mix levels of the two implementations.
+    assert embedding.as_dict()["algorithm"] == "embedding-matching/v2"
+    # The manifest's record: what changes the images, not how many levels or chunks.
+    assert set(embedding.as_dict()) == {"group_size", "steps", "learning_rate", "ce_weight",
+                                        "embedding_layer", "per_class", "seed", "init",
+                                        "method", "match_against", "algorithm"}
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(method="gradient"), "method must be one of 'embedding', 'distribution'"),
+    (dict(init="zeros"), "init must be one of 'mean', 'first'; got 'zeros'"),
+    (dict(match_against="real"), "match_against must be one of 'previous', 'level0'"),
+    (dict(steps=-1), "steps must be >= 0"),
+    (dict(chunk_size=0), "chunk_size must be a positive integer"),
+])
+def test_bad_settings_name_the_field(change, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(D.DistillSettings(), **change).resolved()
+
+
+def test_keywords_and_config_objects_are_the_same_call():
+    x = np.random.default_rng(0).uniform(0, 255, (8, 4, 4, 1)).astype(np.uint8)
+    y = np.repeat([0, 1], 4)
+    settings, export = D.algorithm.configure(
+        2, group_size=2, steps=3, export_dir="out", source={"dataset": "d"}, resume=True)
+    assert settings == D.DistillSettings(levels=2, steps=3).resolved()
+    assert export == D.ExportOptions(directory="out", dataset={"dataset": "d"}, resume=True)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'step'"):
+        D.distill(None, x, y, 1, step=3)
+    with pytest.raises(ValueError, match="at most one of resume=True and overwrite=True"):
+        D.distill(None, x, y, export=D.ExportOptions(resume=True, overwrite=True))
+
+
+def test_no_circular_import_between_the_methods():
+    # Both methods take their constants from config; neither imports the level loop.
+    for name in ("embedding_matching", "distribution_matching"):
+        with open(os.path.join(ROOT, "tn_keras", "distill", f"{name}.py")) as f:
+            assert "tn_keras.distill.algorithm" not in f.read()
+
+
+def test_importing_distill_does_not_import_tensorflow():
+    from _no_tensorflow import assert_ran
+    from _no_tensorflow import run_without_tensorflow
+
+    result = run_without_tensorflow(
+        "import sys\n"
+        "import tn_keras.distill, tn_keras.distill.evaluation, tn_keras.cli.distill_command\n"
+        "print('tensorflow' in sys.modules)\n", backend="jax")
+    assert_ran(result)
+    assert result.stdout.strip().splitlines()[-1] == "False"

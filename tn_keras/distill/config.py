@@ -1,0 +1,174 @@
+"""Every choice and default of `tn_keras.distill`, in one place.
+
+The library, the CLI (``tn-keras distill``) and the benchmarks import these lists and the two
+config objects instead of spelling them out again:
+
+- `DistillSettings`: what the algorithm does (recorded in every level's manifest and checked
+  on resume, except ``levels`` and ``chunk_size``, which do not change a level's images);
+- `ExportOptions`: where and how the levels are written, and what is recorded about the data
+  and the model.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+#: Adam's constants for both methods (the optimiser moves raw pixels, in grey levels).
+ADAM_BETA1 = 0.9
+ADAM_BETA2 = 0.999
+ADAM_EPSILON = 1e-8
+#: The pixel range every synthesised image is clipped to (raw 0..255, the zoo's convention).
+PIXEL_MIN, PIXEL_MAX = 0.0, 255.0
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodDefaults:
+    """A method's default optimisation: Adam ``steps`` of ``learning_rate`` grey levels."""
+
+    steps: int
+    learning_rate: float
+    init: str
+    algorithm: str  # the id recorded in manifests (a new version changes it)
+
+
+#: ``method -> MethodDefaults``. "embedding" (the default) matches each group's mean embedding
+#: under the trained model (`tn_keras.distill.embedding_matching`); "distribution" matches a
+#: class's distribution under random ConvNets (`tn_keras.distill.distribution_matching`):
+#: 200 Adam steps of 2.55 grey levels (0.01 of the pixel range) per level. The embedding id is
+#: v2 since Keras's Adam replaced the hand-written one (its epsilon placement changes about 2 %
+#: of the uint8 pixels, docs/distillation.md), so resume does not mix the two.
+METHODS = {
+    "embedding": MethodDefaults(40, 0.25, "mean", "embedding-matching/v2"),
+    "distribution": MethodDefaults(200, 2.55, "first", "distribution-matching/v1"),
+}
+DEFAULT_METHOD = "embedding"
+#: Where an optimisation starts: the group's pixel mean, or its first (real) member.
+INIT_MODES = ("mean", "first")
+#: "distribution": level ``a`` matches level ``a - 1`` (the cascade) or the real level 0.
+MATCH_AGAINST = ("previous", "level0")
+#: The train-from-scratch evaluators (`tn_keras.distill.evaluation`); the first is the default.
+EVALUATORS = ("small", "convnet3")
+DEFAULT_GROUP_SIZE = 2
+DEFAULT_CE_WEIGHT = 0.1
+DEFAULT_EMBEDDING_LAYER = "embedding"
+DEFAULT_CHUNK_SIZE = 1024
+
+
+def _one_of(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got "
+                         f"{value!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillSettings:
+    """How to distil. ``steps``, ``learning_rate`` and ``init`` left None take the method's
+    defaults (`METHODS`); `resolved` fills them in.
+
+    Attributes:
+        levels: distilled levels after level 0 (level ``a`` has ``n_{a-1} // group_size``
+            images per class).
+        group_size: ``k``, images merged into one per level (2 halves each level).
+        steps, learning_rate: Adam steps per level and step size in grey levels.
+        ce_weight: weight of the cross-entropy against the relative embedding error
+            ("embedding").
+        embedding_layer: the model's layer whose output is matched ("embedding").
+        per_class: size per class of the starting real subset (None: every image).
+        seed: seeds the starting subset, every level's grouping and the "distribution" draws.
+        init: ``"mean"`` (group mean) or ``"first"`` (a real member of the group).
+        method: ``"embedding"`` or ``"distribution"``.
+        match_against: ``"previous"`` or ``"level0"`` ("distribution").
+        chunk_size: groups optimised together (bounds memory; the result is the same).
+    """
+
+    levels: int = 1
+    group_size: int = DEFAULT_GROUP_SIZE
+    steps: Optional[int] = None
+    learning_rate: Optional[float] = None
+    ce_weight: float = DEFAULT_CE_WEIGHT
+    embedding_layer: str = DEFAULT_EMBEDDING_LAYER
+    per_class: Optional[int] = None
+    seed: int = 0
+    init: Optional[str] = None
+    method: str = DEFAULT_METHOD
+    match_against: str = "previous"
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+
+    def resolved(self) -> "DistillSettings":
+        """A checked copy with the method's defaults filled in; ValueError naming the field."""
+        _one_of("method", self.method, tuple(METHODS))
+        defaults = METHODS[self.method]
+        out = dataclasses.replace(
+            self,
+            steps=int(defaults.steps if self.steps is None else self.steps),
+            learning_rate=float(defaults.learning_rate if self.learning_rate is None
+                                else self.learning_rate),
+            init=defaults.init if self.init is None else self.init,
+            ce_weight=float(self.ce_weight), seed=int(self.seed))
+        if out.steps < 0 or out.learning_rate <= 0 or out.ce_weight < 0:
+            raise ValueError("steps must be >= 0, learning_rate > 0 and ce_weight >= 0.")
+        _one_of("init", out.init, INIT_MODES)
+        _one_of("match_against", out.match_against, MATCH_AGAINST)
+        if int(out.chunk_size) != out.chunk_size or out.chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer; got {out.chunk_size!r}.")
+        return out
+
+    @property
+    def algorithm(self) -> str:
+        return METHODS[self.method].algorithm
+
+    def as_dict(self) -> dict:
+        """What a level's manifest records (and resume compares): the fields that change the
+        images, plus the algorithm id. Call on a `resolved` copy."""
+        record = dataclasses.asdict(self)
+        del record["levels"], record["chunk_size"]
+        record["algorithm"] = self.algorithm
+        return record
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """Where the levels go and what is recorded with them.
+
+    Attributes:
+        directory: every level is written to ``directory/level_<a>/`` as soon as it is made
+            (None: nothing is written).
+        resume: reuse the levels already there whose files verify and whose settings match.
+        overwrite: replace an existing directory's levels.
+        dataset: where the distilled data came from, recorded in the manifests, e.g.
+            ``{"dataset": "mnist", "split": "train"}``.
+        model_info: recorded in the manifests, e.g. ``{"name": ..., "sha256": ...}``.
+    """
+
+    directory: Optional[str] = None
+    resume: bool = False
+    overwrite: bool = False
+    dataset: Optional[dict] = None
+    model_info: Optional[dict] = None
+
+    def checked(self) -> "ExportOptions":
+        if self.resume and self.overwrite:
+            raise ValueError("Pass at most one of resume=True and overwrite=True.")
+        return self
+
+
+#: Old keyword names of `distill` that map to a renamed field.
+LEGACY_EXPORT_KEYWORDS = {"export_dir": "directory", "source": "dataset"}
+
+
+def split_keywords(options: dict) -> tuple[dict, dict]:
+    """Split `distill`'s keyword arguments into DistillSettings and ExportOptions fields."""
+    settings_fields = {f.name for f in dataclasses.fields(DistillSettings)}
+    export_fields = {f.name for f in dataclasses.fields(ExportOptions)}
+    settings, export = {}, {}
+    for key, value in options.items():
+        name = LEGACY_EXPORT_KEYWORDS.get(key, key)
+        if name in settings_fields:
+            settings[name] = value
+        elif name in export_fields:
+            export[name] = value
+        else:
+            known = sorted(settings_fields | export_fields | set(LEGACY_EXPORT_KEYWORDS))
+            raise TypeError(f"distill() got an unexpected keyword argument {key!r}; known: "
+                            f"{', '.join(known)}.")
+    return settings, export
