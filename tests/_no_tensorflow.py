@@ -11,15 +11,27 @@ import sys
 import textwrap
 
 # Runs first in the child: the finder must be in place before keras or tn_keras is imported.
+# It answers like a machine without TensorFlow would to a probe: torch._dynamo calls
+# `importlib.util.find_spec("tensorflow")` while Keras loads, and skips a spec with no origin as
+# it skips an absent module. An actual import raises ModuleNotFoundError from the loader.
 PRELUDE = textwrap.dedent(
     """
     import importlib.abc
+    import importlib.machinery
     import sys
+
+    class _AbsentLoader(importlib.abc.Loader):
+        def create_module(self, spec):
+            raise ModuleNotFoundError(f"No module named {spec.name!r} (blocked by the test)",
+                                      name=spec.name)
+
+        def exec_module(self, module):
+            raise ModuleNotFoundError(module.__name__)
 
     class _BlockTensorFlow(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             if name == "tensorflow" or name.startswith("tensorflow."):
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+                return importlib.machinery.ModuleSpec(name, _AbsentLoader(), origin=None)
             return None
 
     sys.meta_path.insert(0, _BlockTensorFlow())

@@ -21,33 +21,8 @@ TORCH = importlib.util.find_spec("torch") is not None
 BACKENDS = ["jax", pytest.param("torch", marks=pytest.mark.skipif(
     not TORCH, reason="torch is not importable here"))]
 
-# torch._dynamo probes `importlib.util.find_spec("tensorflow")` at import time, and the
-# harness's finder raises there, where a machine without TensorFlow answers None. Under torch
-# the finder is swapped for one whose spec has no origin (the probe then skips it, as it
-# skips an absent module) and whose loader raises on import: TensorFlow stays unimportable.
-PROBE_SAFE_BLOCK = """
-import importlib.abc, importlib.machinery, sys
-
-class _AbsentLoader(importlib.abc.Loader):
-    def create_module(self, spec):
-        raise ModuleNotFoundError(f"No module named {spec.name!r} (blocked by the test)")
-
-    def exec_module(self, module):
-        raise ModuleNotFoundError(module.__name__)
-
-class _ProbeSafeBlock(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "tensorflow" or name.startswith("tensorflow."):
-            return importlib.machinery.ModuleSpec(name, _AbsentLoader(), origin=None)
-        return None
-
-sys.meta_path[0] = _ProbeSafeBlock()
-"""
-
-
 def _run_blocked(code, backend, env=None):
-    prelude = PROBE_SAFE_BLOCK if backend == "torch" else ""
-    result = run_without_tensorflow(prelude + textwrap.dedent(code), backend=backend, env=env)
+    result = run_without_tensorflow(textwrap.dedent(code), backend=backend, env=env)
     assert_ran(result)
     return result
 

@@ -22,13 +22,6 @@ pytestmark = pytest.mark.slow
 CHILD = """
 import json, os, sys
 
-# torch._dynamo probes importlib.util.find_spec("tensorflow") when Keras loads it, which the
-# blocker turns into an error: load Keras first, then block again. Nothing imports TensorFlow
-# (checked below).
-_blocker = sys.meta_path.pop(0)
-import keras
-sys.meta_path.insert(0, _blocker)
-
 import numpy as np
 from sklearn.datasets import load_digits
 

@@ -161,7 +161,9 @@ def test_degree_of_every_zoo_model():
     from tn_keras import zoo
 
     expected = {"digits_taylornet": 8, "mnist7_taylor": 2, "mnist_taylornet": 32,
-                "fashion_taylornet": 32, "cifar_taylornet": 32}
+                "fashion_taylornet": 32, "cifar_taylornet": 32,
+                # six residual blocks and five CG steps, each doubling the degree: 2 ** 11
+                "cifar_taylornet_res": 2048, "cifar_taylornet_res_small": 2048}
     for name in zoo.list():
         model = zoo.build(name)
         if name.endswith("_relu"):

@@ -17,6 +17,8 @@ from tn_keras.zoo.registry import get_spec
 DOCUMENTED_PARAMETERS = {
     "cifar_convnet_relu": 928_714,
     "cifar_taylornet": 1_101_258,
+    "cifar_taylornet_res": 4_933_578,
+    "cifar_taylornet_res_small": 1_112_426,
     "digits_taylornet": 32_122,
     "fashion_taylornet": 203_062,
     "mnist7_taylor": 12_750,
@@ -83,7 +85,8 @@ def test_unknown_name_lists_the_closest():
 
 
 def test_list_patterns():
-    assert zoo.list("cifar*") == ["cifar_convnet_relu", "cifar_taylornet"]
+    assert zoo.list("cifar*") == ["cifar_convnet_relu", "cifar_taylornet", "cifar_taylornet_res",
+                                  "cifar_taylornet_res_small"]
     assert zoo.list("*relu") == ["cifar_convnet_relu", "mnist_convnet_relu"]
     assert zoo.list("nothing*") == []
 
