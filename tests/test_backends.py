@@ -52,7 +52,7 @@ def test_backend_without_tensorflow_trains_and_tensorflow_predicts_the_same(back
     assert built == zoo.list()
     with open(os.path.join(out, "manifest.json")) as f:
         manifest = json.load(f)
-    assert manifest["versions"]["backend"] == manifest["training"]["backend"] == backend
+    assert manifest["versions"]["keras_backend"] == manifest["training"]["backend"] == backend
     assert manifest["versions"][backend]  # the backend's version
     # The TensorFlow backend (this process) loads the checkpoint, sha256-verified.
     model = zoo.load("digits_taylornet", weights=out, compile=False)
@@ -136,7 +136,7 @@ def test_versions_record_the_backend():
 
     versions = software_versions()
     backend = keras.backend.backend()
-    assert versions["backend"] == backend and versions[backend]
+    assert versions["keras_backend"] == backend and versions[backend]
     assert versions["keras"] == keras.__version__
 
 

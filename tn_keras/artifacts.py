@@ -25,10 +25,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import importlib.metadata
 import json
 import os
-import platform
 import re
 from typing import Optional
 
@@ -111,22 +109,9 @@ def now() -> str:
 
 def software_versions() -> dict:
     """Versions of what produced an artifact, with the Keras backend (no TensorFlow import)."""
-    import keras
-    import numpy
+    from tn_keras.utils.versions import software_versions as versions
 
-    from tn_keras.version import __version__
-
-    backend = keras.config.backend()
-    versions = {"tn_keras": __version__, "keras": keras.__version__, "keras_backend": backend,
-                "numpy": numpy.__version__, "python": platform.python_version()}
-    for package in {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",),
-                    "torch": ("torch",)}.get(backend, ()):
-        try:
-            versions[backend] = importlib.metadata.version(package)
-            break
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
+    return versions()
 
 
 def sha256_file(path: str, chunk_size: int = 1 << 20) -> str:
@@ -304,7 +289,6 @@ def verify(path: str, manifest: Optional[Manifest] = None) -> Manifest:
     """
     path = manifest_file(path)
     manifest = manifest if manifest is not None else read(path)
-    folder = os.path.dirname(os.path.abspath(path))
     files = dict(manifest.files)
     if manifest.file != TREE:
         files.setdefault(manifest.file, manifest.sha256)

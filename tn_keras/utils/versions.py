@@ -39,7 +39,7 @@ def software_versions():
     versions = {
         "tn_keras": __version__,
         "keras": keras.__version__,
-        "backend": backend,
+        "keras_backend": backend,
         backend: installed_version(module, dists),
         "numpy": numpy.__version__,
         "python": platform.python_version(),
