@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 CHILD = """
 import json, os, sys
 
+import keras
 import numpy as np
 from sklearn.datasets import load_digits
 

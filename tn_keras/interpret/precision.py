@@ -37,6 +37,20 @@ def float64_scope(enabled=True):
         yield
 
 
+def float64_available():
+    """Whether the backend multiplies float64 matrices in float64.
+
+    Keras 3.15's torch backend does not (``matmul`` of two float64 tensors returns float32),
+    so a float64 copy of a model would silently compute in float32 there. Asked of the
+    backend itself, so a Keras that fixes it is used as soon as it is installed.
+    """
+    import numpy as np
+
+    with float64_scope():
+        a = keras.ops.convert_to_tensor(np.eye(2), dtype="float64")
+        return keras.backend.standardize_dtype(keras.ops.matmul(a, a).dtype) == "float64"
+
+
 def _set_layer_dtypes(config, dtype):
     for layer in config.get("layers", []):
         layer_config = layer.get("config", {})
@@ -54,6 +68,11 @@ def with_dtype(model, dtype):
     check_dtype(dtype)
     if dtype == "float32":
         return model
+    if not float64_available():
+        raise ValueError(
+            f"dtype='float64' is not available under the {keras.backend.backend()} backend: it "
+            "multiplies float64 matrices in float32, so the result would silently lose "
+            "precision. Use the JAX or TensorFlow backend, or dtype='float32'.")
     config = model.get_config()
     _set_layer_dtypes(config, dtype)
     clone = model.__class__.from_config(config)
