@@ -211,6 +211,44 @@ def test_overwrite_replaces(model, data, tmp_path):
         assert json.load(f)["seed"] == 5
 
 
+def test_overwrite_with_fewer_levels_leaves_no_older_level(model, data, tmp_path):
+    """Issue #13, case 4: the old run's deeper levels must not survive an overwrite."""
+    out = str(tmp_path / "e")
+    D.distill(model, *data, levels=3, export_dir=out, **FAST)
+    D.distill(model, *data, levels=1, export_dir=out, overwrite=True, **FAST)
+    assert sorted(os.listdir(out)) == ["level_0", "level_1", "similarity.png", "summary.json"]
+    with pytest.raises(FileNotFoundError, match="No level 3"):
+        D.load_level(out, 3)
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []  # no trash, no lock
+
+
+def test_overwrite_refuses_a_folder_with_foreign_files(model, data, tmp_path):
+    out = tmp_path / "e"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        D.distill(model, *data, levels=1, export_dir=str(out), overwrite=True, **FAST)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_killed_runs_temporary_level_is_removed_on_resume(model, data, tmp_path):
+    out = str(tmp_path / "e")
+    D.distill(model, *data, levels=1, export_dir=out, **FAST)
+    os.makedirs(os.path.join(out, ".tmp-level_2-abc123"))  # what kill -9 leaves mid-write
+    D.distill(model, *data, levels=2, export_dir=out, resume=True, **FAST)
+    assert not [p for p in os.listdir(out) if p.startswith(".")]
+
+
+def test_a_second_run_on_a_locked_export_fails_at_once(model, data, tmp_path):
+    from tn_keras.utils import locks
+
+    out = str(tmp_path / "e")
+    with locks.locked(out, "another distillation"):
+        with pytest.raises(locks.OutputLockedError):
+            D.distill(model, *data, levels=1, export_dir=out, **FAST)
+    assert not os.path.exists(out)
+
+
 def test_interrupted_run_leaves_only_complete_levels_and_resume_finishes(
         model, data, tmp_path, monkeypatch):
     out = str(tmp_path / "e")

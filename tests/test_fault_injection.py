@@ -227,3 +227,29 @@ def test_export_killed_with_no_previous_export_leaves_nothing(tmp_path):
     assert done.returncode == 0, done.stderr  # the half-placed export was removed first
     assert _export_is_sound(target)["format"] == "tflite_int8"
     assert litter(target, tmp_path) == []
+
+
+DISTILL = ["distill", "digits_taylornet", "--levels", "3", "--per-class", "16", "--seed", "0"]
+
+
+def test_distillation_killed_inside_a_level_write_then_resumed(tmp_path):
+    """Level 1 complete in its temporary folder, not renamed: resume keeps level 0, removes the
+    temporary, and ends with the levels of an uninterrupted run."""
+    from tn_keras import distill
+
+    out = tmp_path / "levels"
+    start_and_kill(DISTILL + ["--out", out], tmp_path, "level-write", skip=1)
+    left = sorted(os.listdir(out))
+    assert left[-1] == "level_0" and len(left) == 2 and left[0].startswith(".tmp-level_1-")
+    locked = run(DISTILL + ["--out", out, "--resume"], tmp_path)
+    assert locked.returncode == 5 and "stale" in locked.stderr  # reported, not taken over
+    clear_stale_lock(out, tmp_path)
+    resumed = run(DISTILL + ["--out", out, "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert litter(out, tmp_path) == []
+    reference = tmp_path / "reference"
+    assert run(DISTILL + ["--out", reference], tmp_path).returncode == 0
+    for level in range(4):
+        np.testing.assert_array_equal(distill.load_level(str(out), level)[0],
+                                      distill.load_level(str(reference), level)[0])
+

@@ -37,6 +37,7 @@ from tn_keras.distill.groups import group_start
 from tn_keras.distill.groups import make_groups
 from tn_keras.distill.groups import starting_subset
 from tn_keras.distill.similarity import similarity as similarity_table
+from tn_keras.utils import locks
 
 
 @dataclasses.dataclass
@@ -182,9 +183,18 @@ def distill(model, x, y, levels: Optional[int] = None, *,
     context = dict(source=dict(export.dataset or {}),
                    model=dict({"name": model.name, "embedding_layer": settings.embedding_layer},
                               **(export.model_info or {})))
-    if export.directory is not None:
+    if export.directory is None:
+        return _all_levels(model, x, y, settings, export, context, progress)
+    with locks.locked(export.directory, "tn_keras.distill"):  # one run per export folder
         export_mod.prepare_export_dir(export.directory, resume=export.resume,
                                       overwrite=export.overwrite)
+        result = _all_levels(model, x, y, settings, export, context, progress)
+        export_mod.write_summary(export.directory, result, settings, context)
+    return result
+
+
+def _all_levels(model, x, y, settings, export, context, progress) -> list[Level]:
+    """Level 0 to ``settings.levels``, each reused from a verified export or made anew."""
     maker = LevelMaker(model, settings)
     result: list[Level] = []
     for a in range(settings.levels + 1):
@@ -192,8 +202,6 @@ def distill(model, x, y, levels: Optional[int] = None, *,
                  or _make_level(a, x, y, result, maker, settings, export, context))
         result.append(level)
         _report(progress, level)
-    if export.directory is not None:
-        export_mod.write_summary(export.directory, result, settings, context)
     return result
 
 

@@ -18,11 +18,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shutil
+import tempfile
 from typing import Optional
 
 import numpy as np
 
 from tn_keras import artifacts
+from tn_keras.utils.faults import fault_point
 from tn_keras.utils.files import atomic_directory
 from tn_keras.utils.files import atomic_path
 from tn_keras.utils.files import atomic_write_json
@@ -49,17 +53,60 @@ def _json_safe(value):
     return value
 
 
+# What a distillation writes into its export folder (anything else there is the user's);
+# ``epoch_<n>/`` are the exports `MultiLevelDistillation` makes during training, kept.
+EXPORT_ENTRY = re.compile(r"^(level_\d+|summary\.json|similarity\.(png|svg)|"
+                          r"\.tmp-level_\d+-.*|\.trash-.*|epoch_\d+)$")
+
 def prepare_export_dir(export_dir: str, resume: bool, overwrite: bool):
-    """Refuse an existing ``export_dir`` unless resuming or overwriting (before any work)."""
-    if os.path.exists(export_dir):
-        if not os.path.isdir(export_dir):
-            raise FileExistsError(f"{export_dir} exists and is not a folder.")
+    """Apply the rules of an export folder before any work (the caller holds its lock).
+
+    An existing ``export_dir`` is refused unless resuming or overwriting. Temporary level
+    folders that a killed run left are removed. ``overwrite`` removes the whole previous result
+    first, so no level of an older run survives (a shorter run must not leave
+    the old deeper levels behind for `load_level` to accept); a folder holding anything a
+    distillation does not write is refused instead of deleted.
+    """
+    if os.path.lexists(export_dir) and not os.path.isdir(export_dir):
+        raise FileExistsError(f"{export_dir} exists and is not a folder.")
+    if os.path.isdir(export_dir):
+        if resume and overwrite:
+            raise ValueError("resume=True and overwrite=True contradict each other (CLI: "
+                             "--resume keeps the complete levels, --overwrite deletes them).")
         if not (resume or overwrite):
             raise FileExistsError(
                 f"{export_dir} already exists; pass resume=True (CLI: --resume) to keep its "
                 "complete levels or overwrite=True (--overwrite) to replace them."
             )
+        _remove_temporaries(export_dir)
+        if overwrite:
+            _remove_previous(export_dir)
     os.makedirs(export_dir, exist_ok=True)
+
+
+def _remove_temporaries(export_dir: str):
+    for entry in os.listdir(export_dir):
+        if entry.startswith((".tmp-level_", ".trash-")):
+            shutil.rmtree(os.path.join(export_dir, entry), ignore_errors=True)
+
+
+def _remove_previous(export_dir: str):
+    entries = os.listdir(export_dir)
+    foreign = sorted(e for e in entries if not EXPORT_ENTRY.match(e))
+    if foreign:
+        raise FileExistsError(
+            f"overwrite=True would delete {export_dir}, which holds files a distillation does "
+            f"not write ({', '.join(foreign[:5])}); choose another folder or remove them.")
+    # Into a trash folder beside it, each entry by one rename: the summary first (the folder no
+    # longer claims a result), then the levels deepest first, so that a kill part-way leaves a
+    # prefix of levels that `resume` checks against its settings like any other.
+    levels = sorted((e for e in entries if e.startswith("level_")),
+                    key=lambda e: -int(e.split("_")[1]))
+    others = [e for e in entries if not e.startswith(("level_", "epoch_"))]
+    trash = tempfile.mkdtemp(prefix=".trash-", dir=export_dir)
+    for entry in others + levels:
+        os.replace(os.path.join(export_dir, entry), os.path.join(trash, entry))
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def contact_sheet(images: np.ndarray, path: str, max_images: int = MAX_SHEET_IMAGES,
@@ -105,6 +152,7 @@ def write_level(export_dir: str, level, settings, context: dict, overwrite: bool
             wall_time_seconds=round(float(level.wall_time_seconds), 3),
         )
         write_manifest(tmp, manifest, settings.seed)
+        fault_point("level-write")  # tests: a kill with the level complete but not renamed
     return path
 
 
