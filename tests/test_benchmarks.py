@@ -1,4 +1,4 @@
-"""The int8 study scripts in benchmarks/ run end to end (on the offline 8x8 digits, few images).
+"""The benchmark scripts in benchmarks/ run end to end (on the offline 8x8 digits, few images).
 
 They measure, they do not assert figures: these tests only keep them from rotting as the
 library changes, and check the shape of what they write.
@@ -65,3 +65,28 @@ def test_int8_calibration_benchmark(tmp_path):
     level = results["levels"]["1"]
     assert level["distilled"]["images"] == level["random_real"]["images"] == 40
     assert level["distilled"]["calibration"] == "distilled level 1 (level_1)"
+
+
+def test_bench_distill(tmp_path):
+    out = str(tmp_path / "report.json")
+    _run_benchmark("bench_distill.py", "--model", "digits_taylornet", "--per-class", "8", "--levels", "2",
+         "--steps", "2", "--method", "distribution", "--out", str(tmp_path / "levels"),
+         "--json", out)
+    with open(out) as f:
+        report = json.load(f)
+    assert report["images_per_class"] == [8, 4, 2] and report["method"] == "distribution"
+    assert report["steps"] == 2 and report["peak_rss_mb"] > 0
+
+
+def test_eval_distill(tmp_path):
+    out = str(tmp_path / "eval.json")
+    _run_benchmark("eval_distill.py", "--model", "digits_taylornet", "--per-class", "8", "--levels", "1",
+         "--steps", "2", "--scratch-steps", "2", "--seeds", "0", "--test-examples", "50",
+         "--export", str(tmp_path / "levels"), "--json", out)
+    with open(out) as f:
+        report = json.load(f)
+    assert [row["level"] for row in report["rows"]] == [0, 1]
+    assert report["distill_settings"]["steps"] == 2
+    assert report["distill_settings"]["method"] == "embedding"
+    assert {"reference_distilled", "scratch_distilled", "scratch_random_real"} <= set(
+        report["rows"][1])
