@@ -5,7 +5,9 @@ artificial neural networks", Chinese Physics Letters 40, 020501 (2023), arXiv:22
 
 Sub-packages: ``layers`` (PolyCG, DilatedPolyCG, TaylorDense), ``datasets`` (offline-first
 loaders), ``zoo`` (registered architectures and checkpoints), ``training``, ``export``
-(SavedModel / TFLite), ``distill`` (multi-level dataset distillation).
+(SavedModel / TFLite / ONNX), ``distill`` (multi-level dataset distillation), ``interpret``
+(exact expansions of whole models), ``figures`` (the paper's figures), ``artifacts`` (the one
+manifest format).
 """
 import importlib
 
@@ -15,7 +17,8 @@ from tn_keras.version import __version__
 # `keras.saving.load_model` finds PolyCG & co. in any .keras file without custom_objects.
 from tn_keras import layers  # noqa: E402
 
-_SUBPACKAGES = ("datasets", "zoo", "training", "export", "distill")
+_SUBPACKAGES = ("datasets", "zoo", "training", "export", "distill", "interpret", "figures",
+                "artifacts")
 
 
 def __getattr__(name):
