@@ -64,7 +64,7 @@ def bench_model(name: str, runs: int, warmup: int, data_dir, threads, folder) ->
     from tn_keras.export import TFLiteModel
     from tn_keras.export import export
 
-    if name in zoo.list(pretrained=True):
+    if zoo.list(name, pretrained=True):  # shipped or trained weights (NAME.TAG entries)
         model, weights = zoo.load(name, compile=False), "checkpoint"
     else:
         keras.utils.set_random_seed(0)

@@ -17,7 +17,7 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TN_KERAS_OFFLINE="1")
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif("digits_taylornet" not in zoo.list(pretrained=True),
+    pytest.mark.skipif(not zoo.list("digits_taylornet", pretrained=True),
                        reason="needs the shipped digits_taylornet checkpoint"),
 ]
 

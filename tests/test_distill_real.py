@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def mnist_model(real_data_dir, tmp_path_factory):
-    if "mnist_taylornet" in zoo.list(pretrained=True):
+    if zoo.list("mnist_taylornet", pretrained=True):
         return zoo.load("mnist_taylornet", compile=False)
     from tn_keras.training import train
 
