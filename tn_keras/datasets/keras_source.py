@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-KERAS_LOADERS = ("mnist", "fashion_mnist", "cifar10")
-
-
 def read_keras(name: str) -> dict[str, np.ndarray]:
     """Downloads (or reuses ``~/.keras/datasets``) via ``keras.datasets.<name>.load_data()``."""
     import keras

@@ -11,9 +11,6 @@ import os
 
 import numpy as np
 
-# tfds uses the same names as we do for the three datasets it provides.
-TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10"}
-
 
 def tfds_root() -> str:
     """The tensorflow-datasets data directory: ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``."""
@@ -23,8 +20,9 @@ def tfds_root() -> str:
 
 
 def prepared_dir(name: str, root: str) -> str | None:
-    """Returns the newest prepared version folder of ``name`` under ``root``, or None."""
-    infos = sorted(glob.glob(os.path.join(root, TFDS_NAMES[name], "*", "dataset_info.json")))
+    """Returns the newest prepared version folder of ``name`` under ``root``, or None (tfds names
+    mnist, fashion_mnist and cifar10 as we do)."""
+    infos = sorted(glob.glob(os.path.join(root, name, "*", "dataset_info.json")))
     return os.path.dirname(infos[-1]) if infos else None
 
 
@@ -35,7 +33,7 @@ def read_tfds(name: str, root: str) -> dict[str, np.ndarray]:
     arrays = {}
     for split in ("train", "test"):
         x, y = tfds.as_numpy(
-            tfds.load(TFDS_NAMES[name], split=split, data_dir=root, download=False,
+            tfds.load(name, split=split, data_dir=root, download=False,
                       batch_size=-1, as_supervised=True)
         )
         arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y

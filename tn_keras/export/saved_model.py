@@ -5,7 +5,6 @@ into a standalone artifact: no tn_keras, no custom-layer code is needed to reloa
 serves the endpoint ``serve`` plus the ``serving_default`` signature. The same artifact, traced
 with a batch of exactly one, is what the TFLite converter starts from (`tn_keras.export.tflite`).
 """
-import os
 from typing import Optional
 
 import keras
@@ -50,6 +49,3 @@ def saved_model_predict(loaded, x: np.ndarray) -> np.ndarray:
     """Run the reloaded SavedModel's ``serve`` endpoint on a float32 batch."""
     return np.asarray(getattr(loaded, ENDPOINT)(tf.constant(np.asarray(x, np.float32))))
 
-
-def is_saved_model(folder: str) -> bool:
-    return os.path.isfile(os.path.join(folder, "saved_model.pb"))
