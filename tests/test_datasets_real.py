@@ -11,7 +11,7 @@ from tn_keras.datasets.stats import channel_stats
 
 pytestmark = pytest.mark.real_data
 
-# Per-class counts from the data folder's README.md.
+# Per-class counts of the published splits (MNIST, Fashion-MNIST, CIFAR-10).
 COUNTS = {
     ("mnist", "train"): [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
     ("mnist", "test"): [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
@@ -45,7 +45,7 @@ def test_cifar10_test_lossless(real_data_dir):
     x_test, y_test = datasets.load("cifar10", "test", data_dir=real_data_dir)
     assert x.shape == (1000, 32, 32, 3) and len(y) == 1000
     counts = np.bincount(y, minlength=10)
-    assert counts.min() >= 86 and counts.max() <= 112  # README: 86-112 per class
+    assert counts.min() >= 86 and counts.max() <= 112  # the first 1,000 test images: 86-112 per class
     # The lossless rows are the first 1000 (original test images 0-999).
     np.testing.assert_array_equal(x, x_test[:1000])
     np.testing.assert_array_equal(y, y_test[:1000])

@@ -18,7 +18,7 @@ from tn_keras.export import export
 PRETRAINED = zoo.list(pretrained=True)
 # Deep polynomial networks whose int8 activations compound into wrong answers even with the
 # export's graph rewrites and quantile activation ranges (strict xfails: should that change, the
-# test says so): cifar_taylornet, see the README's Deployment section for its figures. It is
+# test says so): cifar_taylornet, see docs/deployment.md for its figures. It is
 # also held to the bar in int16x8. (fashion_taylornet left this set with its wider checkpoint;
 # cifar_convnet_relu when the input Normalization fold and the squared-difference choice of the
 # quantile came in: 99.20 % of 5,000 test images, 81.72 -> 81.78 % accuracy.)

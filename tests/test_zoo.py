@@ -12,8 +12,8 @@ from tn_keras.zoo import checkpoints
 from tn_keras.zoo import saving
 from tn_keras.zoo.registry import get_spec
 
-# Parameter counts as documented in the README's zoo table (all weights, BatchNorm's moving
-# statistics included); a change of architecture must update both.
+# Parameter counts as documented in the README's and docs/zoo.md's tables (all weights,
+# BatchNorm's moving statistics included); a change of architecture must update both.
 DOCUMENTED_PARAMETERS = {
     "cifar_convnet_relu": 928_714,
     "cifar_taylornet": 1_101_258,

@@ -69,7 +69,7 @@ def export(
             with ONNX Runtime; manifest ``<path>.json``.
         ``"tflite_int16x8"``: int16 activations, int8 weights, float input and output
             (TFLite's experimental 16x8 mode), calibrated like int8: for deep polynomial
-            networks where int8 activations lose too much (see the README); about the int8
+            networks where int8 activations lose too much (docs/deployment.md); about the int8
             size, but LiteRT runs it on reference kernels (no XNNPACK), so it is slower.
 
     All formats take the model's raw input (pixels 0..255; preprocessing is inside the model).

@@ -93,10 +93,9 @@ def default_factor_initializer():
     Why 0.1: with unit-variance inputs each factor then has variance ~0.1 and each product
     ~0.01, so a freshly built layer is close to its linear part. With the usual ``1 / fan_in``
     (LeCun) the products are as large as the linear term, and stacking layers squares and
-    re-squares them: in the CIFAR-10 Fig. S3 network at initialisation the kurtosis of the
-    activations grows to ~300 by the fifth coarse-graining (3 is Gaussian) and the network
-    does not learn (10 % after 3 epochs on 10k images); with 0.1 it stays ~3.6 and the same run
-    reaches 50 % after 2 epochs (README, "Ablations").
+    re-squares them: the activations of a deep TaylorNet grow heavy tails at initialisation
+    and it does not learn. The measurement is in docs/layers.md ("Ablation: factor
+    initialisation", `benchmarks/ablation_factor_init.py`).
     """
     from keras import initializers
 
