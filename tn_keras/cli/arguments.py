@@ -33,24 +33,28 @@ def non_negative_int(text):
     return value
 
 
-def positive_float(text):
-    """A finite number > 0 (``--learning-rate``)."""
+def _number(text):
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, received {text!r}")
+    return value
+
+
+def positive_float(text):
+    """A finite number > 0 (``--learning-rate``)."""
+    value = _number(text)
+    if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, received {text!r}")
     return value
 
 
 def non_negative_float(text):
     """A finite number >= 0 (``--ce-weight``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
-    if not math.isfinite(value) or value < 0:
+    value = _number(text)
+    if value < 0:
         raise argparse.ArgumentTypeError(f"expected a finite number >= 0, received {text!r}")
     return value
 
