@@ -9,13 +9,13 @@
   2^L: along a line its (2^L + 1)-th finite differences vanish, its 2^L-th do not; a ReLU
   network's do not vanish.
 """
-import itertools
 import math
 import re
 
 import keras
 import numpy as np
 import pytest
+import scipy.signal
 
 import _numpy_reference as ref
 from tn_keras.layers import PolyCG
@@ -134,34 +134,26 @@ def test_fig_s1_order_one_is_a_convolution():
     assert found == {(0, 0, 0, 0), (1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0), (0, 0, 0, 1)}
 
 
-# Exact composition of the two layers' taylor_coefficients(), as polynomials {exponents: coef}.
-def _poly_mul(p, q):
-    out = {}
-    for (e, c), (f, d) in itertools.product(p.items(), q.items()):
-        key = tuple(i + j for i, j in zip(e, f))
-        out[key] = out.get(key, 0.0) + c * d
-    return out
+# Exact composition of the two layers' taylor_coefficients(), with each polynomial a dense array
+# C[e1, e2, e3, e4] of its coefficients (exponent <= 4 in each variable): a product of
+# polynomials is an N-d convolution of their arrays. tn_keras.figures.fig_s1 composes the same
+# coefficients as {exponents: coefficient} dictionaries; this reference shares none of its code.
+DENSE_SHAPE = (5,) * 4
 
 
-def _poly_add(*polys):
-    out = {}
-    for p in polys:
-        for e, c in p.items():
-            out[e] = out.get(e, 0.0) + c
-    return out
+def _dense_product(p, q):
+    """p * q, truncated to DENSE_SHAPE (nothing is lost: the tree's degree is at most 4)."""
+    return scipy.signal.convolve(p, q, method="direct")[tuple(slice(0, n) for n in DENSE_SHAPE)]
 
 
-def _apply_coefficients(coefficients, inputs, num_variables):
-    """The single-filter patch polynomial with the polynomials ``inputs`` substituted for p."""
-    constant = (0,) * num_variables
-    result = {constant: float(coefficients["bias"][0])}
-    for i, p in enumerate(inputs):
-        result = _poly_add(result, {e: coefficients["linear"][0, i] * c for e, c in p.items()})
-    tensor = coefficients.get("order_2")
-    if tensor is not None:
-        for i, j in itertools.product(range(len(inputs)), repeat=2):
-            product = _poly_mul(inputs[i], inputs[j])
-            result = _poly_add(result, {e: tensor[0, i, j] * c for e, c in product.items()})
+def _dense_patch(coefficients, inputs):
+    """Filter 0's ``b + sum_i L_i p_i + sum_ij Q_ij p_i p_j`` with the polynomials ``inputs``."""
+    result = np.tensordot(coefficients["linear"][0], np.stack(inputs), axes=1)
+    result[(0,) * result.ndim] += coefficients["bias"][0]
+    quadratic = coefficients.get("order_2")
+    if quadratic is not None:
+        products = np.stack([np.stack([_dense_product(p, q) for q in inputs]) for p in inputs])
+        result += np.tensordot(quadratic[0], products, axes=2)
     return result
 
 
@@ -169,15 +161,19 @@ def test_fig_s1_fit_equals_composed_taylor_coefficients():
     """The fitted coefficients are the composition of the two layers' exact coefficients."""
     first, second = fig_s1_stack(order=2, seed=5)
     fitted = fit_monomials((first, second), seed=6)
-    variables = [{tuple(int(v == i) for v in range(4)): 1.0} for i in range(4)]
+    variables = [np.zeros(DENSE_SHAPE) for _ in range(4)]
+    for i, variable in enumerate(variables):
+        variable[tuple(np.eye(4, dtype=int)[i])] = 1.0  # x_{i+1}
     coefficients = first.taylor_coefficients()
-    y1 = _apply_coefficients(coefficients, variables[:2], 4)  # patch (x1, x2)
-    y2 = _apply_coefficients(coefficients, variables[2:], 4)  # patch (x3, x4)
-    z = _apply_coefficients(second.taylor_coefficients(), [y1, y2], 4)
+    y1 = _dense_patch(coefficients, variables[:2])  # patch (x1, x2)
+    y2 = _dense_patch(coefficients, variables[2:])  # patch (x3, x4)
+    z = _dense_patch(second.taylor_coefficients(), [y1, y2])
     scale = max(abs(c) for c in fitted.values())
     for exponents, value in fitted.items():
-        assert abs(value - z.get(exponents, 0.0)) < 1e-9 * scale, exponents
-    assert set(z) <= set(fitted)
+        assert abs(value - z[exponents]) < 1e-9 * scale, exponents
+    # Every monomial the fit left out (total degree > 4) is absent from the composition.
+    outside = [e for e in np.ndindex(*DENSE_SHAPE) if e not in fitted]
+    assert max(abs(z[e]) for e in outside) < 1e-12 * scale
 
 
 # ----------------------------------------------------------------------------------------------
