@@ -12,10 +12,10 @@ For each scale ``s`` the factors ``U`` start as a truncated normal of variance `
 
     TN_KERAS_DATA=/path/to/data python benchmarks/ablation_factor_init.py --scales 1.0 0.1
 """
-import argparse
-import json
 
 import numpy as np
+
+import _common  # benchmarks/_common.py: the --json option and report writer
 
 
 def kurtosis(values):
@@ -58,13 +58,12 @@ def run(scale, x, y, epochs, train_examples, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.1])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-examples", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir")
-    parser.add_argument("--json")
     args = parser.parse_args()
 
     from tn_keras import datasets
@@ -77,9 +76,7 @@ def main():
         kurt = ", ".join(f"{v:.1f}" for v in r["kurtosis"].values())
         print(f"| {r['scale']:g} | {kurt} | {r['train_accuracy'][-1]:.3f} | "
               f"{r['heldout_accuracy'][-1]:.3f} |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    _common.write_report(args.json, results)
 
 
 if __name__ == "__main__":

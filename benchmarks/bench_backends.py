@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+import _common  # benchmarks/_common.py: the --json option and report writer
+
 
 def child(args) -> dict:
     """Runs inside one backend's process; returns the measurements."""
@@ -71,13 +73,12 @@ def run_backend(backend: str, args) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--model", default="cifar_taylornet")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per backend")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--mixed-precision", action="store_true")
-    parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -98,9 +99,7 @@ def main(argv=None) -> int:
         ratio = f"{r['median_step_s'] / baseline:5.2f}x" if baseline else "  n/a"
         print(f"{r['backend']:12s} {1000 * r['median_step_s']:10.1f} {r['images_per_s']:9.0f} "
               f"{r['first_step_s']:15.1f} {r['peak_rss_mib']:15.0f} {ratio:>6s}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "rows": rows}, f, indent=2)
+    _common.write_report(args.json, {"args": vars(args), "rows": rows})
     return 0
 
 

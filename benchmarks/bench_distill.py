@@ -11,7 +11,6 @@ the backend and the loaded dataset) as JSON. Runs under any Keras backend (``KER
 Without ``--weights`` the zoo's pretrained mnist_taylornet is used. The machine's other load
 matters on 2 cores: note it (``uptime``) beside the numbers.
 """
-import argparse
 import json
 import os
 import platform
@@ -20,9 +19,11 @@ import time
 
 from tn_keras.distill import config
 
+import _common  # benchmarks/_common.py: the --json option and report writer
+
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _common.parser(__doc__)
     p.add_argument("--model", default="mnist_taylornet")
     p.add_argument("--weights", default="pretrained")
     p.add_argument("--per-class", type=int, default=1000)
@@ -31,7 +32,6 @@ def main(argv=None):
     p.add_argument("--method", choices=tuple(config.METHODS), default=config.DEFAULT_METHOD)
     p.add_argument("--out", required=True, help="export folder (replaced)")
     p.add_argument("--data-dir")
-    p.add_argument("--json", help="also write the report here")
     args = p.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -70,10 +70,7 @@ def main(argv=None):
         backend=keras.backend.backend(),
     )
     print(json.dumps(report, indent=2))
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+    _common.write_report(args.json, report)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ import subprocess
 import sys
 import time
 
+import _common  # benchmarks/_common.py: the --json option and report writer
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 CONFIGS = ("forward", "decompose32", "decompose64", "gradient", "hessian", "nodes")
@@ -157,13 +159,12 @@ def run_one(name, args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--hessian-model", default="mnist_taylornet")
     parser.add_argument("--study-images", type=int, default=16)
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--only", help=argparse.SUPPRESS)
-    parser.add_argument("--json")
     args = parser.parse_args(argv)
     if args.only:
         print("RESULT " + json.dumps(run_one(args.only, args)))
@@ -185,9 +186,7 @@ def main(argv=None):
             results[name]["ratio_to_" + base] = results[name]["seconds"] / results[base]["seconds"]
     report = {"images": args.images, "hessian_model": args.hessian_model,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "results": results}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+    _common.write_report(args.json, report)
     print(json.dumps(report, indent=2))
     return 0
 

@@ -14,12 +14,13 @@ products of a degree-2^L polynomial, apart from what it did to training.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 
 import numpy as np
+
+import _common  # benchmarks/_common.py: the --json option and report writer
 
 
 def _train(args, out, mixed_precision):
@@ -52,12 +53,11 @@ def _compute_dtype_effect(model_bf16, name):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--model", default="mnist_taylornet")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--max-train-examples", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json")
     args = parser.parse_args(argv)
 
     import keras
@@ -75,9 +75,7 @@ def main(argv=None) -> int:
               f"{100 * r['final_train_accuracy']:.2f} % (loss {r['final_train_loss']:.4f})  "
               f"{r['training_seconds']:.0f} s")
     print("bf16-trained weights:", json.dumps(rows["same_weights"]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "rows": rows}, f, indent=2)
+    _common.write_report(args.json, {"args": vars(args), "rows": rows})
     return 0
 
 

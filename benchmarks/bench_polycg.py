@@ -38,6 +38,8 @@ import subprocess
 import sys
 import time
 
+import _common  # benchmarks/_common.py: the --json option and report writer
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 CONFIGS = ("polycg", "conv_eq", "conv_pool")
@@ -174,7 +176,7 @@ def measure_memory(args) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per configuration")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per config per round")
@@ -182,7 +184,6 @@ def main(argv=None) -> int:
     parser.add_argument("--jit", action="store_true", help="tf.function(jit_compile=True)")
     parser.add_argument("--no-memory", action="store_true",
                         help="skip the per-configuration subprocesses that measure peak RSS")
-    parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--only", choices=CONFIGS, help=argparse.SUPPRESS)  # memory subprocess
     args = parser.parse_args(argv)
 
@@ -224,10 +225,8 @@ def main(argv=None) -> int:
           + ("; per-configuration peaks from one subprocess each (--only), baseline = RSS "
              "before the first step." if memory else "."))
 
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "timing": timing, "memory": memory,
-                       "ratios": ratios, "tensorflow": tf.__version__}, f, indent=2)
+    _common.write_report(args.json, {"args": vars(args), "timing": timing, "memory": memory,
+                                     "ratios": ratios, "tensorflow": tf.__version__})
     return 0
 
 

@@ -9,13 +9,14 @@ peak resident memory. The machine's other load matters on a shared CPU: it is re
 
     python benchmarks/distill_backends.py --json distill_backends.json
 """
-import argparse
 import json
 import os
 import subprocess
 import sys
 
 from tn_keras.distill import config
+
+import _common  # benchmarks/_common.py: the --json option and report writer
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -52,11 +53,10 @@ def run_backend(backend, per_class, methods):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _common.parser(__doc__)
     p.add_argument("--per-class", type=int, default=160, help="level 0 images per class")
     p.add_argument("--methods", default=",".join(config.METHODS))
     p.add_argument("--backends", default=",".join(BACKENDS))
-    p.add_argument("--json", help="also write the report here")
     args = p.parse_args(argv)
     methods = args.methods.split(",")
     rows = [run_backend(b, args.per_class, methods) for b in args.backends.split(",")]
@@ -70,9 +70,7 @@ def main(argv=None):
                   per_class=args.per_class, cpu_count=os.cpu_count(),
                   load_average_at_end=os.getloadavg(), rows=rows)
     print(json.dumps(report, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+    _common.write_report(args.json, report)
 
 
 if __name__ == "__main__":

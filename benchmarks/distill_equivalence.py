@@ -11,7 +11,6 @@ when its start images are perturbed by 1e-3 grey levels (the optimisation's own 
 
 It needs a git checkout (``git show REV:path``).
 """
-import argparse
 import json
 import os
 import subprocess
@@ -19,6 +18,8 @@ import sys
 import tempfile
 
 import numpy as np
+
+import _common  # benchmarks/_common.py: the --json option and report writer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -100,9 +101,8 @@ def distribution_rows(old_distribution, x, y):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _common.parser(__doc__)
     p.add_argument("--rev", default="5d7c107", help="a revision with the hand-written Adam")
-    p.add_argument("--json")
     args = p.parse_args(argv)
     import keras
 
@@ -118,9 +118,7 @@ def main(argv=None):
                       **embedding_rows(old_algorithm, old_keras_epsilon, tiny_model(), x, y),
                       **distribution_rows(old_distribution, x, y))
     print(json.dumps(report, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+    _common.write_report(args.json, report)
 
 
 if __name__ == "__main__":

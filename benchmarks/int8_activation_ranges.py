@@ -11,7 +11,6 @@ comparison, plain int8 without the rewrites.
     TN_KERAS_DATA=/path/to/data python benchmarks/int8_activation_ranges.py \
         --models cifar_taylornet,fashion_taylornet --test-images 2000 --json out.json
 """
-import argparse
 import json
 import os
 import tempfile
@@ -19,13 +18,14 @@ import time
 
 import numpy as np
 
+import _common  # benchmarks/_common.py: the --json option and report writer
+
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _common.parser(__doc__, json_required=True)
     p.add_argument("--models", help="comma-separated zoo names (default: every checkpoint)")
     p.add_argument("--test-images", type=int, default=2000)
     p.add_argument("--data-dir")
-    p.add_argument("--json", required=True)
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -81,8 +81,7 @@ def main(argv=None):
         results[name] = row
         print(name, json.dumps({k: row[k] for k in ("keras_accuracy", "min_max_without_folding",
                                                      "auto")}), flush=True)
-    with open(args.json, "w") as f:
-        json.dump(results, f, indent=1)
+    _common.write_report(args.json, results)
 
 
 if __name__ == "__main__":

@@ -11,22 +11,22 @@ is compared with the Keras model on a fixed random sample of the test split.
     TN_KERAS_DATA=/path/to/data python benchmarks/int8_calibration.py --model fashion_taylornet \\
         --distilled /tmp/fashion_levels --levels 3,5,6 --test-images 10000 --json out.json
 """
-import argparse
 import json
 import os
 import tempfile
 
 import numpy as np
 
+import _common  # benchmarks/_common.py: the --json option and report writer
+
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _common.parser(__doc__, json_required=True)
     p.add_argument("--model", required=True, help="zoo name")
     p.add_argument("--distilled", required=True, help="a distilled export folder")
     p.add_argument("--levels", required=True, help="comma-separated level numbers")
     p.add_argument("--test-images", type=int, default=10000)
     p.add_argument("--data-dir")
-    p.add_argument("--json", required=True)
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -69,8 +69,7 @@ def main(argv=None):
         pick = np.sort(np.random.default_rng(0).choice(len(x_train), count, replace=False))
         real = measure(f"{count} random real", x_train[pick].reshape((count,) + shape))
         results["levels"][str(level)] = {"distilled": distilled, "random_real": real}
-    with open(args.json, "w") as f:
-        json.dump(results, f, indent=1)
+    _common.write_report(args.json, results)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ fused polynomial convolution) stay int8: gains are lower bounds.
     TN_KERAS_DATA=/path/to/data python benchmarks/int8_sensitivity.py \\
         --models cifar_convnet_relu --no-fold-normalization --test-images 3000 --json out.json
 """
-import argparse
 import json
 import os
 import re
@@ -21,15 +20,16 @@ import time
 
 import numpy as np
 
+import _common  # benchmarks/_common.py: the --json option and report writer
+
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _common.parser(__doc__, json_required=True)
     p.add_argument("--models", required=True, help="comma-separated zoo names")
     p.add_argument("--test-images", type=int, default=2000)
     p.add_argument("--no-fold-normalization", dest="fold_normalization", action="store_false",
                    help="study the graph without the input Normalization fold")
     p.add_argument("--data-dir")
-    p.add_argument("--json", required=True)
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -97,8 +97,7 @@ def main(argv=None):
         results[name] = row
         print(name, json.dumps({k: row[k] for k in ("quantile", "all_int8", "all_listed_float")}),
               flush=True)
-    with open(args.json, "w") as f:
-        json.dump(results, f, indent=1)
+    _common.write_report(args.json, results)
 
 
 if __name__ == "__main__":
