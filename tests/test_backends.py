@@ -1,11 +1,13 @@
 """tn_keras under every Keras backend: JAX and PyTorch without TensorFlow build, train and save;
 TensorFlow loads what they saved and predicts the same; the same seed gives the same weights;
 ``data_parallel`` splits batches over two JAX devices; global switches are restored."""
+import contextlib
 import importlib.util
 import json
 import os
 import sys
 import textwrap
+import types
 
 import keras
 import numpy as np
@@ -175,22 +177,48 @@ def _determinism_enabled():
     return None
 
 
-def test_multiworker_fixes_are_undone_after_the_run(monkeypatch):
+class _TwoWorkers:
+    """What the fixes read of a MultiWorkerMirroredStrategy: 2 replicas, 1 device on this worker."""
+
+    num_replicas_in_sync = 2
+    extended = types.SimpleNamespace(worker_devices=("/job:worker/task:0/device:CPU:0",))
+
+
+@pytest.mark.parametrize("run_fails", [False, True])
+def test_multiworker_fixes_are_undone_after_the_run(monkeypatch, run_fails):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("tf.distribute: TensorFlow backend only")
-    from keras.src.backend.tensorflow import trainer as tf_trainer
+    from tn_keras.training import multiworker_workarounds as fixes
+
+    model = zoo.build("digits_taylornet")
+    model.train_function = "traced before"
+    monkeypatch.setattr(fixes, "build_before_fit", lambda m, s, d: setattr(
+        m, "_maybe_symbolic_build", lambda **kw: None))
+    with contextlib.suppress(RuntimeError):
+        with fixes.multiworker_fixes(model, _TwoWorkers(), None):
+            assert {"_maybe_symbolic_build", "train_step", "test_step"} <= set(model.__dict__)
+            assert model.train_function is None  # traced again, with the wrapped steps
+            if run_fails:
+                raise RuntimeError("fit failed")
+    assert not {"_maybe_symbolic_build", "train_step", "test_step"} & set(model.__dict__)
+    assert model.train_step.__func__ is type(model).train_step
+    assert model.train_function is None and model.test_function is None
+
+
+def test_multiworker_logs_leave_the_step_as_vectors():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.distribute: TensorFlow backend only")
+    import tensorflow as tf
 
     from tn_keras.training import multiworker_workarounds as fixes
 
-    original = tf_trainer.reduce_per_replica
-    model = zoo.build("digits_taylornet")
-    monkeypatch.setattr(fixes, "build_before_fit", lambda m, s, d: setattr(
-        m, "_maybe_symbolic_build", lambda **kw: None))
-    with fixes.multiworker_fixes(model, None, None):
-        assert tf_trainer.reduce_per_replica is not original
-        assert "_maybe_symbolic_build" in model.__dict__
-    assert tf_trainer.reduce_per_replica is original
-    assert "_maybe_symbolic_build" not in model.__dict__
+    step = fixes._logs_as_vectors(lambda data: {"loss": tf.constant(2.5),
+                                                "per_class": tf.constant([1.0, 2.0])})
+    logs = step(None)
+    assert logs["loss"].shape == (1,) and float(logs["loss"][0]) == 2.5
+    assert logs["per_class"].shape == (2,)
+    assert fixes.is_multi_worker(_TwoWorkers())
+    assert not fixes.is_multi_worker(tf.distribute.MirroredStrategy(["/cpu:0"]))
 
 
 @pytest.mark.slow

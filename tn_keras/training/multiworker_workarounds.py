@@ -1,22 +1,44 @@
 """Workarounds that let Keras 3 ``fit`` run under ``tf.distribute.MultiWorkerMirroredStrategy``.
 
-keras-team/keras#20585 (open as of Keras 3.15): ``Model.fit`` with MultiWorkerMirroredStrategy
-fails in two places of Keras's TensorFlow trainer:
+keras-team/keras#20585 (open as of Keras 3.15): ``Model.fit`` under MultiWorkerMirroredStrategy
+fails in two places of Keras's TensorFlow trainer (``keras/src/backend/tensorflow/trainer.py``,
+line numbers of 3.15.1):
 
-1. before the first step it reduces a *distributed* input batch eagerly to build the model
-   ("Attempt to convert a value (PerReplica...) ... to a Tensor");
-2. every step it reduces the per-replica scalar logs with ``strategy.reduce("MEAN", v,
-   axis=0)``, which is invalid for a scalar ("Invalid reduction dimension 0 for input with
-   0 dimensions").
+1. ``fit`` calls ``self._maybe_symbolic_build(iterator=epoch_iterator)`` (line 372). For a model
+   made under a strategy it takes the first *distributed* batch and reduces it eagerly with
+   ``self.distribute_strategy.reduce("MEAN", batch, axis=None)`` (line 731) -- before it checks
+   whether anything needs building -- which fails: "Attempt to convert a value (PerReplica...)
+   ... to a Tensor".
+2. Every step, ``_make_function`` reduces the step's logs with ``reduce_per_replica(...,
+   reduction="auto")`` (line 138), which under multi-worker runs ``strategy.reduce("MEAN", v,
+   axis=0)`` (line 841): invalid for a scalar log ("Invalid reduction dimension 0 for input
+   with 0 dimensions").
 
-Both are applied only when training runs under that strategy, only to what they fix, and only
-for the length of that run: `multiworker_fixes` undoes them on the way out (issue #16).
+Public routes:
+
+* Fix 1 has none. No argument of ``fit`` or ``compile`` skips that call; building the model
+  beforehand does not help, because the reduce comes before the check; and the model cannot be
+  made outside the strategy's scope to leave ``_distribute_strategy`` unset, since its
+  variables must be mirrored (the comment at line 34). So `build_before_fit` builds the model,
+  its loss, metrics and optimiser from the dataset's element spec with ``Model._symbolic_build``
+  and shadows ``_maybe_symbolic_build`` on this one model instance: private methods of the
+  model, but no private module, and nothing outside this model.
+* Fix 2 has one. ``Model.distribute_reduction_method`` (line 46) looks like the switch, but the
+  3.15 trainer never reads it (line 138 passes ``"auto"``): with it set to ``"first"``, ``fit``
+  on two localhost workers still fails with the same error. ``train_step`` and ``test_step``
+  are public to override, and the reduction applies to what they return: `_logs_as_vectors`
+  gives each scalar log the shape ``[1]``, so Keras's own ``reduce("MEAN", v, axis=0)`` averages
+  it over all workers into a scalar again.
+
+Both apply to one model for one run: `multiworker_fixes` restores the model on the way out,
+and nothing process-wide is changed (issue #16).
 """
 import contextlib
 
 import keras
 import tensorflow as tf
-from keras.src.backend.tensorflow import trainer as tf_trainer
+
+_SHADOWED = ("_maybe_symbolic_build", "train_step", "test_step")
 
 
 def build_before_fit(model, strategy, dataset):
@@ -31,30 +53,39 @@ def build_before_fit(model, strategy, dataset):
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
-_original_reduce_per_replica = tf_trainer.reduce_per_replica
+def is_multi_worker(strategy):
+    """True when ``strategy``'s replicas span more than this worker's devices."""
+    return strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)
 
 
-def _reduce_per_replica(values, strategy, reduction):
-    """Mean-reduce scalar logs over the whole reduction (axis None) under multi-worker."""
-    if reduction in ("auto", "mean") and isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy
-    ):
+def _logs_as_vectors(step):
+    """``step`` with every scalar log given shape ``[1]``: one value per worker on axis 0 (fix 2).
+    """
+    def step_with_vector_logs(data):
         return tf.nest.map_structure(
-            lambda v: strategy.reduce("MEAN", v, axis=None if v.shape.rank == 0 else 0),
-            values,
-        )
-    return _original_reduce_per_replica(values, strategy, reduction)
+            lambda value: tf.reshape(value, [1]) if value.shape.rank == 0 else value, step(data))
+
+    return step_with_vector_logs
 
 
 @contextlib.contextmanager
 def multiworker_fixes(model, strategy, dataset):
-    """Both fixes for one ``fit`` of ``model``; Keras's trainer and the model are restored after.
-    """
+    """Both fixes for one ``fit`` of ``model``; the model is as it was afterwards."""
     build_before_fit(model, strategy, dataset)
-    tf_trainer.reduce_per_replica = _reduce_per_replica
+    if is_multi_worker(strategy):
+        model.train_step = _logs_as_vectors(model.train_step)
+        model.test_step = _logs_as_vectors(model.test_step)
+    _forget_step_functions(model)
     try:
         yield
     finally:
-        tf_trainer.reduce_per_replica = _original_reduce_per_replica
-        # The instance attribute shadowed the class's method; deleting it brings that back.
-        model.__dict__.pop("_maybe_symbolic_build", None)
+        # The instance attributes shadowed the class's methods; deleting them brings those back.
+        for name in _SHADOWED:
+            model.__dict__.pop(name, None)
+        _forget_step_functions(model)
+
+
+def _forget_step_functions(model):
+    # Keras caches the traced step functions; a later fit must trace the restored steps again.
+    model.train_function = None
+    model.test_function = None
