@@ -72,6 +72,19 @@ def test_ignores_five_shared_statements():
     assert _find(a=five, b=five) == []
 
 
+def test_a_scripts_main_guard_is_not_logic():
+    tail = """
+        report = measure()
+        report["host"] = host()
+        print(report)
+        save(report)
+        if __name__ == "__main__":
+            main()
+    """
+    assert len(dup.logical_lines(textwrap.dedent(tail))) == 5  # six with the guard
+    assert _find(a=tail, b=tail) == []
+
+
 def test_a_different_flow_of_values_is_not_a_copy():
     # `acc += s * n` uses another value than `total += v * v`: not the same logic.
     other = ENERGY.replace("acc += s * s", "acc += s * n")
