@@ -5,6 +5,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import types
@@ -219,6 +220,54 @@ def test_multiworker_logs_leave_the_step_as_vectors():
     assert logs["per_class"].shape == (2,)
     assert fixes.is_multi_worker(_TwoWorkers())
     assert not fixes.is_multi_worker(tf.distribute.MirroredStrategy(["/cpu:0"]))
+
+
+# One worker of two: targets 0 on worker 0 and 10 on worker 1, a zero model that does not learn,
+# so each worker's own squared error is 0 or 100 and the mean over both is 50.
+_WORKER = """
+import json, os
+import numpy as np, tensorflow as tf, keras
+from tn_keras.training.multiworker_workarounds import multiworker_fixes
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+options = tf.data.Options()
+options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+data = tf.data.Dataset.from_tensor_slices((np.ones((32, 4), "float32"), np.full(
+    (32, 1), 10.0 * index, "float32"))).batch(16).with_options(options)
+with strategy.scope():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, kernel_initializer="zeros")])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+batches = []
+log = keras.callbacks.LambdaCallback(
+    on_train_batch_end=lambda batch, logs: batches.append(float(logs["loss"])))
+with multiworker_fixes(model, strategy, data):
+    history = model.fit(data, epochs=1, verbose=0, validation_data=data, callbacks=[log])
+print(json.dumps({"batches": batches, **{k: v[-1] for k, v in history.history.items()}}))
+"""
+
+
+@pytest.mark.slow
+def test_multiworker_logs_are_the_mean_over_workers():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.distribute: TensorFlow backend only")
+    from test_training import _free_ports
+
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    env = [dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}))
+        for i in range(2)]
+    processes = [subprocess.Popen([sys.executable, "-c", _WORKER], env=e, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for e in env]
+    try:
+        outputs = [p.communicate(timeout=300) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    for p, (_, err) in zip(processes, outputs):
+        assert p.returncode == 0, err[-3000:]
+    for out, _ in outputs:
+        logs = json.loads(out.strip().splitlines()[-1])
+        assert logs == {"batches": [50.0, 50.0], "loss": 50.0, "val_loss": 50.0}
 
 
 @pytest.mark.slow

@@ -192,6 +192,44 @@ def _dangling(path):
     return path
 
 
+# mnist.npz files that differ from a sound one by these arrays (None: the key is left out).
+NPZ_CHANGES = {
+    "npz-missing-key": dict(y_test=None),
+    "npz-float-images": dict(x_train=np.zeros((12, 28, 28), np.float32)),
+    "npz-wrong-ndim": dict(x_train=np.zeros((12, 784), np.uint8)),
+    "npz-wrong-image-size": dict(x_train=np.zeros((12, 27, 28), np.uint8),
+                                 x_test=np.zeros((4, 27, 28), np.uint8)),
+    "npz-train-test-shapes-differ": dict(x_test=np.zeros((4, 28, 27), np.uint8)),
+    "npz-label-negative": dict(y_train=np.full(12, -1)),
+    "npz-label-too-large": dict(y_test=np.full(4, 10)),
+    "npz-label-count-mismatch": dict(y_train=np.zeros(11, int)),
+    "npz-float-labels": dict(y_train=np.zeros(12, np.float32)),
+    "npz-2d-labels": dict(y_train=np.zeros((12, 3), int)),
+    "npz-zero-train-images": dict(x_train=np.zeros((0, 28, 28), np.uint8),
+                                  y_train=np.zeros(0, int)),
+    "npz-zero-test-images": dict(x_test=np.zeros((0, 28, 28), np.uint8), y_test=np.zeros(0, int)),
+    "npz-object-array": dict(y_test=np.array([None] * 4, dtype=object)),
+}
+# MNIST IDX folders with one file broken: (its array, how) and the file the error must name.
+IDX_BREAKS = {
+    "idx-file-missing": ("y_test", "missing", "t10k-labels-idx1-ubyte.gz"),
+    "idx-bad-magic": ("x_train", "magic", "train-images-idx3-ubyte.gz"),
+    "idx-size-mismatch": ("x_test", "short", "t10k-images-idx3-ubyte.gz"),
+    "idx-truncated-gzip": ("y_train", "truncated-gzip", "train-labels-idx1-ubyte.gz"),
+    "idx-not-gzip": ("x_train", "not-gzip", "train-images-idx3-ubyte.gz"),
+    "idx-file-is-a-folder": ("x_train", "folder", "train-images-idx3-ubyte.gz"),
+}
+
+
+def _npz_case(changes):
+    return lambda d: (_npz(d, **changes) and d, d / "mnist.npz")
+
+
+def _idx_case(broken, how, culprit):
+    return lambda d: (_idx_folder(d, broken, how) and d, culprit)
+
+
+# case -> a function that breaks the data folder d and returns (--data-dir, the file to name).
 LOADER_CASES = {
     "data-dir-missing": lambda d: (d / "nowhere", d / "nowhere"),
     "data-dir-is-a-file": lambda d: ((d / "f").write_text("x") and d / "f", d / "f"),
@@ -199,30 +237,6 @@ LOADER_CASES = {
     "npz-random-bytes": lambda d: ((d / "mnist.npz").write_bytes(os.urandom(300)) or d,
                                    d / "mnist.npz"),
     "npz-truncated": lambda d: (_truncate(_npz(d), 0.5) or d, d / "mnist.npz"),
-    "npz-missing-key": lambda d: (_npz(d, y_test=None) and d, d / "mnist.npz"),
-    "npz-float-images": lambda d: (_npz(d, x_train=np.zeros((12, 28, 28), np.float32)) and d,
-                                   d / "mnist.npz"),
-    "npz-wrong-ndim": lambda d: (_npz(d, x_train=np.zeros((12, 784), np.uint8)) and d,
-                                 d / "mnist.npz"),
-    "npz-wrong-image-size": lambda d: (_npz(d, x_train=np.zeros((12, 27, 28), np.uint8),
-                                            x_test=np.zeros((4, 27, 28), np.uint8)) and d,
-                                       d / "mnist.npz"),
-    "npz-train-test-shapes-differ": lambda d: (
-        _npz(d, x_test=np.zeros((4, 28, 27), np.uint8)) and d, d / "mnist.npz"),
-    "npz-label-negative": lambda d: (_npz(d, y_train=np.full(12, -1)) and d, d / "mnist.npz"),
-    "npz-label-too-large": lambda d: (_npz(d, y_test=np.full(4, 10)) and d, d / "mnist.npz"),
-    "npz-label-count-mismatch": lambda d: (_npz(d, y_train=np.zeros(11, int)) and d,
-                                           d / "mnist.npz"),
-    "npz-float-labels": lambda d: (_npz(d, y_train=np.zeros(12, np.float32)) and d,
-                                   d / "mnist.npz"),
-    "npz-2d-labels": lambda d: (_npz(d, y_train=np.zeros((12, 3), int)) and d,
-                                d / "mnist.npz"),
-    "npz-zero-train-images": lambda d: (_npz(d, x_train=np.zeros((0, 28, 28), np.uint8),
-                                             y_train=np.zeros(0, int)) and d, d / "mnist.npz"),
-    "npz-zero-test-images": lambda d: (_npz(d, x_test=np.zeros((0, 28, 28), np.uint8),
-                                            y_test=np.zeros(0, int)) and d, d / "mnist.npz"),
-    "npz-object-array": lambda d: (_npz(d, y_test=np.array([None] * 4, dtype=object)) and d,
-                                   d / "mnist.npz"),
     "npz-header-declares-terabytes": lambda d: (_npz_with_header(d, (10 ** 9, 28, 28)) and d,
                                                 d / "mnist.npz"),
     "npz-header-declares-fewer-bytes": lambda d: (_npz_with_header(d, (1, 2, 2)) and d,
@@ -230,18 +244,8 @@ LOADER_CASES = {
     "npz-is-a-folder": lambda d: ((d / "mnist.npz").mkdir() or d, d / "mnist.npz"),
     "npz-is-a-fifo": lambda d: (_fifo(d / "mnist.npz") and d, d / "mnist.npz"),
     "npz-dangling-symlink": lambda d: (_dangling(d / "mnist.npz") and d, d / "mnist.npz"),
-    "idx-file-missing": lambda d: (_idx_folder(d, "y_test", "missing") and d,
-                                   "t10k-labels-idx1-ubyte.gz"),
-    "idx-bad-magic": lambda d: (_idx_folder(d, "x_train", "magic") and d,
-                                "train-images-idx3-ubyte.gz"),
-    "idx-size-mismatch": lambda d: (_idx_folder(d, "x_test", "short") and d,
-                                    "t10k-images-idx3-ubyte.gz"),
-    "idx-truncated-gzip": lambda d: (_idx_folder(d, "y_train", "truncated-gzip") and d,
-                                     "train-labels-idx1-ubyte.gz"),
-    "idx-not-gzip": lambda d: (_idx_folder(d, "x_train", "not-gzip") and d,
-                               "train-images-idx3-ubyte.gz"),
-    "idx-file-is-a-folder": lambda d: (_idx_folder(d, "x_train", "folder") and d,
-                                       "train-images-idx3-ubyte.gz"),
+    **{case: _npz_case(changes) for case, changes in NPZ_CHANGES.items()},
+    **{case: _idx_case(*breaks) for case, breaks in IDX_BREAKS.items()},
 }
 CIFAR_CASES = {
     "cifar-archive-random-bytes": lambda d: (
