@@ -1,6 +1,7 @@
 """tn_keras under every Keras backend: JAX and PyTorch without TensorFlow build, train and save;
 TensorFlow loads what they saved and predicts the same; the same seed gives the same weights;
 ``data_parallel`` splits batches over two JAX devices; global switches are restored."""
+import concurrent.futures
 import contextlib
 import importlib.util
 import json
@@ -256,17 +257,14 @@ def test_multiworker_logs_are_the_mean_over_workers():
     env = [dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(
         {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}))
         for i in range(2)]
-    processes = [subprocess.Popen([sys.executable, "-c", _WORKER], env=e, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for e in env]
-    try:
-        outputs = [p.communicate(timeout=300) for p in processes]
-    finally:
-        for p in processes:
-            p.kill()
-    for p, (_, err) in zip(processes, outputs):
-        assert p.returncode == 0, err[-3000:]
-    for out, _ in outputs:
-        logs = json.loads(out.strip().splitlines()[-1])
+    # Both workers must run at once (each waits for the other); subprocess.run kills on timeout.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda e: subprocess.run(
+            [sys.executable, "-c", _WORKER], env=e, capture_output=True, text=True, timeout=300),
+            env))
+    for result in results:
+        assert result.returncode == 0, result.stderr[-3000:]
+        logs = json.loads(result.stdout.strip().splitlines()[-1])
         assert logs == {"batches": [50.0, 50.0], "loss": 50.0, "val_loss": 50.0}
 
 
