@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tn_keras import datasets
+from tn_keras.datasets import codecs
 from tn_keras.datasets import shards
 from tn_keras.datasets.errors import DatasetFormatError
 
@@ -38,15 +39,16 @@ def cifar_folder(tmp_path, monkeypatch):
     return str(folder), arrays
 
 
-def _pack(cifar_folder, tmp_path):
+def _pack(cifar_folder, tmp_path, codec="zlib"):
     folder, _ = cifar_folder
     return shards.pack("cifar10", str(tmp_path / "packed"), LIMIT_MB, data_dir=folder,
-                       offline=True)
+                       offline=True, codec=codec)
 
 
-def test_round_trip_is_byte_exact_and_shards_respect_the_limit(cifar_folder, tmp_path):
+@pytest.mark.parametrize("codec", sorted(codecs.CODECS))
+def test_round_trip_is_byte_exact_and_shards_respect_the_limit(cifar_folder, tmp_path, codec):
     folder, arrays = cifar_folder
-    index = _pack(cifar_folder, tmp_path)
+    index = _pack(cifar_folder, tmp_path, codec)
     assert index == str(tmp_path / "packed" / "cifar10.shards" / "index.json")
     with open(index) as f:
         entries = json.load(f)["arrays"]
@@ -137,3 +139,63 @@ def test_real_mnist_round_trip(real_data_dir, tmp_path):
         x, y = datasets.load("mnist", split, data_dir=str(tmp_path), offline=True)
         x0, y0 = datasets.load("mnist", split, data_dir=real_data_dir, offline=True)
         assert x.tobytes() == x0.tobytes() and y.tobytes() == y0.tobytes()
+
+
+def _smooth_images(shape, seed=0):
+    """Images like photographs at small scale: smooth gradients plus a little noise."""
+    rng = np.random.default_rng(seed)
+    n, h, w = shape[:3]
+    ramp = np.add.outer(np.arange(h), np.arange(w))[None] * rng.uniform(0.5, 3, (n, 1, 1))
+    base = ramp[..., None] if len(shape) == 4 else ramp
+    noise = rng.normal(0, 2, shape)
+    return np.clip(base + noise + 40, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 9), (4, 8, 6, 1), (3, 8, 8, 3), (0, 4, 4, 3)])
+def test_image_prediction_is_exactly_invertible(shape):
+    rng = np.random.default_rng(1)
+    for images in (rng.integers(0, 256, shape, dtype=np.uint8), _smooth_images(shape)):
+        residual = codecs.predict_residuals(images)
+        np.testing.assert_array_equal(codecs.rebuild_images(residual, shape), images)
+
+
+def test_plane_predictor_residual_matches_a_direct_computation():
+    images = np.random.default_rng(2).integers(0, 256, (2, 5, 6, 3), dtype=np.uint8)
+    p = np.pad(images.astype(np.int64), ((0, 0), (1, 0), (1, 0), (0, 0)))  # zero row/column
+    plane = p[:, 1:, 1:] - p[:, 1:, :-1] - p[:, :-1, 1:] + p[:, :-1, :-1]
+    expected = plane.copy()
+    expected[..., 0] -= plane[..., 1]
+    expected[..., 2] -= plane[..., 1]
+    np.testing.assert_array_equal(codecs.predict_residuals(images),
+                                  (expected % 256).transpose(0, 3, 1, 2))
+
+
+@pytest.mark.parametrize("codec", sorted(codecs.CODECS))
+@pytest.mark.parametrize("array", [np.arange(12, dtype=np.int64).reshape(4, 3),
+                                   np.array([True, False, True]),
+                                   _smooth_images((3, 8, 8, 3))])
+def test_every_codec_round_trips_every_array(codec, array):
+    encode, decode = codecs.CODECS[codec]
+    np.testing.assert_array_equal(decode(encode(array), array.dtype, array.shape), array)
+
+
+def test_image_lzma_beats_zlib_on_smooth_images():
+    images = _smooth_images((64, 32, 32, 3))
+    sizes = {name: len(encode(images)) for name, (encode, _) in codecs.CODECS.items()}
+    assert sizes["image-lzma"] < 0.8 * sizes["zlib"], sizes
+
+
+def test_a_decoded_length_that_disagrees_with_the_index_is_named(cifar_folder, tmp_path):
+    index = _pack(cifar_folder, tmp_path, "image-lzma")
+    with open(index) as f:
+        content = json.load(f)
+    content["arrays"]["y_train"]["shape"] = [20, 2]  # sha256 still matches: the index lies
+    with open(index, "w") as f:
+        json.dump(content, f)
+    with pytest.raises(DatasetFormatError, match=r"y_train-00000\.xz: decoded"):
+        shards.read(index)
+
+
+def test_an_unknown_codec_is_refused(cifar_folder, tmp_path):
+    with pytest.raises(ValueError, match="codec must be one of"):
+        _pack(cifar_folder, tmp_path, "gzip")

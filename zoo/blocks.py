@@ -5,7 +5,7 @@ from tn_keras.layers import DilatedPolyCG
 from tn_keras.layers import PolyCG
 
 # BatchNorm is an affine map at inference, so a network with it stays a polynomial
-# (NOTES.md section 3). The faster momentum suits the short training runs of the zoo.
+# (docs/paper.md). The faster momentum suits the short training runs of the zoo.
 BN_MOMENTUM = 0.9
 
 

@@ -1,4 +1,4 @@
-"""cifar_taylornet: the paper's Fig. S3 network for CIFAR-10 (NOTES.md section 3).
+"""cifar_taylornet: the paper's Fig. S3 network for CIFAR-10 (docs/paper.md, "The CIFAR-10 network").
 
     32x32x3 -Conv1-> 32x32x64 -CG1-> 16x16x64 -Conv2-> 16x16x64 -CG2-> 8x8x64 -Conv3-> 8x8x128
     -diCG1(d=4)-> 4x4x128 -Conv4-> 4x4x128 -diCG2(d=2)-> 2x2x128 -Conv5-> 2x2x128 -CG3-> 1x1x128

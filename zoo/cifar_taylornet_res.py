@@ -29,10 +29,26 @@ Every layer is linear (Conv2D, Dense, BatchNormalization at inference, Normaliza
 connection, or one of the project's polynomial layers; the only non-linearity is the final
 softmax. The logits are therefore an exact polynomial of the raw pixels, of degree
 ``2 ** (n1 + n2 + n3 + 5)``: each block and each coarse-graining step doubles it.
+
+Variants for the ablations (builder keyword arguments, e.g. ``tn-keras train
+cifar_taylornet_res --model-kwargs order=3``; each is recorded in the checkpoint's manifest):
+
+- ``order``, ``rank``: of every polynomial layer (the degree becomes ``order ** (n + 5)``,
+  ``n`` the number of blocks);
+- ``batch_norm=False``: no BatchNormalization anywhere. The convolutions get biases, and a
+  block's product layer starts with a zero linear part (``kernel_initializer="zeros"``), so
+  that without ``BN_0`` a block still starts close to the identity (its branch is then only
+  the small product term);
+- ``separable_cg=True``: every 2x2 coarse-graining step is done as a 2x1 step along the
+  rows and then a 1x2 step along the columns (each with its own BatchNorm), the x-then-y
+  order of a separable renormalisation step; each CG step then contributes ``order ** 2``.
 """
+import dataclasses
+
 import keras
 from keras import layers
 
+from tn_keras.layers import DilatedPolyCG
 from tn_keras.layers import PolyCG
 from tn_keras.zoo import blocks
 from tn_keras.zoo.registry import TrainingRecipe
@@ -48,31 +64,73 @@ RES_RECIPE = TrainingRecipe(epochs=120, batch_size=128, learning_rate=2e-3, weig
                             augmentation="cifar", warmup_epochs=2.0)
 
 
-def residual_taylor_block(x, name):
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """The choices the ablations vary (module docstring); the defaults are the headline's."""
+
+    order: int = 2
+    rank: int = 1
+    batch_norm: bool = True
+    separable_cg: bool = False
+
+    def normalised(self, x, name, gamma_initializer="ones"):
+        """BatchNorm after ``x`` (``name + "_bn"``), or ``x`` itself without BatchNorm."""
+        if not self.batch_norm:
+            return x
+        return layers.BatchNormalization(momentum=blocks.BN_MOMENTUM,
+                                         gamma_initializer=gamma_initializer,
+                                         name=name + "_bn")(x)
+
+
+def residual_taylor_block(x, name, variant=Variant()):
     """``x + BN_0(PolyCG_1x1(BN(Conv3x3(x))))``: the identity at initialisation."""
     filters = x.shape[-1]
-    h = blocks.conv_bn(x, filters, name + "_conv")
-    h = PolyCG(filters, kernel_size=1, strides=1, order=2, rank=1, name=name + "_cg")(h)
-    h = layers.BatchNormalization(momentum=blocks.BN_MOMENTUM, gamma_initializer="zeros",
-                                  name=name + "_cg_bn")(h)
+    h = layers.Conv2D(filters, 3, padding="same", use_bias=not variant.batch_norm,
+                      name=name + "_conv")(x)
+    h = variant.normalised(h, name + "_conv")
+    h = PolyCG(filters, kernel_size=1, strides=1, order=variant.order, rank=variant.rank,
+               kernel_initializer="glorot_uniform" if variant.batch_norm else "zeros",
+               name=name + "_cg")(h)
+    h = variant.normalised(h, name + "_cg", gamma_initializer="zeros")
     return layers.Add(name=name + "_add")([x, h])
 
 
+def coarse_grain(x, filters, name, variant, strides=2, dilation_rate=None):
+    """One CG step (2x2 PolyCG, or DilatedPolyCG when ``dilation_rate``) and its BatchNorm;
+    with ``variant.separable_cg`` a 2x1 step then a 1x2 step, each with its BatchNorm."""
+    if variant.separable_cg:
+        steps = [((2, 1), "_x"), ((1, 2), "_y")]
+    else:
+        steps = [((2, 2), "")]
+    for kernel_size, suffix in steps:
+        along = [k > 1 for k in kernel_size]  # the axes this step coarse-grains
+        options = dict(order=variant.order, rank=variant.rank, name=name + suffix)
+        if dilation_rate is None:
+            step = tuple(strides if a else 1 for a in along)
+            layer = PolyCG(filters, kernel_size, strides=step, **options)
+        else:
+            step = tuple(dilation_rate if a else 1 for a in along)
+            layer = DilatedPolyCG(filters, kernel_size, dilation_rate=step, **options)
+        x = variant.normalised(layer(x), name + suffix)
+    return x
+
+
 def _residual_tree(input_shape, num_classes, channels, depths, width, classifier_activation,
-                   name):
+                   name, variant):
     c1, c2, c3 = (blocks.scaled(width, c) for c in channels)
     inputs = keras.Input(input_shape, name="image")
     x = blocks.preprocessing(inputs, "cifar10")
-    x = blocks.conv_bn(x, c1, "stem")
+    x = layers.Conv2D(c1, 3, padding="same", use_bias=not variant.batch_norm, name="stem")(x)
+    x = variant.normalised(x, "stem")
     for stage, (filters, depth, step) in enumerate(zip((c2, c3), depths[:2], ("cg1", "cg2"))):
         for i in range(depth):
-            x = residual_taylor_block(x, f"stage{stage + 1}_block{i + 1}")
-        x = blocks.cg_bn(x, filters, step, strides=2)
+            x = residual_taylor_block(x, f"stage{stage + 1}_block{i + 1}", variant)
+        x = coarse_grain(x, filters, step, variant)
     for i in range(depths[2]):
-        x = residual_taylor_block(x, f"stage3_block{i + 1}")
-    x = blocks.dicg_bn(x, c3, 4, "dicg1")
-    x = blocks.dicg_bn(x, c3, 2, "dicg2")
-    x = blocks.cg_bn(x, c3, "cg3", strides=1)
+        x = residual_taylor_block(x, f"stage3_block{i + 1}", variant)
+    x = coarse_grain(x, c3, "dicg1", variant, dilation_rate=4)
+    x = coarse_grain(x, c3, "dicg2", variant, dilation_rate=2)
+    x = coarse_grain(x, c3, "cg3", variant, strides=1)
     outputs = blocks.classifier_head(x, num_classes, classifier_activation)
     return keras.Model(inputs, outputs, name=name)
 
@@ -82,19 +140,23 @@ def _residual_tree(input_shape, num_classes, channels, depths, width, classifier
           description="CIFAR-10: residual TaylorNet, Fig. S3's CG tree with residual order-2 "
                       "blocks (no activation)")
 def cifar_taylornet_res(input_shape=(32, 32, 3), num_classes=10, width=1.0,
-                        classifier_activation="softmax", name="cifar_taylornet_res"):
+                        classifier_activation="softmax", name="cifar_taylornet_res",
+                        order=2, rank=1, batch_norm=True, separable_cg=False):
     """The headline residual TaylorNet (see the module docstring)."""
     channels, depths = SIZES["cifar_taylornet_res"]
     return _residual_tree(input_shape, num_classes, channels, depths, width,
-                          classifier_activation, name)
+                          classifier_activation, name,
+                          Variant(order, rank, batch_norm, separable_cg))
 
 
 @register("cifar_taylornet_res_small", parameters=1112426, macs_per_image=89294728,
           dataset="cifar10", recipe=RES_RECIPE,
           description="CIFAR-10: residual TaylorNet at half width, about Fig. S3's size")
 def cifar_taylornet_res_small(input_shape=(32, 32, 3), num_classes=10, width=1.0,
-                              classifier_activation="softmax", name="cifar_taylornet_res_small"):
+                              classifier_activation="softmax", name="cifar_taylornet_res_small",
+                              order=2, rank=1, batch_norm=True, separable_cg=False):
     """The small residual TaylorNet (see the module docstring)."""
     channels, depths = SIZES["cifar_taylornet_res_small"]
     return _residual_tree(input_shape, num_classes, channels, depths, width,
-                          classifier_activation, name)
+                          classifier_activation, name,
+                          Variant(order, rank, batch_norm, separable_cg))

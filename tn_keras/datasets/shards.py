@@ -9,12 +9,11 @@ and `tn_keras.datasets.load` reads such a folder when ``data_dir`` / ``TN_KERAS_
 ``DIR`` (or the shard folder itself). Every array of the dataset is packed (all splits, and
 CIFAR-10's ``test_is_lossless`` mask), so loading from shards gives byte-identical arrays.
 
-Codec: zlib (DEFLATE) from Python's standard library. It is lossless, needs no package on the
-receiving machine (the point of the format: a bare GPU machine with JAX or PyTorch), and
-decompresses at hundreds of MB/s, far above what training consumes. zstd compresses a little
-better and faster but needs a package before Python 3.14; PNG is DEFLATE plus filters and would
-tie shards to images (labels and masks are arrays too). A shard is the C-order bytes of its rows
-(dtype and shape in the index), compressed; "MB" is 10^6 bytes.
+Codecs (`tn_keras.datasets.codecs`, standard library only, so the receiving machine needs no
+package): ``zlib`` (the default; fast) or ``image-lzma`` (``--codec image-lzma``: a reversible
+prediction step and LZMA; natural images shrink to about 55 % where zlib keeps about 90 %,
+which matters when every megabyte travels). A shard is its rows encoded by the codec (dtype
+and shape in the index); "MB" is 10^6 bytes.
 
 Each shard's sha256 is checked before it is decompressed, and its decompressed length against
 the index; a missing or damaged shard raises `DatasetFormatError` naming it.
@@ -24,10 +23,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import zlib
 
 import numpy as np
 
+from tn_keras.datasets.codecs import CODECS
+from tn_keras.datasets.codecs import DEFAULT_CODEC
 from tn_keras.datasets.errors import DatasetFormatError
 from tn_keras.datasets.registry import info
 from tn_keras.utils.files import atomic_directory
@@ -38,8 +38,8 @@ FORMAT = "tn_keras.datasets.shards"
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
 SUFFIX = ".shards"
-CODEC = "zlib"
-COMPRESSION_LEVEL = 6  # zlib's default: within a few percent of level 9, several times faster.
+#: Shard file suffix of each codec.
+SUFFIXES = {"zlib": "zlib", "image-lzma": "xz"}
 MEGABYTE = 10**6
 # Datasets `load` makes in memory, never from a data folder.
 DERIVED = {"digits": "it ships inside scikit-learn",
@@ -65,18 +65,22 @@ def find(folder: str, name: str) -> str | None:
 
 
 def pack(name: str, out: str, max_shard_mb: float, data_dir: str | None = None,
-         offline: bool | None = None, overwrite: bool = False) -> str:
+         offline: bool | None = None, overwrite: bool = False,
+         codec: str = DEFAULT_CODEC) -> str:
     """Writes every array of dataset ``name`` as shards into ``<out>/<name>.shards/``.
 
     The dataset is found as `tn_keras.datasets.load` finds it (``data_dir``, ``TN_KERAS_DATA``,
     ...). The folder is written under a temporary name and renamed when complete; an existing
-    one is refused unless ``overwrite``.
+    one is refused unless ``overwrite``. ``codec`` is a name in
+    `tn_keras.datasets.codecs.CODECS`.
 
     Returns:
         The path of the index file.
     """
     if not max_shard_mb or max_shard_mb <= 0:
         raise ValueError(f"max_shard_mb must be positive; received {max_shard_mb!r}.")
+    if codec not in CODECS:
+        raise ValueError(f"codec must be one of {sorted(CODECS)}; received {codec!r}.")
     limit = int(max_shard_mb * MEGABYTE)
     arrays = dataset_arrays(name, data_dir, offline)
     target = shard_folder(out, name)
@@ -84,12 +88,12 @@ def pack(name: str, out: str, max_shard_mb: float, data_dir: str | None = None,
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; an ordinary folder is not
-        entries = {key: _write_array(tmp, key, array, limit) for key, array in arrays.items()}
+        entries = {key: _write_array(tmp, key, array, limit, codec) for key, array in arrays.items()}
         atomic_write_json(os.path.join(tmp, INDEX_NAME), {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "dataset": name,
-            "codec": CODEC,
+            "codec": codec,
             "max_shard_bytes": limit,
             "arrays": entries,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -110,27 +114,31 @@ def dataset_arrays(name: str, data_dir=None, offline=None) -> dict[str, np.ndarr
     return {k: v for k, v in arrays.items() if k not in ("x_test_lossless", "y_test_lossless")}
 
 
-def _write_array(folder: str, key: str, array: np.ndarray, limit: int) -> dict:
-    """Compresses ``array`` in row ranges whose compressed size is at most ``limit`` bytes."""
+def _write_array(folder: str, key: str, array: np.ndarray, limit: int, codec: str) -> dict:
+    """Encodes ``array`` in row ranges whose encoded size is at most ``limit`` bytes."""
     array = np.ascontiguousarray(array)
+    encode = CODECS[codec][0]
     row_bytes = max(1, array[:1].nbytes)
-    rows = max(1, limit // row_bytes)  # raw size <= limit; DEFLATE can still grow a little
+    rows = max(1, limit // row_bytes)  # first guess: raw size <= limit
     shards, start = [], 0
     while start < len(array) or not shards:
         stop = min(len(array), start + rows)
-        data = zlib.compress(array[start:stop].tobytes(), COMPRESSION_LEVEL)
+        data = encode(array[start:stop])
         if len(data) > limit:
             if stop - start == 1:
                 raise ValueError(f"One row of {key} compresses to {len(data)} bytes, more than "
                                  f"max_shard_mb allows ({limit} bytes).")
-            rows = max(1, (stop - start) // 2)
+            rows = max(1, int((stop - start) * 0.9 * limit / len(data)))
             continue
-        filename = f"{key}-{len(shards):05d}.{CODEC}"
+        filename = f"{key}-{len(shards):05d}.{SUFFIXES[codec]}"
         path = os.path.join(folder, filename)
         with open(path, "wb") as f:
             f.write(data)
         shards.append({"file": filename, "rows": [start, stop], "bytes": len(data),
                        "sha256": sha256_file(path)})
+        if data and stop - start == rows:
+            # Fill the next shard up to the limit at this shard's compression ratio.
+            rows = max(1, int(rows * 0.95 * limit / len(data)))
         start = stop
     return {"dtype": array.dtype.str, "shape": list(array.shape), "shards": shards}
 
@@ -143,12 +151,13 @@ def read(index_path: str) -> dict[str, np.ndarray]:
     """
     index = _read_index(index_path)
     folder = os.path.dirname(index_path)
-    return {key: _read_array(folder, key, entry) for key, entry in index["arrays"].items()}
+    decode = CODECS[index["codec"]][1]
+    return {key: _read_array(folder, key, entry, decode)
+            for key, entry in index["arrays"].items()}
 
 
-def _read_array(folder: str, key: str, entry: dict) -> np.ndarray:
+def _read_array(folder: str, key: str, entry: dict, decode) -> np.ndarray:
     dtype, shape = np.dtype(entry["dtype"]), tuple(entry["shape"])
-    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
     out = np.empty(shape, dtype)
     flat = out.reshape(len(out), -1) if out.size else out
     for shard in entry["shards"]:
@@ -159,13 +168,14 @@ def _read_array(folder: str, key: str, entry: dict) -> np.ndarray:
         if sha256_file(path) != shard["sha256"]:
             raise DatasetFormatError(f"{path}: shard corrupted (sha256 differs from "
                                      f"{INDEX_NAME}); copy it again.")
-        with open(path, "rb") as f:
-            raw = zlib.decompress(f.read())
         start, stop = shard["rows"]
-        if len(raw) != (stop - start) * row_bytes:
-            raise DatasetFormatError(f"{path}: shard holds {len(raw)} bytes, the index expects "
-                                     f"{(stop - start) * row_bytes} for rows {start}..{stop}.")
-        flat[start:stop] = np.frombuffer(raw, dtype).reshape((stop - start,) + flat.shape[1:])
+        with open(path, "rb") as f:
+            try:
+                rows = decode(f.read(), dtype, (stop - start,) + shape[1:])
+            except ValueError as e:  # a consistent sha256 but an index that disagrees
+                raise DatasetFormatError(f"{path}: {e} (rows {start}..{stop} of the index)."
+                                         ) from e
+        flat[start:stop] = rows.reshape((stop - start,) + flat.shape[1:])
     return out
 
 
@@ -177,6 +187,6 @@ def _read_index(path: str) -> dict:
         raise DatasetFormatError(f"{path}: unreadable shard index ({e}).") from e
     if index.get("format") != FORMAT or index.get("format_version") != FORMAT_VERSION:
         raise DatasetFormatError(f"{path}: not a {FORMAT} index of version {FORMAT_VERSION}.")
-    if index.get("codec") != CODEC:
+    if index.get("codec") not in CODECS:
         raise DatasetFormatError(f"{path}: unknown codec {index.get('codec')!r}.")
     return index
