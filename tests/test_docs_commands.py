@@ -15,7 +15,8 @@ import shlex
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCS = [os.path.join(ROOT, "README.md"), *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]
+DOCS = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "gpu", "README.md"),
+        *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]
 
 # Run in the suite: each takes seconds.
 FAST = [
