@@ -2,10 +2,10 @@
 CLI and the benchmarks build the same objects."""
 import dataclasses
 import glob
-import importlib.util
 import json
 import os
 import re
+import runpy
 import shlex
 
 import numpy as np
@@ -56,19 +56,11 @@ def test_cli_choices_and_defaults_are_the_librarys():
         max_eval_examples=60, tag="t", out="o")
 
 
-def _benchmark(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks",
-                                                                     f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_training_benchmark_builds_the_same_config():
-    module = _benchmark("bench_mixed_precision")
-    args = module._parse(["--epochs", "2", "--max-train-examples", "100"])
+    module = runpy.run_path(os.path.join(ROOT, "benchmarks", "bench_mixed_precision.py"))
+    args = module["_parse"](["--epochs", "2", "--max-train-examples", "100"])
     assert args.seed == config.DEFAULT_SEED
-    assert module._config(args) == TrainConfig(epochs=2, max_train_examples=100, verbose=0)
+    assert module["_config"](args) == TrainConfig(epochs=2, max_train_examples=100, verbose=0)
 
 
 def _shipped_commands():
