@@ -14,6 +14,7 @@ products of a degree-2^L polynomial, apart from what it did to training.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import tempfile
@@ -23,12 +24,19 @@ import numpy as np
 import _common  # benchmarks/_common.py: the --json option and report writer
 
 
+def _config(args):
+    """The run's `TrainConfig`, as ``tn-keras train`` builds it (the policy is set per run)."""
+    from tn_keras.training import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, seed=args.seed,
+                       max_train_examples=args.max_train_examples, verbose=0)
+
+
 def _train(args, out, mixed_precision):
     from tn_keras.training import train
 
-    model, manifest = train(args.model, epochs=args.epochs, out=out, seed=args.seed,
-                            max_train_examples=args.max_train_examples,
-                            mixed_precision=mixed_precision, verbose=0)
+    config = dataclasses.replace(_config(args), out=out, mixed_precision=mixed_precision)
+    model, manifest = train(args.model, config)
     t = manifest["training"]
     return model, {"test_accuracy": manifest["metrics"]["test_accuracy"],
                    "final_train_loss": t["final_train_loss"],
@@ -52,13 +60,19 @@ def _compute_dtype_effect(model_bf16, name):
             "max_abs_softmax_difference": float(np.abs(p16 - p32).max())}
 
 
-def main(argv=None) -> int:
+def _parse(argv=None):
+    from tn_keras.training.config import DEFAULT_SEED
+
     parser = _common.parser(__doc__)
     parser.add_argument("--model", default="mnist_taylornet")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--max-train-examples", type=int, default=10000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = _parse(argv)
 
     import keras
 

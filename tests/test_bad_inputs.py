@@ -592,9 +592,11 @@ def test_bad_export_path(case, capsys, tmp_path):
 # ---------------------------------------------------------------- training folders
 def _backup(out, epochs=5, epoch=2):
     (out / "backup").mkdir(parents=True)
+    from tn_keras.training import TrainConfig
     from tn_keras.training.backup import run_settings
 
-    settings = run_settings("digits_taylornet", epochs, 64, 0, "default", 32, {})
+    settings = run_settings("digits_taylornet", TrainConfig(epochs=epochs, batch_size=64,
+                                                            max_train_examples=32))
     (out / "backup" / "run.json").write_text(json.dumps(settings))
     (out / "backup" / "state.json").write_text(json.dumps({"epoch": epoch}))
     return out

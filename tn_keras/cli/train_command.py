@@ -1,4 +1,5 @@
 """``tn-keras train NAME``: train a zoo model with its recipe; write checkpoint + manifest."""
+import dataclasses
 import json
 import os
 import sys
@@ -8,7 +9,7 @@ from tn_keras.cli.arguments import parse_model_kwargs  # noqa: F401  (its docume
 
 
 def add_parser(subparsers):
-    from tn_keras.training.placement import STRATEGIES
+    from tn_keras.training import config
 
     p = subparsers.add_parser("train", help="train a zoo model on its real dataset")
     p.add_argument("name", help="NAME or NAME.TAG: the architecture, and the tag to write")
@@ -22,14 +23,14 @@ def add_parser(subparsers):
     p.add_argument("--data-dir", help="dataset folder (default: $TN_KERAS_DATA, tfds, download)")
     p.add_argument("--out",
                    help="checkpoint folder (default: $TN_KERAS_HOME/models/NAME/TAG)")
-    p.add_argument("--seed", type=arguments.non_negative_int, default=0)
+    p.add_argument("--seed", type=arguments.non_negative_int, default=config.DEFAULT_SEED)
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true",
                        help="continue an interrupted run (same arguments); on a finished run, "
                             "say so and exit 0")
     group.add_argument("--overwrite", action="store_true",
                        help="delete the previous run in --out, then train")
-    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+    p.add_argument("--strategy", choices=config.STRATEGIES, default=config.DEFAULT_STRATEGY,
                    help="mirrored / multiworker: TensorFlow backend; data_parallel: JAX backend "
                         "(keras.distribution over all local devices)")
     p.add_argument("--mixed-precision", action="store_true",
@@ -45,12 +46,24 @@ def add_parser(subparsers):
     p.set_defaults(run=run)
 
 
+def config_from_args(args):
+    """The `TrainConfig` of the parsed arguments: every field has its flag of the same name
+    (``--model-kwargs`` parsed, an unknown key refused before anything runs), but ``verbose``:
+    the global ``--verbose`` keeps library logs, it is not ``fit``'s progress display."""
+    from tn_keras.training import TrainConfig
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+              if f.name != "verbose"}
+    values["model_kwargs"] = parse_model_kwargs(args.model_kwargs)
+    return TrainConfig(**values)
+
+
 def run(args):
     from tn_keras.training import train
     from tn_keras.training.backup import finished_manifest
     from tn_keras.zoo import checkpoints
 
-    model_kwargs = parse_model_kwargs(args.model_kwargs)  # refused before anything runs
+    config = config_from_args(args)  # refused before anything runs
     arch, name_tag = checkpoints.split_name(args.name)
     out = args.out or checkpoints.cache_dir(arch, args.tag or name_tag or checkpoints.LOCAL_TAG)
     finished = finished_manifest(out) if args.resume else None
@@ -59,18 +72,10 @@ def run(args):
               f"({finished.get('training', {}).get('epochs', '?')} epochs); nothing to resume.")
         return 0
 
-    _, manifest = train(
-        args.name, epochs=args.epochs, batch_size=args.batch_size, data_dir=args.data_dir,
-        out=args.out, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
-        strategy=args.strategy, max_train_examples=args.max_train_examples,
-        max_eval_examples=args.max_eval_examples,
-        model_kwargs=model_kwargs, tag=args.tag, init_from=args.init_from,
-        mixed_precision=args.mixed_precision,
-    )
+    _, manifest = train(args.name, config)
     if manifest is not None:
         from tn_keras.zoo import api
 
-        arch = args.name.partition(".")[0]
         written = api.find(arch, args.out) if args.out else api.find(f"{arch}.{manifest['tag']}")
         print(f"tn-keras train: wrote {written.describe()}", file=sys.stderr)
         print(json.dumps(manifest["metrics"], indent=2))

@@ -17,12 +17,14 @@ Keras backend.
 from tn_keras.datasets.errors import DatasetFormatError, DatasetNotFoundError
 from tn_keras.datasets.loader import load
 from tn_keras.datasets.pipeline import make_dataset, normalization_layer
+from tn_keras.datasets.pipeline_options import PipelineOptions
 from tn_keras.datasets.registry import DatasetInfo, info, names
 
 __all__ = [
     "DatasetFormatError",
     "DatasetInfo",
     "DatasetNotFoundError",
+    "PipelineOptions",
     "info",
     "load",
     "make_dataset",

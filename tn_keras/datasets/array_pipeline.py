@@ -45,21 +45,21 @@ class ArrayDataset(keras.utils.PyDataset):
         threads: the prefetching worker threads (``workers=`` of `make_dataset`).
     """
 
-    def __init__(self, x, y, batch_size, training, augment, seed, normalize, dataset_name,
-                 drop_remainder, workers=None):
+    def __init__(self, x, y, batch_size, training, options):
+        """``options``: a `PipelineOptions` resolved by `make_dataset`."""
         super().__init__(workers=1, use_multiprocessing=False)
-        self.threads = int(workers or default_workers())
+        self.threads = int(options.workers or default_workers())
         self._pool = None
         self._pending = {}
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
-        self.training, self.augment = training, augment
-        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy
-                                                            % (1 << 63))
-        self.drop_remainder = drop_remainder
+        self.training, self.augment = training, options.augment
+        self.seed = int(options.seed) if options.seed is not None else int(
+            np.random.SeedSequence().entropy % (1 << 63))
+        self.drop_remainder = options.drop_remainder
         self.mean = self.std = None
-        if normalize:
-            spec = info(dataset_name)
+        if options.normalize:
+            spec = info(options.dataset_name)
             self.mean = np.asarray(spec.mean, np.float32)
             self.std = np.asarray(spec.std, np.float32)
         self.epoch = 0

@@ -11,18 +11,20 @@ from tn_keras.datasets.augment import CROP_PADDING, TRANSLATE_PIXELS
 from tn_keras.datasets.registry import info
 
 
-def make_tf_dataset(x, y, batch_size, training, augment, seed, deterministic, normalize,
-                    dataset_name, shuffle_buffer, drop_remainder) -> tf.data.Dataset:
-    """The batched ``tf.data.Dataset``; arguments already checked by `make_dataset`.
+def make_tf_dataset(x, y, batch_size, training, options) -> tf.data.Dataset:
+    """The batched ``tf.data.Dataset``; ``options`` a `PipelineOptions` resolved by
+    `make_dataset`.
 
     Shuffling uses the op seed; augmentation uses stateless random ops keyed on a per-batch
     seed drawn from ``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)``, so each
     epoch differs but the sequence of epochs is reproducible.
     """
+    augment, seed, deterministic = options.augment, options.seed, options.deterministic
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if training:
-        ds = ds.shuffle(shuffle_buffer or len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.shuffle(options.shuffle_buffer or len(x), seed=seed,
+                        reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=options.drop_remainder)
     if augment is True:
         # One int64 per batch, re-drawn every epoch but reproducible from `seed`.
         batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
@@ -42,8 +44,8 @@ def make_tf_dataset(x, y, batch_size, training, augment, seed, deterministic, no
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=deterministic or None,
         )
-    if normalize:
-        spec = info(dataset_name)
+    if options.normalize:
+        spec = info(options.dataset_name)
         mean = tf.constant(spec.mean, tf.float32)
         std = tf.constant(spec.std, tf.float32)
         ds = ds.map(lambda xb, yb: ((xb - mean) / std, yb),

@@ -15,21 +15,19 @@ weights file is deleted after that. A kill at any moment therefore leaves ``stat
 naming a complete, checksummed file: the run resumes from its last complete epoch. The backup
 is deleted only once the checkpoint and its manifest are written (`finish_output`).
 
-`prepare_output` applies the folder's rules before a run starts; `holds_output_lock` makes
-``train`` hold the folder's lock (`tn_keras.utils.locks`) for the whole run.
+`prepare_output` applies the folder's rules before a run starts (``train`` holds the folder's
+lock, `tn_keras.utils.locks`, for the whole run).
 """
 import contextlib
 import csv
-import functools
 import glob
-import inspect
 import json
 import os
 import shutil
 
 import keras
 
-from tn_keras.utils import locks
+from tn_keras.training.config import RESUME_FIELDS
 from tn_keras.utils.faults import fault_point
 from tn_keras.utils.files import atomic_write_json
 from tn_keras.utils.files import sha256_file
@@ -123,25 +121,6 @@ class CrashSafeBackup(keras.callbacks.BackupAndRestore):
         fault_point("fit-finished")
 
 
-def holds_output_lock(train_fn):
-    """Decorate ``train``: hold the lock of its output folder while it runs.
-
-    The folder is ``out``, or the default for ``name`` (`tn_keras.zoo.checkpoints.cache_dir`).
-    """
-    from tn_keras.zoo import checkpoints
-
-    signature = inspect.signature(train_fn)
-
-    @functools.wraps(train_fn)
-    def wrapper(*args, **kwargs):
-        arguments = signature.bind(*args, **kwargs).arguments
-        out = arguments.get("out") or checkpoints.cache_dir(arguments["name"])
-        with locks.locked(out, f"tn_keras.training.train({arguments['name']!r})"):
-            return train_fn(*args, **kwargs)
-
-    return wrapper
-
-
 def finished_manifest(out):
     """The manifest of the finished run in ``out``, or None."""
     path = os.path.join(out, MANIFEST_FILE)
@@ -154,33 +133,33 @@ def _backup_epoch(out):
         state) else 0
 
 
-def prepare_output(out, name, resume, overwrite, settings):
+def prepare_output(out, name, config):
     """Apply the rules of a training folder before anything is loaded or written.
 
-    - ``resume`` and ``overwrite`` together are refused.
+    ``config`` is the run's `TrainConfig` (after `TrainConfig.with_recipe`; it never has both
+    ``resume`` and ``overwrite``):
+
     - ``resume`` on a finished run: returns its manifest (nothing is touched; the caller
-      loads the checkpoint). ``resume`` with other ``settings`` than the backup's is refused.
+      loads the checkpoint). ``resume`` with other `run_settings` than the backup's is refused.
     - A fresh run refuses a folder with a finished run or an interrupted run's backup unless
       ``overwrite``, which first removes the previous result as a whole (`remove_previous`).
 
     Returns:
         The finished run's manifest when there is nothing to resume, else None.
     """
-    if resume and overwrite:
-        raise ValueError("resume=True and overwrite=True contradict each other (CLI: --resume "
-                         "continues the run in --out, --overwrite deletes it); pass one.")
+    settings = run_settings(name, config)
     if os.path.exists(out) and not os.path.isdir(out):
         raise NotADirectoryError(f"{out} is a file; the output of a training run is a folder.")
     _sweep_temporaries(out)
     backup = os.path.join(out, BACKUP_DIR)
     manifest = finished_manifest(out)
-    if resume:
+    if config.resume:
         if manifest is not None:
             return manifest
         _check_same_settings(out, settings)
         _truncate_log(os.path.join(out, LOG_FILE), _backup_epoch(out))
     else:
-        if overwrite:
+        if config.overwrite:
             remove_previous(out, name)
         _refuse_previous(out, name, backup)
         with contextlib.suppress(FileNotFoundError):  # a log with no backup: no epoch ended
@@ -278,19 +257,11 @@ def finish_output(out):
     shutil.rmtree(os.path.join(out, BACKUP_DIR), ignore_errors=True)
 
 
-def run_settings(name, epochs, batch_size, seed, strategy, max_train_examples, model_kwargs,
-                 mixed_precision=False, init_from=None):
-    """What ``--resume`` must repeat: the arguments that change the trained weights.
-
-    Raises:
-        ValueError: a count that is not a positive integer.
-    """
-    for argument, value in (("epochs", epochs), ("batch_size", batch_size),
-                            ("max_train_examples", max_train_examples)):
-        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
-            raise ValueError(f"{argument} must be a positive integer; received {value!r}.")
-    return {"name": name, "epochs": int(epochs), "batch_size": int(batch_size),
-            "seed": int(seed), "strategy": strategy or "default",
-            "max_train_examples": max_train_examples,
-            "model_kwargs": json.loads(json.dumps(model_kwargs or {}, sort_keys=True)),
-            "mixed_precision": bool(mixed_precision), "init_from": init_from}
+def run_settings(name, config):
+    """What ``--resume`` must repeat: ``name`` and the `RESUME_FIELDS` of the run's
+    `TrainConfig` (after `TrainConfig.with_recipe`), as recorded in ``backup/run.json``."""
+    settings = {"name": name}
+    settings.update({field: getattr(config, field) for field in RESUME_FIELDS})
+    # As JSON gives it back, so that a fresh run compares equal to a recorded one.
+    settings["model_kwargs"] = json.loads(json.dumps(settings["model_kwargs"], sort_keys=True))
+    return settings

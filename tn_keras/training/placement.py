@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import keras
 
-STRATEGIES = ("default", "mirrored", "multiworker", "data_parallel")
+from tn_keras.training.config import STRATEGIES
 # The Keras backends each strategy runs under.
 STRATEGY_BACKENDS = {
     "default": ("tensorflow", "jax", "torch"),

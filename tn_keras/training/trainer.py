@@ -10,10 +10,9 @@ backend.
 import contextlib
 import csv
 import dataclasses
-import json
 import os
-import shlex
 import time
+from typing import Any
 
 import keras
 import numpy as np
@@ -21,12 +20,14 @@ import numpy as np
 from tn_keras import artifacts
 from tn_keras import datasets
 from tn_keras.training import backup as run_backup
+from tn_keras.training.config import TrainConfig
+from tn_keras.training.config import command_line
 from tn_keras.training.evaluate import evaluate
-from tn_keras.training.placement import STRATEGIES  # noqa: F401 (the CLI's choices)
 from tn_keras.training.placement import make_placement
 from tn_keras.training.run_settings import deterministic_ops
 from tn_keras.training.run_settings import dtype_policy
 from tn_keras.utils import locks
+from tn_keras.utils.options import with_keywords
 from tn_keras.utils.versions import machine_description
 from tn_keras.zoo import api as zoo_api
 from tn_keras.zoo import checkpoints
@@ -34,30 +35,33 @@ from tn_keras.zoo import saving
 from tn_keras.zoo.registry import check_builder_kwargs
 from tn_keras.zoo.registry import get_spec
 
-# Recipe augmentation -> `datasets.make_dataset(augment=...)`.
+# Recipe augmentation -> `datasets.PipelineOptions.augment`.
 AUGMENTATIONS = {None: False, "cifar": True, "translate": "translate"}
 
 
-def training_dataset(dataset, x, y, recipe, batch_size, seed, placement=None):
-    """The shuffled, augmented training pipeline of a recipe: tf.data under TensorFlow, a
-    NumPy `keras.utils.PyDataset` under the other backends."""
+def training_dataset(spec, x, y, config, placement=None):
+    """The shuffled, augmented training pipeline of ``spec``'s recipe with ``config``'s batch
+    size and seed: tf.data under TensorFlow, a NumPy `keras.utils.PyDataset` under the other
+    backends."""
+    recipe = spec.recipe
     if recipe.augmentation not in AUGMENTATIONS:
         raise ValueError(f"Unknown augmentation {recipe.augmentation!r} in the recipe; expected "
                          f"one of {sorted(map(str, AUGMENTATIONS))}.")
     replicas = placement.replicas if placement is not None else 1
-    ds = datasets.make_dataset(x, y, batch_size, training=True,
-                               augment=AUGMENTATIONS[recipe.augmentation], seed=seed,
-                               deterministic=True, dataset_name=dataset,
-                               # keras.distribution splits every batch evenly over devices.
-                               drop_remainder=replicas > 1 and placement.tf_strategy is None)
+    options = datasets.PipelineOptions(
+        augment=AUGMENTATIONS[recipe.augmentation], seed=config.seed, deterministic=True,
+        dataset_name=spec.dataset,
+        # keras.distribution splits every batch evenly over devices.
+        drop_remainder=replicas > 1 and placement.tf_strategy is None)
+    ds = datasets.make_dataset(x, y, config.batch_size, training=True, options=options)
     if placement is not None and placement.tf_strategy is not None:
         import tensorflow as tf  # tf.distribute: the backend is TensorFlow.
 
-        options = tf.data.Options()
+        tf_options = tf.data.Options()
         # Arrays in memory: every worker reads all of it and takes its share of each batch.
-        options.experimental_distribute.auto_shard_policy = (
+        tf_options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA)
-        ds = ds.with_options(options)
+        ds = ds.with_options(tf_options)
     return ds
 
 
@@ -98,28 +102,6 @@ class EpochSeconds(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self._start
-
-
-def _command(name, epochs, batch_size, seed, strategy, max_train_examples, out,
-             model_kwargs=None, mixed_precision=False, tag=None, init_from=None):
-    words = ["tn-keras", "train", name, "--epochs", str(epochs), "--batch-size",
-             str(batch_size), "--seed", str(seed)]
-    if model_kwargs:
-        words += ["--model-kwargs"] + [f"{key}={json.dumps(value)}"
-                                       for key, value in sorted(model_kwargs.items())]
-    if strategy not in (None, "default"):
-        words += ["--strategy", strategy]
-    if mixed_precision:
-        words += ["--mixed-precision"]
-    if max_train_examples is not None:
-        words += ["--max-train-examples", str(max_train_examples)]
-    if out is not None:
-        words += ["--out", out]
-    if tag is not None:
-        words += ["--tag", tag]
-    if init_from is not None:
-        words += ["--init-from", init_from]
-    return " ".join(shlex.quote(w) for w in words)
 
 
 def _name_and_tag(name, tag):
@@ -164,106 +146,98 @@ class RunFolder:
                    os.path.join(out, run_backup.LOG_FILE))
 
 
-def train(name, epochs=None, batch_size=None, data_dir=None, out=None, seed=0, resume=False,
-          overwrite=False, strategy=None, max_train_examples=None, max_eval_examples=None,
-          callbacks=None, verbose="auto", model_kwargs=None, tag=None, init_from=None,
-          mixed_precision=False):
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """One call of `train`, resolved and checked before any work."""
+
+    name: str  # the architecture (a registered zoo name)
+    tag: str  # the tag written (``local`` unless asked)
+    spec: Any  # the zoo's record of ``name``: builder, dataset, recipe
+    config: TrainConfig  # with the recipe's epochs and batch size filled in
+    folder: RunFolder
+    init_checkpoint: Any = None  # the checkpoint of ``config.init_from``
+    callbacks: tuple = ()
+
+    @classmethod
+    def plan(cls, name, config, callbacks):
+        arch, tag = _name_and_tag(name, config.tag)
+        spec = get_spec(arch)
+        check_builder_kwargs(spec, config.model_kwargs)
+        tag, init_checkpoint = _check_tag_and_init(arch, tag, config.out, config.init_from)
+        # The manifest's command leaves the default tag out: None stands for it.
+        config = dataclasses.replace(config.with_recipe(spec.recipe),
+                                     tag=None if tag == checkpoints.LOCAL_TAG else tag)
+        folder = RunFolder.of(config.out or checkpoints.cache_dir(arch, tag))
+        return cls(arch, tag, spec, config, folder, init_checkpoint, tuple(callbacks or ()))
+
+
+def train(name, config=None, *, callbacks=None, **keywords):
     """Train ``name`` with its recipe and write ``<out>/<name>.keras`` + ``manifest.json``.
+
+    ``train("mnist_taylornet", TrainConfig(epochs=3, seed=1))`` and
+    ``train("mnist_taylornet", epochs=3, seed=1)`` are the same call: keyword arguments name
+    `TrainConfig` fields and replace the config's values.
 
     Args:
         name: a registered zoo name, or ``NAME.TAG`` (the tag to write).
-        epochs, batch_size: override the recipe's.
-        data_dir: where the dataset files are (else ``TN_KERAS_DATA``, tfds, download).
-        out: the checkpoint folder; default ``$TN_KERAS_HOME/models/<name>/<tag>`` (where
-            `tn_keras.zoo.load("<name>.<tag>")` finds it).
-        seed: seeds Python, NumPy, the backend, the shuffling and the augmentation; ops are made
-            deterministic for the run, so the same seed on the same machine and backend gives
-            the same weights.
-        resume: continue an interrupted run from its backup (``<out>/backup``), with the
-            same arguments; on a finished run, return its checkpoint without training.
-        overwrite: replace the previous run in ``out`` (removed as a whole first). The folder
-            is locked while the run writes it (`tn_keras.utils.locks`).
-        strategy: None / "default", "mirrored" or "multiworker" (TensorFlow backend), or
-            "data_parallel" (JAX backend: `keras.distribution.DataParallel` over all local
-            devices); see `tn_keras.training.placement`.
-        max_train_examples: train on the first N training images only (smoke tests).
-        max_eval_examples: evaluate on the first N of each test split only (smoke tests).
+        config: a `TrainConfig` (None: the defaults, i.e. the recipe).
         callbacks: more Keras callbacks for ``fit`` (e.g. a
             `tn_keras.distill.MultiLevelDistillation`).
-        verbose: as in ``Model.fit``.
-        model_kwargs: keyword arguments for the architecture's builder (e.g. ``{"width":
-            2.0}``); recorded in the manifest and the command. The checkpoint file holds the
-            whole architecture, so `tn_keras.zoo.load` reads it back as trained.
-        tag: the checkpoint's tag (default ``local``); a tag that ships with tn_keras is
-            refused unless ``out`` is given, so a local run never shadows a shipped checkpoint.
-        init_from: ``NAME[.TAG]`` of a checkpoint whose weights start the run (every layer but
-            the classifier head, matched by name; `tn_keras.zoo.saving.transfer_body`).
-        mixed_precision: build the model under the ``mixed_bfloat16`` policy (bfloat16
-            compute, float32 variables).
+        **keywords: `TrainConfig` fields; an unknown name is a TypeError listing them.
 
     Returns:
         ``(model, manifest)``; the manifest is None on a multi-worker run's non-chief workers.
+        With ``resume=True`` on a finished run, its checkpoint, without training.
     """
-    name, tag = _name_and_tag(name, tag)
-    spec = get_spec(name)
-    model_kwargs = dict(model_kwargs or {})
-    check_builder_kwargs(spec, model_kwargs)
-    tag, init_checkpoint = _check_tag_and_init(name, tag, out, init_from)
-    epochs = int(spec.recipe.epochs if epochs is None else epochs)  # 0 is refused, not the
-    batch_size = int(spec.recipe.batch_size if batch_size is None else batch_size)  # recipe's
-    run = RunFolder.of(out or checkpoints.cache_dir(name, tag))
-    settings = run_backup.run_settings(name, epochs, batch_size, seed, strategy,
-                                       max_train_examples, model_kwargs, mixed_precision,
-                                       init_from)
-    with locks.locked(run.out, f"tn_keras.training.train({name!r})"):  # one run per folder
+    run = _Run.plan(name, with_keywords(config, TrainConfig, keywords, "train"), callbacks)
+    with locks.locked(run.folder.out, f"tn_keras.training.train({run.name!r})"):
         # The folder's rules (resume / overwrite / a previous run) are checked before any work.
-        finished = run_backup.prepare_output(run.out, name, resume, overwrite, settings)
-        if finished is not None:  # resume=True on a finished run: nothing left to train
-            checkpoint = checkpoints.read_checkpoint(run.out, name, tag)
+        if run_backup.prepare_output(run.folder.out, run.name, run.config) is not None:
+            checkpoint = checkpoints.read_checkpoint(run.folder.out, run.name, run.tag)
             return checkpoints.load_verified(checkpoint), checkpoint.manifest
-        x, y = datasets.load(spec.dataset, "train", data_dir=data_dir)
-        if max_train_examples is not None:
-            x, y = x[:max_train_examples], y[:max_train_examples]
-        placement = make_placement(strategy)
-        model, history, fit_seconds = _build_and_fit(
-            spec, model_kwargs, init_checkpoint, x, y, batch_size, epochs, seed, placement, run,
-            mixed_precision, callbacks, verbose)
-        if model.stop_training or any(not np.isfinite(v) for v in history.history["loss"]):
-            raise RuntimeError(f"Training {name} stopped early (non-finite loss); no "
-                               "checkpoint was written.")
-        metrics = _test_metrics(model, spec.dataset, data_dir, max_eval_examples)
-        if not placement.is_chief:
-            _save_as_worker(model, run, placement)
-            return model, None
-        command = _command(name, epochs, batch_size, seed, placement.strategy,
-                           max_train_examples, out, model_kwargs, mixed_precision,
-                           tag if tag != checkpoints.LOCAL_TAG else None, init_from)
-        training = _training_record(command, settings, placement, mixed_precision, spec, x,
-                                    history, run, fit_seconds)
-        manifest = _write_checkpoint(model, run, spec, tag, metrics, training, init_checkpoint)
-        run_backup.finish_output(run.out)  # the backup goes only once the checkpoint is whole
-        return model, manifest
+        return _train_and_save(run)
 
 
-def _build_and_fit(spec, model_kwargs, init_checkpoint, x, y, batch_size, epochs, seed,
-                   placement, run, mixed_precision, callbacks, verbose):
+def _train_and_save(run):
+    """Load the data, fit, evaluate, write the checkpoint; ``(model, manifest)``."""
+    x, y = datasets.load(run.spec.dataset, "train", data_dir=run.config.data_dir)
+    if run.config.max_train_examples is not None:
+        x, y = x[:run.config.max_train_examples], y[:run.config.max_train_examples]
+    placement = make_placement(run.config.strategy)
+    model, history, fit_seconds = _build_and_fit(run, placement, x, y)
+    if model.stop_training or any(not np.isfinite(v) for v in history.history["loss"]):
+        raise RuntimeError(f"Training {run.name} stopped early (non-finite loss); no "
+                           "checkpoint was written.")
+    metrics = _test_metrics(model, run.spec.dataset, run.config.data_dir,
+                            run.config.max_eval_examples)
+    if not placement.is_chief:
+        _save_as_worker(model, run.folder, placement)
+        return model, None
+    training = _training_record(run, placement, len(x), history, fit_seconds)
+    manifest = _write_checkpoint(model, run, metrics, training)
+    run_backup.finish_output(run.folder.out)  # the backup goes only once the checkpoint is whole
+    return model, manifest
+
+
+def _build_and_fit(run, placement, x, y):
     """Builds, compiles and fits the model with the run's global settings switched on only for
     the run; returns ``(model, history, fit_seconds)``."""
+    config = run.config
     with deterministic_ops(), placement.run_scope():
-        keras.utils.set_random_seed(seed)
-        train_ds = training_dataset(spec.dataset, x, y, spec.recipe, batch_size, seed, placement)
-        with dtype_policy(mixed_precision), placement.model_scope():
-            model = spec.builder(**model_kwargs)
-            if init_checkpoint is not None:
-                saving.transfer_body(checkpoints.load_verified(init_checkpoint, compile=False),
-                                     model)
+        keras.utils.set_random_seed(config.seed)
+        train_ds = training_dataset(run.spec, x, y, config, placement)
+        with dtype_policy(config.mixed_precision), placement.model_scope():
+            model = run.spec.builder(**config.model_kwargs)
+            if run.init_checkpoint is not None:
+                saving.transfer_body(
+                    checkpoints.load_verified(run.init_checkpoint, compile=False), model)
+            steps = _steps_per_epoch(train_ds, len(x), config.batch_size)
             model.compile(
-                optimizer=make_optimizer(spec.recipe, _steps_per_epoch(train_ds, len(x),
-                                                                       batch_size), epochs),
+                optimizer=make_optimizer(run.spec.recipe, steps, config.epochs),
                 loss=keras.losses.SparseCategoricalCrossentropy(),
                 metrics=["accuracy"],
             )
-        history, fit_seconds = _fit(model, train_ds, epochs, run, placement, callbacks, verbose)
+        history, fit_seconds = _fit(model, train_ds, run, placement)
     return model, history, fit_seconds
 
 
@@ -283,65 +257,67 @@ def _steps_per_epoch(train_ds, examples, batch_size):
     return int(np.ceil(examples / batch_size))
 
 
-def _fit(model, train_ds, epochs, run, placement, callbacks, verbose):
+def _fit(model, train_ds, run, placement):
     """``model.fit`` with the run's callbacks; returns ``(history, seconds)``."""
     callbacks = [
-        run_backup.CrashSafeBackup(run.backup),
+        run_backup.CrashSafeBackup(run.folder.backup),
         keras.callbacks.TerminateOnNaN(),
         EpochSeconds(),
-        keras.callbacks.CSVLogger(run.log, append=True),
-        *(callbacks or []),
+        keras.callbacks.CSVLogger(run.folder.log, append=True),
+        *run.callbacks,
     ]
     fixes = contextlib.nullcontext()
     if placement.strategy == "multiworker":
-        # Imported only here: it reaches into Keras's private TensorFlow trainer module.
+        # Imported only here: it imports TensorFlow (the strategy's backend).
         from tn_keras.training.multiworker_workarounds import multiworker_fixes
 
         fixes = multiworker_fixes(model, placement.tf_strategy, train_ds)
     started = time.perf_counter()
     with fixes:
         # shuffle=False: the pipeline shuffles itself, reproducibly from the seed.
-        history = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose,
-                            shuffle=False)
+        history = model.fit(train_ds, epochs=run.config.epochs, callbacks=callbacks,
+                            verbose=run.config.verbose, shuffle=False)
     return history, time.perf_counter() - started
 
 
-def _save_as_worker(model, run, placement):
+def _save_as_worker(model, folder, placement):
     """Every worker must take part in saving; only the chief's copy is kept."""
-    scratch = os.path.join(run.out, f".worker-{placement.task_id}.keras")
+    scratch = os.path.join(folder.out, f".worker-{placement.task_id}.keras")
     model.save(scratch)
     os.remove(scratch)
-    run_backup.finish_output(run.out)  # a worker's backup is not needed once training ended
+    run_backup.finish_output(folder.out)  # a worker's backup is not needed once training ended
 
 
-def _training_record(command, settings, placement, mixed_precision, spec, x, history, run,
-                     fit_seconds):
+def _training_record(run, placement, train_examples, history, fit_seconds):
     """The manifest's ``training`` entry: how the checkpoint was made."""
+    settings = run_backup.run_settings(run.name, run.config)
     return {
-        "command": command,
+        "command": command_line(run.name, run.config),
         "model_kwargs": settings["model_kwargs"],
         "epochs": settings["epochs"],
         "batch_size": settings["batch_size"],
         "seed": settings["seed"],
         "strategy": placement.strategy,
         "replicas": placement.replicas,
-        "mixed_precision": bool(mixed_precision),
+        "mixed_precision": run.config.mixed_precision,
         "backend": keras.backend.backend(),
-        "train_examples": int(len(x)),
-        "recipe": {k: v for k, v in vars(spec.recipe).items()},
-        "wall_time_seconds": _training_seconds(run.log) or fit_seconds,
+        "train_examples": int(train_examples),
+        "recipe": {k: v for k, v in vars(run.spec.recipe).items()},
+        "wall_time_seconds": _training_seconds(run.folder.log) or fit_seconds,
         "final_train_loss": float(history.history["loss"][-1]),
         "final_train_accuracy": float(history.history["accuracy"][-1]),
         "machine": machine_description(),
     }
 
 
-def _write_checkpoint(model, run, spec, tag, metrics, training, init_checkpoint):
+def _write_checkpoint(model, run, metrics, training):
     """The reproducible ``.keras`` file, its manifest and model card (`zoo.saving`)."""
+    init = run.init_checkpoint
     provenance = artifacts.Provenance(
-        model=None if init_checkpoint is None else init_checkpoint.full_name,
-        weights_sha256=None if init_checkpoint is None else init_checkpoint.manifest.sha256,
+        model=None if init is None else init.full_name,
+        weights_sha256=None if init is None else init.manifest.sha256,
         command=training["command"], seed=training["seed"],
-        data={"dataset": spec.dataset, "split": "train", "examples": training["train_examples"]})
-    return saving.write_checkpoint(model, run.out, spec, tag,
+        data={"dataset": run.spec.dataset, "split": "train",
+              "examples": training["train_examples"]})
+    return saving.write_checkpoint(model, run.folder.out, run.spec, run.tag,
                                    dict(metrics=metrics, training=training), provenance)

@@ -1,0 +1,254 @@
+"""One source for every training and input-pipeline choice: TrainConfig, PipelineOptions, the
+CLI and the benchmarks build the same objects."""
+import dataclasses
+import glob
+import json
+import os
+import re
+import runpy
+import shlex
+
+import numpy as np
+import pytest
+
+from tn_keras import datasets
+from tn_keras.training import TrainConfig
+from tn_keras.training import backup
+from tn_keras.training import config
+
+pytestmark = pytest.mark.backend_neutral
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _train_parser():
+    from tn_keras.cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if a.dest == "command"]
+    return sub.choices["train"]
+
+
+def _action(parser, dest):
+    (action,) = [a for a in parser._actions if a.dest == dest]
+    return action
+
+
+def test_cli_choices_and_defaults_are_the_librarys():
+    p = _train_parser()
+    strategy = _action(p, "strategy")
+    assert (tuple(strategy.choices), strategy.default) == (config.STRATEGIES,
+                                                           config.DEFAULT_STRATEGY)
+    assert _action(p, "seed").default == config.DEFAULT_SEED == TrainConfig().seed
+    # Every field of a run has its flag of the same name.
+    flags = {a.dest for a in p._actions}
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= flags
+    # The CLI's defaults are the config's defaults. The global --verbose keeps library logs;
+    # it is not fit's progress display.
+    from tn_keras.cli.train_command import config_from_args
+
+    assert config_from_args(p.parse_args(["digits_taylornet"])) == TrainConfig()
+    assert config_from_args(p.parse_args(["digits_taylornet", "--verbose"])) == TrainConfig()
+    args = p.parse_args(["digits_taylornet", "--epochs", "3", "--seed", "2", "--resume",
+                         "--strategy", "mirrored", "--model-kwargs", "width=2.0",
+                         "--max-eval-examples", "60", "--tag", "t", "--out", "o"])
+    assert config_from_args(args) == TrainConfig(
+        epochs=3, seed=2, resume=True, strategy="mirrored", model_kwargs={"width": 2.0},
+        max_eval_examples=60, tag="t", out="o")
+
+
+def test_the_training_benchmark_builds_the_same_config(monkeypatch):
+    # As `python benchmarks/NAME.py` runs it: its folder first on sys.path (for _common).
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    module = runpy.run_path(os.path.join(ROOT, "benchmarks", "bench_mixed_precision.py"))
+    args = module["_parse"](["--epochs", "2", "--max-train-examples", "100"])
+    assert args.seed == config.DEFAULT_SEED
+    assert module["_config"](args) == TrainConfig(epochs=2, max_train_examples=100, verbose=0)
+
+
+def _shipped_commands():
+    commands = {}
+    for path in sorted(glob.glob(os.path.join(ROOT, "saved_models", "*", "*", "manifest.json"))):
+        with open(path, encoding="utf-8") as f:
+            command = json.load(f).get("training", {}).get("command")
+        if command:
+            commands[os.path.relpath(path, ROOT)] = command
+    return commands
+
+
+def test_the_command_is_rendered_back_byte_for_byte():
+    """CLI -> TrainConfig -> command: every shipped manifest's command, and one with every
+    flag, come back as they were written (the manifests and resume rely on the bytes)."""
+    from tn_keras.cli.train_command import config_from_args
+
+    commands = _shipped_commands()
+    assert len(commands) >= 5
+    commands["all flags"] = (
+        "tn-keras train digits_taylornet --epochs 1 --batch-size 8 --seed 4 --model-kwargs "
+        "'name=\"a b\"' width=1.5 --strategy data_parallel --mixed-precision "
+        "--max-train-examples 64 --out 'runs/a b' --tag tuned --init-from digits_taylornet")
+    parser = _train_parser()
+    for where, command in commands.items():
+        words = shlex.split(command)
+        cfg = config_from_args(parser.parse_args(words[2:]))
+        assert config.command_line(words[2], cfg) == command, where
+
+
+def test_a_resolved_config_fills_in_the_recipe():
+    recipe = type("Recipe", (), {"epochs": 15, "batch_size": 128})
+    assert TrainConfig().with_recipe(recipe) == TrainConfig(epochs=15, batch_size=128)
+    assert TrainConfig(epochs=2).with_recipe(recipe).epochs == 2
+    resolved = TrainConfig(seed=3, max_train_examples=256, out="o").with_recipe(recipe)
+    assert config.command_line("m", resolved) == (
+        "tn-keras train m --epochs 15 --batch-size 128 --seed 3 --max-train-examples 256 "
+        "--out o")
+    # What a backup records: the same keys as before TrainConfig, so older backups resume.
+    assert backup.run_settings("m", resolved) == {
+        "name": "m", "epochs": 15, "batch_size": 128, "seed": 3, "strategy": "default",
+        "max_train_examples": 256, "model_kwargs": {}, "mixed_precision": False,
+        "init_from": None}
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(epochs=0), r"^epochs must be a positive integer; received 0\.$"),
+    (dict(batch_size=2.5), "batch_size must be a positive integer; received 2.5"),
+    (dict(max_train_examples=True), "max_train_examples must be a positive integer"),
+    (dict(max_eval_examples=-1), "max_eval_examples must be a positive integer"),
+    (dict(seed=-1), "seed must be a non-negative integer; received -1"),
+    (dict(strategy="tpu"), "strategy must be one of 'default', 'mirrored', 'multiworker', "
+                           "'data_parallel'; received 'tpu'"),
+    (dict(resume=True, overwrite=True), "resume=True and overwrite=True contradict"),
+    (dict(resume="yes"), "resume must be True or False; received 'yes'"),
+    (dict(verbose=3), "verbose must be one of"),
+    (dict(model_kwargs=["width"]), "model_kwargs must be a dict"),
+    (dict(model_kwargs={"width": object()}), r"model_kwargs\['width'\] = .* is not a JSON"),
+    (dict(out=""), "out must be a non-empty string"),
+    (dict(tag=3), "tag must be a non-empty string; received 3"),
+])
+def test_bad_values_name_the_field(change, match):
+    with pytest.raises(ValueError, match=match) as error:
+        TrainConfig(**change)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match=match):  # keyword overrides are checked the same way
+        dataclasses.replace(TrainConfig(), **change)
+
+
+def test_values_are_normalised():
+    cfg = TrainConfig(strategy=None, epochs=np.int64(3), out=type(
+        "P", (os.PathLike,), {"__fspath__": lambda self: "runs/x"})())
+    assert (cfg.strategy, cfg.epochs, type(cfg.epochs), cfg.out) == ("default", 3, int,
+                                                                     "runs/x")
+    kwargs = {"width": 2.0}
+    cfg = TrainConfig(model_kwargs=kwargs)
+    kwargs["width"] = 3.0  # the config holds its own copy
+    assert cfg.model_kwargs == {"width": 2.0} and TrainConfig().model_kwargs == {}
+
+
+def test_train_refuses_unknown_keywords_and_a_positional_epoch():
+    from tn_keras.training import train
+
+    with pytest.raises(TypeError, match=r"train\(\) got an unexpected keyword argument 'epoch';"
+                                        r" known: batch_size, data_dir, epochs, "):
+        train("digits_taylornet", epoch=1)
+    with pytest.raises(TypeError, match="takes a TrainConfig as its config; got 5"):
+        train("digits_taylornet", 5)
+
+
+@pytest.mark.slow  # a training run: about 10 s here
+def test_train_takes_a_config_and_keywords_override_it(tmp_path):
+    from tn_keras.training import train
+
+    base = TrainConfig(epochs=3, max_train_examples=32, max_eval_examples=20, verbose=0)
+    out = str(tmp_path / "run")
+    # Keywords replace the config's fields: one epoch, not three.
+    _, manifest = train("digits_taylornet", base, epochs=1, out=out)
+    assert manifest["training"]["epochs"] == 1
+    assert manifest["training"]["command"] == (
+        f"tn-keras train digits_taylornet --epochs 1 --batch-size 32 --seed 0 "
+        f"--max-train-examples 32 --out {out}")
+    assert manifest["metrics"]["test_examples"] == 20
+    # The same run resumed from the config alone finds the finished checkpoint.
+    _, again = train("digits_taylornet", dataclasses.replace(base, epochs=1, out=out,
+                                                             resume=True))
+    assert again["sha256"] == manifest["sha256"]
+
+
+# ---------------------------------------------------------------- the input pipeline
+def _arrays(n=20):
+    rng = np.random.default_rng(0)
+    return (rng.integers(0, 256, (n, 8, 8, 1), dtype=np.uint8),
+            rng.integers(0, 10, n).astype(np.int64))
+
+
+def _batches(ds):
+    import keras
+
+    if isinstance(ds, keras.utils.PyDataset):
+        return ds.epoch_batches(0)
+    return [(np.asarray(a), np.asarray(b)) for a, b in ds]
+
+
+@pytest.mark.parametrize("pipeline", ["numpy", "tf.data"])
+def test_make_dataset_takes_options_or_keywords(pipeline):
+    if pipeline == "tf.data":
+        pytest.importorskip("tensorflow")
+    x, y = _arrays()
+    options = datasets.PipelineOptions(augment="translate", seed=5, dataset_name="digits",
+                                       drop_remainder=True, pipeline=pipeline)
+    by_options = _batches(datasets.make_dataset(x, y, 6, training=True, options=options))
+    by_keywords = _batches(datasets.make_dataset(
+        x, y, 6, training=True, augment="translate", seed=5, dataset_name="digits",
+        drop_remainder=True, pipeline=pipeline))
+    # Keywords override the options: another seed, other batches.
+    reseeded = _batches(datasets.make_dataset(x, y, 6, training=True, options=options,
+                                              seed=6))
+    assert len(by_options) == len(by_keywords) == 3  # 20 // 6, the remainder dropped
+    for (xa, ya), (xb, yb) in zip(by_options, by_keywords):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(by_options, reseeded))
+
+
+def test_pipeline_options_resolve_the_calls_defaults():
+    resolved = datasets.PipelineOptions(dataset_name="cifar10").resolved(training=True)
+    assert (resolved.augment, resolved.deterministic, resolved.seed) == (True, False, None)
+    assert resolved.pipeline == datasets.pipeline.default_pipeline()
+    resolved = datasets.PipelineOptions(deterministic=True).resolved(training=False)
+    assert (resolved.augment, resolved.deterministic, resolved.seed) == (False, True, 0)
+    assert datasets.PipelineOptions(seed=2).resolved(False).deterministic is True
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(augment="rotate"), "augment.*Received augment='rotate'"),
+    (dict(augment=True, dataset_name="digits"), "augment=True is not supported for "
+                                                "dataset_name='digits'"),
+    (dict(normalize=True), "normalize=True needs dataset_name"),
+    (dict(pipeline="grain"), "pipeline.*Received pipeline='grain'"),
+    (dict(workers=0), "workers must be a positive integer or None; received 0"),
+    (dict(shuffle_buffer=1.5), "shuffle_buffer must be a positive integer"),
+    (dict(dataset_name="svhn"), "svhn"),
+])
+def test_bad_pipeline_options_name_the_field(change, match):
+    with pytest.raises(ValueError, match=match) as error:
+        datasets.PipelineOptions(**change)
+    assert "\n" not in str(error.value)
+
+
+def test_make_dataset_refuses_unknown_keywords():
+    x, y = _arrays()
+    with pytest.raises(TypeError, match=r"make_dataset\(\) got an unexpected keyword argument "
+                                        r"'seeds'; known: augment, dataset_name, "):
+        datasets.make_dataset(x, y, 4, seeds=1)
+
+
+def _python_blocks(path):
+    with open(path, encoding="utf-8") as f:
+        return re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
+
+
+@pytest.mark.slow  # a training run: about 10 s here
+def test_the_training_docs_python_runs(tmp_path, monkeypatch):
+    blocks = _python_blocks(os.path.join(ROOT, "docs", "training.md"))
+    assert blocks, "docs/training.md shows how to use TrainConfig"
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, "docs/training.md", "exec"), {})
