@@ -320,3 +320,22 @@ def test_cli_evaluates_a_verified_tflite_export(tmp_path, capsys):
     os.remove(out + ".json")
     assert main(evaluate) == 2
     assert "manifest" in capsys.readouterr().err
+
+
+# --- docs -----------------------------------------------------------------------------------
+
+
+def test_the_deployment_page_python_runs(tmp_path, monkeypatch):
+    """docs/deployment.md's first Python block runs as written (in a fresh folder)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "docs", "deployment.md"), encoding="utf-8") as f:
+        text = f.read()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "ExportConfig(" in code
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "docs/deployment.md", "exec"), namespace)
+    assert namespace["manifest"]["provenance"]["model"] == "digits_taylornet"
+    assert namespace["manifest"]["format"] == "tflite_int8"
+    assert read_manifest("digits.tflite")["format"] == "tflite"
+    assert np.mean(namespace["predictions"].argmax(-1) == namespace["labels"]) > 0.9

@@ -49,24 +49,11 @@ def export(model: keras.Model, path: Union[str, os.PathLike],
 
         export(model, "digits_int8.tflite",
                ExportConfig(format="tflite_int8", model_name="digits_taylornet"))
-        export(model, "digits", format="saved_model", model_name="digits_taylornet")
+        export(model, "digits", format="saved_model")  # keywords: ExportConfig fields
 
-    Formats (`ExportConfig.format`):
-        ``"saved_model"``: a TensorFlow SavedModel folder (endpoint ``serve``, signature
-            ``serving_default``), dynamic batch; ``manifest.json`` inside the folder.
-        ``"tflite"``: a float32 LiteRT/TFLite flatbuffer, batch 1, builtin ops only;
-            manifest ``<path>.json``.
-        ``"tflite_int8"``: full-integer quantised flatbuffer (int8 weights, activations, input
-            and output), calibrated on raw training images; manifest ``<path>.json``.
-        ``"tflite_int16x8"``: int16 activations, int8 weights, float input and output
-            (TFLite's experimental 16x8 mode), calibrated like int8: for deep polynomial
-            networks where int8 activations lose too much (docs/deployment.md); about the int8
-            size, but LiteRT runs it on reference kernels (no XNNPACK), so it is slower.
-        ``"onnx"``: a standard-op ONNX graph (`tn_keras.export.onnx`), dynamic batch, checked
-            with ONNX Runtime; manifest ``<path>.json``.
-
-    All formats take the model's raw input (pixels 0..255; preprocessing is inside the model).
-    Run a ``.tflite`` file with `tn_keras.export.TFLiteModel`.
+    The formats and every option are `ExportConfig`'s. Every format takes the model's raw input
+    (pixels 0..255; preprocessing is inside the model); run a ``.tflite`` file with
+    `tn_keras.export.TFLiteModel`.
 
     Args:
         model: a single-input Keras model, input ``(batch, H, W, C)``; TFLite needs H, W, C
@@ -75,20 +62,19 @@ def export(model: keras.Model, path: Union[str, os.PathLike],
             manifest in a staging folder beside it and moved in place when complete
             (`tn_keras.export.staging`): an export completes, or the previous one stays.
             The output is locked while it is written (`tn_keras.utils.locks`).
-        config: an `ExportConfig` (default: ``ExportConfig()``), or a format name (the old
+        config: an `ExportConfig` (default ``ExportConfig()``), or a format name (the old
             third positional argument).
-        **keywords: `ExportConfig` fields, applied over ``config``. ``source=`` (the old name
+        **keywords: `ExportConfig` fields, applied over ``config``; ``source=`` (the old name
             of ``model_name``) still works, with a DeprecationWarning.
 
     Returns:
-        The manifest dict (also written to disk). ``provenance`` records ``model_name`` and the
-        checkpoint's file name and sha256.
+        The manifest dict (also written to disk; ``provenance`` holds ``model_name`` and the
+        checkpoint's name and sha256).
 
     Raises:
         TypeError: a keyword that is no `ExportConfig` field (the message lists them).
-        ValueError: unknown ``format`` or zoo name; a bad ``activation_quantile``; a model that
-            is not a single image input; an unknown input size for TFLite; quantisation
-            without calibration data.
+        ValueError: a bad `ExportConfig` field; a model that is not a single image input; an
+            unknown input size for TFLite; quantisation without calibration data.
         ParityError: the export's outputs differ from the Keras model's beyond the tolerance.
         UnsupportedOpsError: TFLite would need non-builtin (Select TF / Flex) ops.
         FileExistsError: ``path`` exists and ``overwrite`` is False.

@@ -31,7 +31,19 @@ class ExportConfig:
     """How to export a model, and what to record about where it came from.
 
     Attributes:
-        format: one of `FORMATS`.
+        format: one of `FORMATS`:
+            ``"saved_model"``: a TensorFlow SavedModel folder (endpoint ``serve``, signature
+            ``serving_default``), dynamic batch; ``manifest.json`` inside the folder.
+            ``"tflite"``: a float32 LiteRT/TFLite flatbuffer, batch 1, builtin ops only;
+            manifest ``<path>.json`` (so for every format but saved_model).
+            ``"tflite_int8"``: full-integer quantised flatbuffer (int8 weights, activations,
+            input and output), calibrated on raw training images.
+            ``"tflite_int16x8"``: int16 activations, int8 weights, float input and output
+            (TFLite's experimental 16x8 mode), calibrated like int8: for deep polynomial
+            networks where int8 activations lose too much (docs/deployment.md); about the
+            int8 size, but LiteRT runs it on reference kernels (no XNNPACK), so it is slower.
+            ``"onnx"``: a standard-op ONNX graph (`tn_keras.export.onnx`), dynamic batch,
+            checked with ONNX Runtime.
         representative_data: calibration images for the quantised formats: raw images
             ``(N, H, W, C)``, or the path of a distilled level folder
             (``<export_dir>/level_<a>``). None: 500 training images of ``model_name``'s dataset.
@@ -41,12 +53,21 @@ class ExportConfig:
         checkpoint: the ``.keras`` file the weights were loaded from (provenance): its sha256
             is recorded.
         data_dir: dataset folder for the default calibration images.
-        verify: compare the export with the Keras model right after writing it.
-        activation_quantile: ``tflite_int8``: "auto", or q in (0.5, 1] (each activation's int8
-            range is ``[quantile(1 - q), quantile(q)]`` on the calibration images).
+        verify: compare the export with the Keras model right after writing it (saved_model,
+            tflite, onnx: raise `ParityError` beyond the tolerance; quantised: record the top-1
+            agreement on the calibration images, and warn below 95 %).
+        activation_quantile: ``tflite_int8`` only: the int8 range of every activation is
+            ``[quantile(1 - q), quantile(q)]`` of its values on the calibration images
+            (`tn_keras.export.activation_ranges`). "auto" tries
+            ``activation_ranges.CANDIDATE_QUANTILES`` and keeps the one whose outputs are
+            closest to the Keras model's on the calibration images (least mean squared
+            difference); ``1.0`` is TFLite's min/max.
         fold_batch_norm: TFLite formats: merge each BatchNormalization into the polynomial
-            layer before it.
-        fold_normalization: TFLite formats: fold the input Normalization into the first Conv2D.
+            layer before it (`tn_keras.export.folding`; same function, fewer ops, and no
+            un-normalised tensor to quantise).
+        fold_normalization: TFLite formats: fold the input's Normalization into the Conv2D
+            after it (`tn_keras.export.input_folding`; the first convolution then reads the
+            raw pixels, which int8 holds exactly, instead of twice-rounded normalised ones).
     """
 
     format: str = DEFAULT_FORMAT
