@@ -293,6 +293,17 @@ def test_help_does_not_import_tensorflow():
 
 
 def test_export_help_lists_the_formats_without_tensorflow():
-    result = run_without_tensorflow(_HELP)
+    result = run_without_tensorflow(_HELP + """
+    import tn_keras.export
+    print("formats", len(tn_keras.export.FORMATS), tn_keras.export.ExportConfig().format)
+    try:
+        from tn_keras.export import export
+    except ModuleNotFoundError as e:
+        print("needs:", e.name, "|", str(e).split(". ")[0])
+    """)
     assert_ran(result)
     assert "export False True" in result.stdout
+    assert "formats 5 saved_model" in result.stdout
+    assert ("needs: tensorflow | tn_keras.export.export needs TensorFlow (SavedModel and TFLite "
+            "are TensorFlow formats), which is not installed: pip install 'tn_keras[cpu]'"
+            in result.stdout), result.stdout

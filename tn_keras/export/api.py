@@ -47,38 +47,29 @@ def export(model: keras.Model, path: Union[str, os.PathLike],
            config: Union[ExportConfig, str, None] = None, **keywords) -> dict:
     """Export a Keras image classifier for deployment; returns the manifest written beside it.
 
-        export(model, "digits_int8.tflite",
-               ExportConfig(format="tflite_int8", model_name="digits_taylornet"))
-        export(model, "digits", format="saved_model")  # keywords: ExportConfig fields
-
-    The formats and every option are `ExportConfig`'s. Every format takes the model's raw input
-    (pixels 0..255; preprocessing is inside the model); run a ``.tflite`` file with
-    `tn_keras.export.TFLiteModel`.
+    ``export(model, "m.tflite", ExportConfig(format="tflite", model_name="digits_taylornet"))``.
+    Keywords are `ExportConfig` fields applied over ``config`` (``format="tflite"``); a format
+    name in place of ``config`` is the old positional ``format``; ``source=``, the old name of
+    ``model_name``, still works with a DeprecationWarning. Every format takes raw pixels 0..255
+    (preprocessing is inside the model); run a ``.tflite`` file with `TFLiteModel`.
 
     Args:
-        model: a single-input Keras model, input ``(batch, H, W, C)``; TFLite needs H, W, C
-            known.
-        path: the output folder (saved_model) or file (the other formats). Built with its
-            manifest in a staging folder beside it and moved in place when complete
-            (`tn_keras.export.staging`): an export completes, or the previous one stays.
-            The output is locked while it is written (`tn_keras.utils.locks`).
-        config: an `ExportConfig` (default ``ExportConfig()``), or a format name (the old
-            third positional argument).
-        **keywords: `ExportConfig` fields, applied over ``config``; ``source=`` (the old name
-            of ``model_name``) still works, with a DeprecationWarning.
+        model: a single-input Keras model, input ``(batch, H, W, C)`` (TFLite: H, W, C known).
+        path: the output folder (saved_model) or file, built in a staging folder beside it and
+            moved in place when complete (`tn_keras.export.staging`: an export completes, or
+            the previous one stays), locked meanwhile (`tn_keras.utils.locks`).
+        config: an `ExportConfig` (default ``ExportConfig()``) or a format name.
 
     Returns:
-        The manifest dict (also written to disk; ``provenance`` holds ``model_name`` and the
-        checkpoint's name and sha256).
+        The manifest dict, also written to disk (``provenance``: model name, checkpoint, sha256).
 
     Raises:
         TypeError: a keyword that is no `ExportConfig` field (the message lists them).
-        ValueError: a bad `ExportConfig` field; a model that is not a single image input; an
-            unknown input size for TFLite; quantisation without calibration data.
-        ParityError: the export's outputs differ from the Keras model's beyond the tolerance.
-        UnsupportedOpsError: TFLite would need non-builtin (Select TF / Flex) ops.
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
-        OutputLockedError: another export is writing ``path``.
+        ValueError: a bad field; not a single image input; an unknown input size for TFLite;
+            quantisation without calibration data.
+        ParityError, UnsupportedOpsError: the export differs from Keras; it needs Flex ops.
+        FileExistsError, OutputLockedError: ``path`` exists (and not ``overwrite``); another
+            export is writing it.
     """
     config = config_from(config, keywords).checked()
     path = os.fspath(path)
