@@ -48,7 +48,7 @@ def _calibration(name, shape, data_dir):
     from tn_keras.export.calibration import calibration_images
 
     try:
-        images, _ = calibration_images(shape, source=name, data_dir=data_dir)
+        images, _ = calibration_images(shape, model_name=name, data_dir=data_dir)
         return images, "500 train images"
     except Exception as e:  # no dataset on this machine: still benchmark speed and size
         print(f"  {name}: no training images ({type(e).__name__}); calibrating on random pixels",
@@ -61,6 +61,7 @@ def bench_model(name: str, runs: int, warmup: int, data_dir, threads, folder) ->
     import keras
 
     from tn_keras import zoo
+    from tn_keras.export import ExportConfig
     from tn_keras.export import TFLiteModel
     from tn_keras.export import export
 
@@ -73,11 +74,12 @@ def bench_model(name: str, runs: int, warmup: int, data_dir, threads, folder) ->
     float_path = os.path.join(folder, f"{name}.tflite")
     int8_path = os.path.join(folder, f"{name}_int8.tflite")
     start = time.perf_counter()
-    export(model, float_path, format="tflite", source=name)
+    config = ExportConfig(format="tflite", model_name=name)  # the library's defaults otherwise
+    export(model, float_path, config)
     float_seconds = time.perf_counter() - start
     images, calibration = _calibration(name, shape, data_dir)
     start = time.perf_counter()
-    export(model, int8_path, format="tflite_int8", source=name, representative_data=images)
+    export(model, int8_path, config, format="tflite_int8", representative_data=images)
     int8_seconds = time.perf_counter() - start
     tfl_float = TFLiteModel(float_path, num_threads=threads)
     tfl_int8 = TFLiteModel(int8_path, num_threads=threads)

@@ -33,6 +33,7 @@ def main(argv=None):
 
     from tn_keras import datasets
     from tn_keras import zoo
+    from tn_keras.export import ExportConfig
     from tn_keras.export import TFLiteModel
     from tn_keras.export import calibration
     from tn_keras.export import saved_model as saved_model_lib
@@ -46,7 +47,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         model = zoo.load(name, compile=False)
         dataset = zoo.info(name).dataset
-        images, _ = calibration.calibration_images(model.input_shape[1:], source=name,
+        images, _ = calibration.calibration_images(model.input_shape[1:], model_name=name,
                                                    data_dir=args.data_dir)
         x, y = datasets.load(dataset, "test", args.data_dir)
         n = min(args.test_images, len(x))
@@ -68,12 +69,14 @@ def main(argv=None):
             row["min_max_without_folding"] = on_test(
                 tflite_lib.convert_saved_model(plain, "int8", images))
             rewritten = os.path.join(tmp, "rewritten")
-            graph_model, _, pixel_tensors = export_graph(model)
+            config = ExportConfig(format="tflite_int8")  # the export's defaults
+            graph_model, _, pixel_tensors = export_graph(model, config)
             saved_model_lib.write_saved_model(graph_model, rewritten, batch_size=1)
             ranges = tflite_lib.calibrate_int8(rewritten, images, pixel_tensors=pixel_tensors)
             row["per_quantile"] = {str(q): on_test(ranges.quantise(q, tf.int8, tf.int8))
                                    for q in ranges.quantiles}
-            _, record = quantise_int8(model, None, images, "auto", ranges=ranges)
+            _, record = quantise_int8(model, None, images, config.activation_quantile,
+                                      ranges=ranges)
         chosen = record["quantile"]
         row["auto"] = {"quantile": chosen, "on_calibration_images": record["candidates"],
                        **row["per_quantile"][str(chosen)]}

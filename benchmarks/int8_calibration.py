@@ -33,6 +33,7 @@ def main(argv=None):
     from tn_keras import datasets
     from tn_keras import zoo
     from tn_keras.export import TFLiteModel
+    from tn_keras.export import ExportConfig
     from tn_keras.export import export
 
     model = zoo.load(args.model, compile=False)
@@ -48,11 +49,12 @@ def main(argv=None):
     def measure(label, representative_data):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "m.tflite")
-            manifest = export(model, path, format="tflite_int8", source=args.model,
-                              data_dir=args.data_dir, representative_data=representative_data)
+            manifest = export(model, path, ExportConfig(
+                format="tflite_int8", model_name=args.model, data_dir=args.data_dir,
+                representative_data=representative_data))
             top1 = TFLiteModel(path).predict(x).argmax(-1)
         calibration = manifest["quantization"]["calibration"]
-        row = {"calibration": calibration["source"], "images": calibration["num_images"],
+        row = {"calibration": calibration["images_from"], "images": calibration["num_images"],
                "quantile": calibration["activation_ranges"]["quantile"],
                "agreement": float(np.mean(top1 == keras_top1)),
                "accuracy": float(np.mean(top1 == y))}

@@ -40,6 +40,7 @@ def main(argv=None):
 
     from tn_keras import datasets
     from tn_keras import zoo
+    from tn_keras.export import ExportConfig
     from tn_keras.export import TFLiteModel
     from tn_keras.export import calibration
     from tn_keras.export import saved_model as saved_model_lib
@@ -51,7 +52,7 @@ def main(argv=None):
     for name in args.models.split(","):
         t0 = time.perf_counter()
         model = zoo.load(name, compile=False)
-        images, _ = calibration.calibration_images(model.input_shape[1:], source=name,
+        images, _ = calibration.calibration_images(model.input_shape[1:], model_name=name,
                                                    data_dir=args.data_dir)
         x, _ = datasets.load(zoo.info(name).dataset, "test", args.data_dir)
         n = min(args.test_images, len(x))
@@ -59,12 +60,13 @@ def main(argv=None):
         x = x[index].astype(np.float32).reshape((n,) + tuple(model.input_shape[1:]))
         keras_top1 = model.predict(x, batch_size=256, verbose=0).argmax(-1)
 
-        graph_model, _, pixel_tensors = export_graph(
-            model, fold_normalization=args.fold_normalization)
+        config = ExportConfig(format="tflite_int8", fold_normalization=args.fold_normalization)
+        graph_model, _, pixel_tensors = export_graph(model, config)
         with tempfile.TemporaryDirectory() as tmp:
             saved_model_lib.write_saved_model(graph_model, tmp + "/sm", batch_size=1)
             ranges = tflite_lib.calibrate_int8(tmp + "/sm", images, pixel_tensors=pixel_tensors)
-        _, record = quantise_int8(model, None, images, "auto", ranges=ranges)
+        _, record = quantise_int8(model, None, images, config.activation_quantile,
+                                  ranges=ranges)
         quantile = record["quantile"]
         # The calibrated float model with the chosen ranges written in.
         content = ranges.calibrated_at(quantile)

@@ -52,14 +52,15 @@ def saved_model_export(case):
     path = os.path.join(case.folder, "saved_model")
     # verify=False: the tests below reload it themselves (export's own check is covered by
     # test_existing_path_needs_overwrite), and a reload of a CIFAR model costs seconds.
-    manifest = export(case.model, path, format="saved_model", source=case.name, verify=False)
+    manifest = export(case.model, path, format="saved_model", model_name=case.name,
+                      verify=False)
     return path, manifest
 
 
 @pytest.fixture(scope="module")
 def tflite_export(case):
     path = os.path.join(case.folder, case.name + ".tflite")
-    manifest = export(case.model, path, format="tflite", source=case.name)
+    manifest = export(case.model, path, format="tflite", model_name=case.name)
     return path, manifest
 
 
@@ -89,7 +90,8 @@ def test_saved_model_manifest(case, saved_model_export):
     assert manifest["sha256"] == sha256_tree(path)[0]
     assert manifest["input"]["shape"] == [None, *case.shape]
     assert manifest["input"]["value_range"] == "raw pixels 0..255"
-    assert manifest["source"]["model"] == case.name
+    assert manifest["provenance"]["model"] == case.name
+    assert manifest["keras_model_name"] == case.model.name and "source" not in manifest
     assert len(manifest["class_names"]) == case.expected.shape[-1]
     assert manifest["quantization"] is None
     assert manifest["versions"]["tensorflow"] == tf.__version__
@@ -147,7 +149,7 @@ def test_tflite_int8_smoke(tmp_path):
     calibration = _images((8, 8, 1), n=64, seed=2)
     path = str(tmp_path / "digits_int8.tflite")
     manifest = export(model, path, format="tflite_int8", representative_data=calibration,
-                      source="digits_taylornet")
+                      model_name="digits_taylornet")
     tfl = TFLiteModel(path)
     assert tfl.quantized and tfl.input_dtype == np.int8 and tfl.output_dtype == np.int8
     x = _images((8, 8, 1), n=32, seed=3)
@@ -229,9 +231,10 @@ def test_unknown_spatial_size_is_a_clear_error(tmp_path):
     assert not os.listdir(tmp_path)
 
 
-def test_unknown_source_name(tiny_model, tmp_path):
+def test_unknown_model_name(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="Unknown model name"):
-        export(tiny_model, str(tmp_path / "m.tflite"), format="tflite", source="mnist7_taylr")
+        export(tiny_model, str(tmp_path / "m.tflite"), format="tflite", model_name="mnist7_taylr")
+    assert not os.listdir(tmp_path)
 
 
 class _Erfinv(keras.layers.Layer):
@@ -283,9 +286,11 @@ def test_cli_export(tmp_path, capsys):
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["sha256"] == sha256_file(out)
-    assert read_manifest(out)["source"] == {
-        "model": "digits_taylornet", "keras_model_name": "digits_taylornet",
-        "checkpoint": None, "checkpoint_sha256": None}
+    manifest = read_manifest(out)
+    assert manifest["provenance"] == {
+        "model": "digits_taylornet", "weights": None, "weights_sha256": None, "command": None,
+        "data": None, "seed": None}
+    assert manifest["keras_model_name"] == "digits_taylornet" and "source" not in manifest
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
@@ -315,3 +320,22 @@ def test_cli_evaluates_a_verified_tflite_export(tmp_path, capsys):
     os.remove(out + ".json")
     assert main(evaluate) == 2
     assert "manifest" in capsys.readouterr().err
+
+
+# --- docs -----------------------------------------------------------------------------------
+
+
+def test_the_deployment_page_python_runs(tmp_path, monkeypatch):
+    """docs/deployment.md's first Python block runs as written (in a fresh folder)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "docs", "deployment.md"), encoding="utf-8") as f:
+        text = f.read()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "ExportConfig(" in code
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "docs/deployment.md", "exec"), namespace)
+    assert namespace["manifest"]["provenance"]["model"] == "digits_taylornet"
+    assert namespace["manifest"]["format"] == "tflite_int8"
+    assert read_manifest("digits.tflite")["format"] == "tflite"
+    assert np.mean(namespace["predictions"].argmax(-1) == namespace["labels"]) > 0.9

@@ -27,7 +27,7 @@ def test_int8_export_calibrates_on_a_distilled_level(level_one, tmp_path):
     manifest = export(model, path, format="tflite_int8", representative_data=level_one)
     calibration = manifest["quantization"]["calibration"]
     x, _ = distill.load_level(os.path.dirname(level_one), 1)
-    assert calibration["source"] == "distilled level 1 (level_1)"
+    assert calibration["images_from"] == "distilled level 1 (level_1)"
     assert calibration["num_images"] == len(x) == 24
     assert calibration["images_sha256"] == sha256_file(os.path.join(level_one, "images.npz"))
     got = TFLiteModel(path).predict(x.astype("float32")).argmax(-1)

@@ -60,8 +60,8 @@ def test_quantised_tflite_agrees_with_keras_on_real_test_images(name, format, re
     model = zoo.load(name, compile=False)
     dataset = zoo.info(name).dataset
     path = str(tmp_path / f"{name}_{format}.tflite")
-    manifest = export(model, path, format=format, source=name, data_dir=real_data_dir)
-    assert manifest["quantization"]["calibration"]["source"] == f"{dataset} train split"
+    manifest = export(model, path, format=format, model_name=name, data_dir=real_data_dir)
+    assert manifest["quantization"]["calibration"]["images_from"] == f"{dataset} train split"
 
     x, y = datasets.load(dataset, "test", real_data_dir)
     limit = MAX_TEST_IMAGES.get(dataset, len(x))

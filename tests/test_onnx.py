@@ -28,12 +28,12 @@ def test_onnx_matches_keras_for_every_zoo_model(name, tmp_path):
     if zoo.list(name, pretrained=True):
         model = zoo.load(name, compile=False)
         checkpoint = zoo.find(name)
-        manifest = export(model, path, format="onnx", source=checkpoint.full_name,
+        manifest = export(model, path, format="onnx", model_name=checkpoint.full_name,
                           checkpoint=checkpoint.path)
     else:  # an architecture with no shipped weights: its freshly built model
         keras.utils.set_random_seed(0)
         model = zoo.build(name)
-        manifest = export(model, path, format="onnx", source=name)
+        manifest = export(model, path, format="onnx", model_name=name)
     # Checked independently of export()'s own check: other images, a batch of 5.
     x = _images(model.input_shape[1:], 5, seed=1)
     got = ONNXModel(path).predict(x)
@@ -77,7 +77,7 @@ def test_onnx_agrees_with_keras_on_real_test_images(real_data_dir, tmp_path):
 
     model = zoo.load("mnist_taylornet", compile=False)
     path = str(tmp_path / "mnist.onnx")
-    export(model, path, format="onnx", source="mnist_taylornet")
+    export(model, path, format="onnx", model_name="mnist_taylornet")
     x, y = datasets.load("mnist", "test", data_dir=real_data_dir)
     x = x[:1000].astype("float32")
     got = ONNXModel(path).predict(x)

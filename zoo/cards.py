@@ -95,7 +95,7 @@ def _data(manifest):
     info = _dataset(manifest)
     text = (f"## Data\n\nTrained on `{data.get('dataset', manifest['dataset'])}` "
             f"{data.get('split', 'train')} split ({_count(data.get('examples'))} images). "
-            f"{info.source}")
+            f"{info.description}")
     metrics = manifest.get("metrics", {})
     lossless, total = metrics.get("test_lossless_examples"), metrics.get("test_examples")
     if lossless is not None and total is not None and lossless < total:

@@ -89,33 +89,19 @@ def parse_model_kwargs(items):
     return kwargs
 
 
-# A manifest is a few kilobytes; anything far larger is not one (and must not be parsed).
-MAX_MANIFEST_BYTES = 16 << 20
-
-
 def read_json_object(path, what, required=()):
     """The JSON object in ``path``, refusing anything a manifest cannot be.
 
-    Refused, with one line naming ``path``: not a regular file, too large, not UTF-8, not
-    JSON, nested too deeply, not an object (a list, a string, null), a ``required`` key
-    missing, or a ``file`` entry that leaves the manifest's folder.
+    `tn_keras.artifacts.load_json` refuses, in one line naming ``path``: too large, not UTF-8,
+    not JSON, nested too deeply. Refused here too: not a regular file, not an object (a list,
+    a string, null), a ``required`` text entry missing, or a ``file`` entry that leaves the
+    manifest's folder (`tn_keras.artifacts.check_inside`).
     """
+    from tn_keras import artifacts
     from tn_keras.utils.files import check_regular_file
 
     check_regular_file(path, what)
-    if os.path.getsize(path) > MAX_MANIFEST_BYTES:
-        raise ValueError(f"{path}: {os.path.getsize(path)} bytes is too large for a {what}.")
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: the {what} is not UTF-8 text ({e.reason} at byte "
-                         f"{e.start}).") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: the {what} is not valid JSON ({e}).") from None
-    except RecursionError:
-        raise ValueError(f"{path}: the {what} is nested too deeply to be a manifest.") from None
+    data = artifacts.load_json(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the {what} is a JSON {type(data).__name__}, expected an "
                          "object.")
@@ -123,21 +109,8 @@ def read_json_object(path, what, required=()):
         if not isinstance(data.get(key), str):
             raise ValueError(f"{path}: the {what} has no {key!r} text entry.")
     if "file" in data:
-        check_inside(os.path.dirname(os.path.abspath(path)), data["file"], path)
+        artifacts.check_inside(data["file"], path)
     return data
-
-
-def check_inside(folder, name, manifest):
-    """Refuse a manifest ``file`` entry that points outside ``folder`` (``..``, absolute)."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{manifest}: its 'file' entry {name!r} is not a file name.")
-    if name == ".":
-        return  # a SavedModel manifest describes its own folder
-    target = os.path.realpath(os.path.join(folder, name))
-    if os.path.isabs(name) or os.path.commonpath([os.path.realpath(folder), target]) != \
-            os.path.realpath(folder):
-        raise ValueError(f"{manifest}: its 'file' entry {name!r} points outside "
-                         f"{folder}; refused.")
 
 
 def checked_weights(weights):

@@ -55,11 +55,14 @@ def verified_tflite(path, name):
     if sha256_file(path) != manifest["sha256"]:
         raise ValueError(f"--tflite {path} does not match the sha256 in its manifest (changed or "
                          "truncated since export).")
-    source = manifest.get("source", {}).get("model")
-    if source not in (None, name):
-        (source_arch, _, source_tag), (arch, _, tag) = source.partition("."), name.partition(".")
-        if source_arch != arch:
-            raise ValueError(f"--tflite {path} was exported from {source_arch!r}, not {arch!r}.")
-        if tag and source_tag and tag != source_tag:
-            raise ValueError(f"--tflite {path} was exported from {source!r}, not {name!r}.")
+    # read_manifest moves an older manifest's "source" block into "provenance".
+    exported_from = manifest["provenance"].get("model")
+    if exported_from not in (None, name):
+        (from_arch, _, from_tag) = exported_from.partition(".")
+        (arch, _, tag) = name.partition(".")
+        if from_arch != arch:
+            raise ValueError(f"--tflite {path} was exported from {from_arch!r}, not {arch!r}.")
+        if tag and from_tag and tag != from_tag:
+            raise ValueError(f"--tflite {path} was exported from {exported_from!r}, not "
+                             f"{name!r}.")
     return TFLiteModel(path)

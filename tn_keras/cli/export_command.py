@@ -1,5 +1,4 @@
 """``tn-keras export NAME``: write a SavedModel or a (quantised) TFLite file, with its manifest."""
-import argparse
 import json
 import os
 import sys
@@ -8,12 +7,9 @@ from tn_keras.cli import arguments
 
 
 def add_parser(subparsers):
-    try:
-        from tn_keras.export import FORMATS
-    except ImportError as e:
-        if "tensorflow" not in str(e):
-            raise
-        return _add_parser_without_tensorflow(subparsers)
+    # The choices and defaults come from the library's config module, which imports neither
+    # Keras nor TensorFlow: `tn-keras --help` stays fast and works without TensorFlow.
+    from tn_keras.export import config
 
     p = subparsers.add_parser(
         "export", help="export a zoo model to SavedModel, TFLite (LiteRT) or ONNX",
@@ -22,7 +18,7 @@ def add_parser(subparsers):
                     "SavedModel folder).",
     )
     p.add_argument("name", help="NAME or NAME.TAG")
-    p.add_argument("--format", choices=FORMATS, default="saved_model")
+    p.add_argument("--format", choices=config.FORMATS, default=config.DEFAULT_FORMAT)
     p.add_argument("--out", required=True,
                    help="output folder (saved_model) or .tflite / .onnx file")
     p.add_argument("--weights", default="pretrained",
@@ -31,7 +27,7 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=arguments.non_negative_int, default=0,
                    help="initialisation seed for --weights none")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.add_argument("--activation-quantile", default="auto",
+    p.add_argument("--activation-quantile", default=config.DEFAULT_ACTIVATION_QUANTILE,
                    help="tflite_int8: int8 range of each activation = its [1-q, q] quantiles "
                         "on the calibration images; 'auto' (default) picks the q whose "
                         "outputs are closest to the Keras model's, 1 is TFLite's min/max")
@@ -56,26 +52,41 @@ def _check_level_dir(folder):
     arguments.read_json_object(os.path.join(folder, "manifest.json"), "level manifest")
 
 
-def _add_parser_without_tensorflow(subparsers):
-    """SavedModel and TFLite are TensorFlow formats: without TensorFlow the command says so."""
-    p = subparsers.add_parser("export", help="export to SavedModel / TFLite (needs TensorFlow)",
-                              add_help=False)
-    p.add_argument("arguments", nargs=argparse.REMAINDER)
-    p.set_defaults(run=_needs_tensorflow)
-
-
-def _needs_tensorflow(args):
+def _needs_tensorflow():
     raise SystemExit("tn-keras export: error: SavedModel and TFLite are TensorFlow formats and "
                      "TensorFlow is not installed; install it (pip install 'tn_keras[cpu]') to "
                      "export. Training, evaluation and prediction work without it under "
                      "KERAS_BACKEND=jax or torch.")
 
 
+def config_from_args(args, checkpoint=None, model_name=None):
+    """The `ExportConfig` the command line asks for (``checkpoint``, ``model_name``: the
+    provenance of the loaded weights; default ``args.name``)."""
+    from tn_keras.export.config import ExportConfig
+
+    quantile = args.activation_quantile
+    if quantile != "auto":
+        try:
+            quantile = float(quantile)
+        except ValueError:
+            pass  # ExportConfig.checked names the argument and the valid values
+    return ExportConfig(
+        format=args.format, representative_data=args.calibration, overwrite=args.overwrite,
+        model_name=model_name or args.name, checkpoint=checkpoint, data_dir=args.data_dir,
+        activation_quantile=quantile, fold_batch_norm=args.fold_batch_norm,
+        fold_normalization=args.fold_normalization)
+
+
 def run(args):
+    try:
+        from tn_keras.export import export
+    except ImportError as e:
+        if "tensorflow" not in str(e):
+            raise
+        _needs_tensorflow()
     import keras
 
     from tn_keras import zoo
-    from tn_keras.export import export
     from tn_keras.export.staging import recover_unlocked
     from tn_keras.utils.files import check_can_write
 
@@ -83,29 +94,20 @@ def run(args):
     # once what a killed export of it left is resolved (its previous state restored).
     recover_unlocked(args.out)
     check_can_write(args.out, args.overwrite)
+    config = config_from_args(args).checked()
     if args.calibration is not None:
         _check_level_dir(args.calibration)
     if args.weights.lower() == "none":
         keras.utils.set_random_seed(args.seed)
-        model, checkpoint = zoo.build(args.name), None
+        model = zoo.build(args.name)
     else:
         found = zoo.find(args.name, args.weights)
         model = arguments.load_checkpoint(args.name, args.weights)
         print(f"tn-keras export: using {found.describe()}", file=sys.stderr)
-        checkpoint = found.path
-    quantile = args.activation_quantile
-    if quantile != "auto":
-        try:
-            quantile = float(quantile)
-        except ValueError:
-            pass  # export() names the argument and the valid values
-    manifest = export(model, args.out, format=args.format, overwrite=args.overwrite,
-                      source=args.name if args.weights.lower() == "none" else found.full_name,
-                      checkpoint=checkpoint, data_dir=args.data_dir,
-                      representative_data=args.calibration,
-                      activation_quantile=quantile, fold_batch_norm=args.fold_batch_norm,
-                      fold_normalization=args.fold_normalization)
+        config = config_from_args(args, found.path, found.full_name)
+    manifest = export(model, args.out, config)
     summary = {k: manifest[k] for k in ("format", "sha256", "size_bytes", "parity_check")}
     summary["path"] = os.path.abspath(args.out)
-    summary["weights"] = "untrained (--weights none)" if checkpoint is None else checkpoint
+    summary["weights"] = ("untrained (--weights none)" if config.checkpoint is None
+                          else config.checkpoint)
     print(json.dumps(summary, indent=2))

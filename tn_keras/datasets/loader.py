@@ -51,7 +51,7 @@ def load(
         name: One of `names()`: ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``,
             ``"digits"``, ``"mnist7x7"``.
         split: ``"train"`` or ``"test"``; for ``cifar10`` also ``"test_lossless"``, the
-            byte-exact test rows (see ``info("cifar10").source``).
+            byte-exact test rows (see ``info("cifar10").description``).
         data_dir: Folder searched first; overrides ``$TN_KERAS_DATA``.
         offline: Forbid the keras download. None reads ``$TN_KERAS_OFFLINE``.
 

@@ -10,6 +10,7 @@ and a real-data test checks them against a recomputation (tolerance 1e-3).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 DIGIT_CLASS_NAMES = tuple(str(i) for i in range(10))
 
@@ -28,7 +29,7 @@ class DatasetInfo:
         splits: Split names accepted by `load`.
         dtype: Dtype of the images `load` returns (``"uint8"``, or ``"float32"`` for
             ``mnist7x7``).
-        source: Where the data comes from and how it is derived.
+        description: Where the data comes from and how it is derived (prose).
         citation: Reference to cite when using the data.
     """
 
@@ -40,8 +41,15 @@ class DatasetInfo:
     std: tuple[float, ...]
     splits: tuple[str, ...]
     dtype: str
-    source: str
+    description: str
     citation: str
+
+    @property
+    def source(self) -> str:
+        """Deprecated name of `description`."""
+        warnings.warn("DatasetInfo.source is deprecated; use DatasetInfo.description.",
+                      DeprecationWarning, stacklevel=2)
+        return self.description
 
 
 _MNIST_CITATION = (
@@ -61,7 +69,7 @@ _REGISTRY: dict[str, DatasetInfo] = {
             std=(78.56749,),
             splits=("train", "test"),
             dtype="uint8",
-            source="MNIST handwritten digits, 60,000 train / 10,000 test, 28x28 grayscale.",
+            description="MNIST handwritten digits, 60,000 train / 10,000 test, 28x28 grayscale.",
             citation=_MNIST_CITATION,
         ),
         DatasetInfo(
@@ -76,7 +84,7 @@ _REGISTRY: dict[str, DatasetInfo] = {
             std=(90.02118,),
             splits=("train", "test"),
             dtype="uint8",
-            source="Fashion-MNIST (Zalando), 60,000 train / 10,000 test, 28x28 grayscale.",
+            description="Fashion-MNIST (Zalando), 60,000 train / 10,000 test, 28x28 grayscale.",
             citation=(
                 "H. Xiao, K. Rasul, R. Vollgraf, \"Fashion-MNIST: a Novel Image Dataset for "
                 "Benchmarking Machine Learning Algorithms\", arXiv:1708.07747, 2017."
@@ -94,7 +102,7 @@ _REGISTRY: dict[str, DatasetInfo] = {
             std=(62.99322, 62.08871, 66.70490),
             splits=("train", "test", "test_lossless"),
             dtype="uint8",
-            source=(
+            description=(
                 "CIFAR-10, 50,000 train / 10,000 test, 32x32 RGB. 'test_lossless' is the part "
                 "of the test split that is byte-exact: the rows flagged by the npz key "
                 "'test_is_lossless' when the file has it, otherwise (official archive, "
@@ -114,7 +122,7 @@ _REGISTRY: dict[str, DatasetInfo] = {
             std=(95.86908,),
             splits=("train", "test"),
             dtype="uint8",
-            source=(
+            description=(
                 "scikit-learn load_digits (UCI optical digits, 1,797 8x8 images, values 0..16) "
                 "rescaled to uint8 by round(x * 255 / 16). Fixed split: "
                 "train_test_split(test_size=0.2, stratify=y, random_state=0) -> 1,437 train "
@@ -134,7 +142,7 @@ _REGISTRY: dict[str, DatasetInfo] = {
             std=(58.83577,),
             splits=("train", "test"),
             dtype="float32",
-            source=(
+            description=(
                 "MNIST averaged over non-overlapping 4x4 blocks to 7x7. Returned as float32 in "
                 "0..255: the exact block mean (a multiple of 1/16, exactly representable), "
                 "not rounded to uint8."

@@ -1,12 +1,12 @@
 """Deployment: export tn_keras models to TensorFlow SavedModel, TFLite (LiteRT) and ONNX.
 
     from tn_keras import zoo
-    from tn_keras.export import export, TFLiteModel
+    from tn_keras.export import ExportConfig, TFLiteModel, export
 
     model = zoo.load("digits_taylornet")
-    export(model, "digits", format="saved_model", source="digits_taylornet")
-    export(model, "digits.tflite", format="tflite", source="digits_taylornet")
-    export(model, "digits_int8.tflite", format="tflite_int8", source="digits_taylornet")
+    int8 = ExportConfig(format="tflite_int8", model_name="digits_taylornet")
+    export(model, "digits_int8.tflite", int8)
+    export(model, "digits", format="saved_model", model_name="digits_taylornet")
     probabilities = TFLiteModel("digits_int8.tflite").predict(raw_images)
 
 Every export is checked against the Keras model right after it is written and gets a manifest
@@ -18,18 +18,52 @@ by the least squared difference from the Keras outputs (`tn_keras.export.activat
 ``format="tflite_int16x8"`` (int16 activations, int8 weights) is the fallback for deep
 polynomial networks that int8 activations cannot represent well enough.
 The command line equivalent is ``tn-keras export NAME``.
+
+The package loads its parts on first use: ``FORMATS`` and `ExportConfig` come without Keras or
+TensorFlow (the CLI's ``--help`` lists the formats without importing them).
 """
-from tn_keras.export.api import FORMATS
-from tn_keras.export.api import export
-from tn_keras.export.errors import ParityError
-from tn_keras.export.errors import UnsupportedOpsError
-from tn_keras.export.manifest import read_manifest
-from tn_keras.export.onnx import ONNXModel
-from tn_keras.export.runtime import TFLiteModel
-from tn_keras.export.tflite import op_names
+import importlib
+
+from tn_keras.export.config import FORMATS
+from tn_keras.export.config import ExportConfig
+
+# name -> the module that defines it; loaded on first use (most of them import TensorFlow).
+_LAZY = {
+    "export": "api",
+    "ParityError": "errors",
+    "UnsupportedOpsError": "errors",
+    "read_manifest": "manifest",
+    "ONNXModel": "onnx",
+    "TFLiteModel": "runtime",
+    "op_names": "tflite",
+}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tn_keras.export' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(f"tn_keras.export.{_LAZY[name]}")
+    except ImportError as e:
+        if "tensorflow" not in str(e):
+            raise
+        raise ModuleNotFoundError(
+            f"tn_keras.export.{name} needs TensorFlow (SavedModel and TFLite are TensorFlow "
+            "formats), which is not installed: pip install 'tn_keras[cpu]'. Everything else in "
+            f"tn_keras runs without it under KERAS_BACKEND=jax or torch. ({e})",
+            name="tensorflow") from e
+    value = getattr(module, name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "FORMATS",
+    "ExportConfig",
     "ONNXModel",
     "ParityError",
     "TFLiteModel",

@@ -13,17 +13,19 @@ from tn_keras.export import manifest as manifest_lib
 from tn_keras.export import saved_model as saved_model_lib
 from tn_keras.export import staging
 from tn_keras.export import tflite as tflite_lib
+from tn_keras.export.config import FORMATS  # noqa: F401  (re-exported: the one list)
+from tn_keras.export.config import ExportConfig
+from tn_keras.export.config import config_from
 from tn_keras.export.errors import ParityError
 from tn_keras.export.folding import fold_batch_normalization
 from tn_keras.export.input_folding import fold_input_normalization
+from tn_keras.export.manifest import ExportedFile
 from tn_keras.export.runtime import TFLiteModel
 from tn_keras.export.signature import VALUE_RANGE
 from tn_keras.export.signature import image_input_shape
 from tn_keras.utils import locks
 from tn_keras.utils.files import check_can_write
-from tn_keras.utils.files import sha256_file
 
-FORMATS = ("saved_model", "tflite", "tflite_int8", "tflite_int16x8", "onnx")
 # The TFLite converter's mode for each TFLite format.
 _TFLITE_MODES = {"tflite": "float", "tflite_int8": "int8", "tflite_int16x8": "int16x8"}
 
@@ -41,152 +43,82 @@ INT8_PARITY_IMAGES = 200
 QUANTISED_AGREEMENT_WARNING = 0.95
 
 
-def export(
-    model: keras.Model,
-    path: Union[str, os.PathLike],
-    format: str = "saved_model",
-    representative_data: Optional[Union[np.ndarray, str, os.PathLike]] = None,
-    overwrite: bool = False,
-    source: Optional[str] = None,
-    *,
-    checkpoint: Optional[Union[str, os.PathLike]] = None,
-    data_dir: Optional[str] = None,
-    verify: bool = True,
-    activation_quantile: Union[str, float] = "auto",
-    fold_batch_norm: bool = True,
-    fold_normalization: bool = True,
-) -> dict:
+def export(model: keras.Model, path: Union[str, os.PathLike],
+           config: Union[ExportConfig, str, None] = None, **keywords) -> dict:
     """Export a Keras image classifier for deployment; returns the manifest written beside it.
 
-    Formats:
-        ``"saved_model"``: a TensorFlow SavedModel folder (endpoint ``serve``, signature
-            ``serving_default``), dynamic batch; ``manifest.json`` inside the folder.
-        ``"tflite"``: a float32 LiteRT/TFLite flatbuffer, batch 1, builtin ops only;
-            manifest ``<path>.json``.
-        ``"tflite_int8"``: full-integer quantised flatbuffer (int8 weights, activations, input
-            and output), calibrated on raw training images; manifest ``<path>.json``.
-        ``"onnx"``: a standard-op ONNX graph (`tn_keras.export.onnx`), dynamic batch, checked
-            with ONNX Runtime; manifest ``<path>.json``.
-        ``"tflite_int16x8"``: int16 activations, int8 weights, float input and output
-            (TFLite's experimental 16x8 mode), calibrated like int8: for deep polynomial
-            networks where int8 activations lose too much (docs/deployment.md); about the int8
-            size, but LiteRT runs it on reference kernels (no XNNPACK), so it is slower.
-
-    All formats take the model's raw input (pixels 0..255; preprocessing is inside the model).
-    Run a ``.tflite`` file with `tn_keras.export.TFLiteModel`.
+    ``export(model, "m.tflite", ExportConfig(format="tflite", model_name="digits_taylornet"))``.
+    Keywords are `ExportConfig` fields applied over ``config`` (``format="tflite"``); a format
+    name in place of ``config`` is the old positional ``format``; ``source=``, the old name of
+    ``model_name``, still works with a DeprecationWarning. Every format takes raw pixels 0..255
+    (preprocessing is inside the model); run a ``.tflite`` file with `TFLiteModel`.
 
     Args:
-        model: a single-input Keras model, input ``(batch, H, W, C)``; TFLite needs H, W, C
-            known.
-        path: the output folder (saved_model) or file (tflite formats). Built with its
-            manifest in a staging folder beside it and moved in place when complete
-            (`tn_keras.export.staging`): an export completes, or the previous one stays.
-            The output is locked while it is written (`tn_keras.utils.locks`).
-        format: one of `FORMATS`.
-        representative_data: raw calibration images ``(N, H, W, C)`` for the quantised formats
-            (a few hundred training images), or the path of a distilled level folder
-            (``<export_dir>/level_<a>`` from `tn_keras.distill`; sha256-verified). Default: 500
-            images drawn with seed 0 from the training split of ``source``'s dataset.
-        overwrite: replace an existing ``path``; otherwise an existing path is a
-            FileExistsError.
-        source: the zoo name of the model: recorded in the manifest, gives the class names and
-            the default calibration dataset.
-        checkpoint: the ``.keras`` file the weights were loaded from, if any: its sha256 is
-            recorded (the CLI passes it).
-        data_dir: dataset folder for the default calibration images.
-        verify: compare the export with the Keras model right away (saved_model / tflite:
-            raise `ParityError` beyond the tolerance; quantised: record top-1 agreement on
-            the calibration images).
-        activation_quantile: ``tflite_int8`` only: the int8 range of every activation is
-            ``[quantile(1 - q), quantile(q)]`` of its values on the calibration images
-            (`tn_keras.export.activation_ranges`). ``"auto"`` (default) tries
-            ``activation_ranges.CANDIDATE_QUANTILES`` and keeps the one whose outputs are
-            closest to the Keras model's on the calibration images (least mean squared
-            difference); ``1.0`` is TFLite's min/max.
-        fold_batch_norm: TFLite formats: merge each BatchNormalization into the polynomial
-            layer before it (`tn_keras.export.folding`; same function, fewer ops, and no
-            un-normalised tensor to quantise).
-        fold_normalization: TFLite formats: fold the input's Normalization into the Conv2D
-            after it (`tn_keras.export.input_folding`; the first convolution then reads the
-            raw pixels, which int8 holds exactly, instead of twice-rounded normalised ones).
+        model: a single-input Keras model, input ``(batch, H, W, C)`` (TFLite: H, W, C known).
+        path: the output folder (saved_model) or file, built in a staging folder beside it and
+            moved in place when complete (`tn_keras.export.staging`: an export completes, or
+            the previous one stays), locked meanwhile (`tn_keras.utils.locks`).
+        config: an `ExportConfig` (default ``ExportConfig()``) or a format name.
 
     Returns:
-        The manifest dict (also written to disk).
+        The manifest dict, also written to disk (``provenance``: model name, checkpoint, sha256).
 
     Raises:
-        ValueError: unknown ``format``; a model that is not a single image input; an unknown
-            input size for TFLite; quantisation without calibration data.
-        UnsupportedOpsError: TFLite would need non-builtin (Select TF / Flex) ops.
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
-        OutputLockedError: another export is writing ``path``.
+        TypeError: a keyword that is no `ExportConfig` field (the message lists them).
+        ValueError: a bad field; not a single image input; an unknown input size for TFLite;
+            quantisation without calibration data.
+        ParityError, UnsupportedOpsError: the export differs from Keras; it needs Flex ops.
+        FileExistsError, OutputLockedError: ``path`` exists (and not ``overwrite``); another
+            export is writing it.
     """
-    if format not in FORMATS:
-        raise ValueError(
-            f"Unknown export format {format!r}; valid formats: {', '.join(FORMATS)}."
-        )
+    config = config_from(config, keywords).checked()
     path = os.fspath(path)
-    # Fail before any slow work: an existing output, or the wrong kind of thing at the path.
-    check_can_write(path, overwrite)
-    if os.path.exists(path) and os.path.isdir(path) != (format == "saved_model"):
-        kind = "folder" if os.path.isdir(path) else "file"
-        raise ValueError(f"{path} is an existing {kind}; format={format!r} writes a "
-                         f"{'folder' if format == 'saved_model' else 'file'} there.")
-    image_shape = image_input_shape(model, require_static=format != "saved_model")
-    if not (activation_quantile == "auto" or (
-            isinstance(activation_quantile, (int, float))
-            and not isinstance(activation_quantile, bool) and 0.5 < activation_quantile <= 1)):
-        raise ValueError(f"activation_quantile must be 'auto' or a number in (0.5, 1]; "
-                         f"received {activation_quantile!r}.")
-    if source is not None:
-        from tn_keras.zoo.registry import get_spec
-
-        get_spec(source)  # an unknown name fails here, with suggestions
-    source_record = _source_record(model, source, checkpoint)
-    class_names = _class_names(model, source)
-    with locks.locked(path, f"tn_keras.export({format!r})"):
+    image_shape = _check_target(model, path, config)
+    class_names = _class_names(model, config.model_name)
+    with locks.locked(path, f"tn_keras.export({config.format!r})"):
         staging.recover(path)  # what a killed export of this path left
-        check_can_write(path, overwrite)
-        with staging.staged(path, folder_export=format == "saved_model") as stage:
-            if format == "saved_model":
-                record = _export_saved_model(model, stage.result, image_shape, verify)
-            elif format == "onnx":
-                from tn_keras.export import onnx as onnx_lib  # same checks as float TFLite
-
-                record = onnx_lib.export_onnx(
-                    model, stage.result, image_shape, overwrite=True, atol=TFLITE_ATOL,
-                    parity_inputs=_random_images(image_shape, PARITY_IMAGES) if verify else None,
-                    output_spec=_output_spec(model, (None, model.output_shape[-1]), "float32"))
-                record["file"] = os.path.basename(path)  # the name it is committed under
-            else:
-                record = _export_tflite(model, stage.result, image_shape, format,
-                                        representative_data, source, data_dir,
-                                        os.path.basename(path), verify, activation_quantile,
-                                        fold_batch_norm, fold_normalization, stage.work)
-            manifest = manifest_lib.build_manifest(
-                format=format, source=source_record, class_names=class_names, **record
-            )
+        check_can_write(path, config.overwrite)
+        with staging.staged(path, folder_export=config.writes_folder) as stage:
+            exported = _write(model, stage, image_shape, config, os.path.basename(path))
+            manifest = manifest_lib.build_manifest(config, exported, model.name, class_names)
             manifest_lib.write_manifest(stage.result_manifest, manifest)
             stage.commit()
     return manifest
 
 
-def _source_record(model, source, checkpoint) -> dict:
-    record = {"model": source, "keras_model_name": model.name, "checkpoint": None,
-              "checkpoint_sha256": None}
-    if checkpoint is not None:
-        checkpoint = os.fspath(checkpoint)
-        record["checkpoint"] = os.path.basename(checkpoint)
-        record["checkpoint_sha256"] = sha256_file(checkpoint)
-    return record
+def _check_target(model, path, config) -> tuple:
+    """Fail before any slow work: an existing output, the wrong kind of thing at ``path``, or a
+    model that is not an image classifier. Returns the per-image input shape."""
+    check_can_write(path, config.overwrite)
+    if os.path.exists(path) and os.path.isdir(path) != config.writes_folder:
+        kind = "folder" if os.path.isdir(path) else "file"
+        raise ValueError(f"{path} is an existing {kind}; format={config.format!r} writes a "
+                         f"{'folder' if config.writes_folder else 'file'} there.")
+    return image_input_shape(model, require_static=config.format != "saved_model")
 
 
-def _class_names(model, source) -> Optional[list]:
-    if source is None:
+def _write(model, stage, image_shape, config, file_name) -> ExportedFile:
+    """Write the export into the staging folder ``stage``; ``file_name``: its final name."""
+    if config.format == "saved_model":
+        return _export_saved_model(model, stage.result, image_shape, config.verify)
+    if config.format == "onnx":
+        from tn_keras.export import onnx as onnx_lib  # same checks as float TFLite
+
+        record = onnx_lib.export_onnx(
+            model, stage.result, image_shape, overwrite=True, atol=TFLITE_ATOL,
+            parity_inputs=_random_images(image_shape, PARITY_IMAGES) if config.verify else None,
+            output_spec=_output_spec(model, (None, model.output_shape[-1]), "float32"))
+        return ExportedFile(**dict(record, file=file_name))
+    return _export_tflite(model, stage, image_shape, config, file_name)
+
+
+def _class_names(model, model_name) -> Optional[list]:
+    if model_name is None:
         return None
     from tn_keras import datasets
     from tn_keras.zoo.registry import get_spec
 
-    names = list(datasets.info(get_spec(source).dataset).class_names)
+    names = list(datasets.info(get_spec(model_name).dataset).class_names)
     # A zoo architecture rebuilt with other num_classes has no dataset class names.
     return names if len(names) == model.output_shape[-1] else None
 
@@ -213,7 +145,7 @@ def _keras_outputs(model, x) -> np.ndarray:
     return np.asarray(model(x, training=False))
 
 
-def _export_saved_model(model, folder, image_shape, verify) -> dict:
+def _export_saved_model(model, folder, image_shape, verify) -> ExportedFile:
     """Write the SavedModel into the fresh ``folder`` (a staging folder) and check it."""
     parity = None
     saved_model_lib.write_saved_model(model, folder, batch_size=None)
@@ -229,7 +161,7 @@ def _export_saved_model(model, folder, image_shape, verify) -> dict:
                   "max_abs_diff": diff, "atol": SAVED_MODEL_ATOL}
     digest, files = manifest_lib.sha256_tree(folder)
     size = sum(os.path.getsize(os.path.join(folder, rel)) for rel in files)
-    return dict(
+    return ExportedFile(
         file=".",
         sha256=digest,
         size_bytes=size,
@@ -239,39 +171,42 @@ def _export_saved_model(model, folder, image_shape, verify) -> dict:
                     "value_range": VALUE_RANGE, "endpoint": saved_model_lib.ENDPOINT,
                     "signature": "serving_default"},
         output_spec=_output_spec(model, (None, model.output_shape[-1]), "float32"),
-        quantization=None,
         parity=parity,
     )
 
 
-def _export_tflite(model, path, image_shape, format, representative_data, source, data_dir,
-                   file_name, verify, activation_quantile, fold_batch_norm,
-                   fold_normalization, work_dir) -> dict:
-    """Write the flatbuffer to ``path`` (in a staging folder; ``file_name`` is its final
-    name, for the manifest), using ``work_dir`` for the intermediate SavedModel."""
-    mode = _TFLITE_MODES[format]
-    int8 = mode == "int8"
+def _export_tflite(model, stage, image_shape, config, file_name) -> ExportedFile:
+    """Write the flatbuffer to ``stage.result`` (``file_name`` is its final name, for the
+    manifest), using ``stage.work`` for the intermediate SavedModel."""
+    mode = _TFLITE_MODES[config.format]
     images, calibration_record = None, None
-    if mode != "float":
+    if config.quantised:
         images, calibration_record = calibration.calibration_images(
-            image_shape, representative_data, source, data_dir, format=format)
-    graph_model, transforms, pixel_tensors = export_graph(model, fold_batch_norm,
-                                                          fold_normalization)
-    folder = os.path.join(work_dir, "saved_model")
+            image_shape, config.representative_data, config.model_name, config.data_dir,
+            format=config.format)
+    graph_model, transforms, pixel_tensors = export_graph(model, config)
+    folder = os.path.join(stage.work, "saved_model")
     saved_model_lib.write_saved_model(graph_model, folder, batch_size=1)
-    if int8:
+    if mode == "int8":
         flatbuffer, ranges_record = quantise_int8(model, folder, images,
-                                                  activation_quantile, pixel_tensors)
+                                                  config.activation_quantile, pixel_tensors)
         calibration_record = dict(calibration_record, activation_ranges=ranges_record)
     else:
         flatbuffer = tflite_lib.convert_saved_model(folder, mode=mode,
                                                     representative_data=images)
     runtime = TFLiteModel(flatbuffer)
-    parity = _tflite_parity(model, runtime, format, image_shape, images) if verify else None
-    with open(path, "wb") as f:
+    parity = (_tflite_parity(model, runtime, config.format, image_shape, images)
+              if config.verify else None)
+    with open(stage.result, "wb") as f:
         f.write(flatbuffer)
         f.flush()
         os.fsync(f.fileno())
+    return _tflite_record(model, flatbuffer, runtime, mode, calibration_record,
+                          dict(file=file_name, parity=parity, graph_transforms=transforms))
+
+
+def _tflite_record(model, flatbuffer, runtime, mode, calibration_record, known) -> ExportedFile:
+    """The manifest record of a flatbuffer; ``known``: the entries its writer already has."""
     quantization, input_quant, output_quant = _tflite_quantization(runtime, mode,
                                                                    calibration_record)
     input_spec = {"name": saved_model_lib.input_name(model),
@@ -279,8 +214,7 @@ def _export_tflite(model, path, image_shape, format, representative_data, source
                   "layout": "NHWC", "value_range": VALUE_RANGE}
     if input_quant is not None:
         input_spec["quantization"] = input_quant
-    return dict(
-        file=file_name,
+    return ExportedFile(
         # Hash the bytes written, not the path (which another process could replace).
         sha256=hashlib.sha256(flatbuffer).hexdigest(),
         size_bytes=len(flatbuffer),
@@ -289,8 +223,7 @@ def _export_tflite(model, path, image_shape, format, representative_data, source
                                  output_quant),
         quantization=quantization,
         ops=tflite_lib.op_names(flatbuffer),
-        graph_transforms=transforms,
-        parity=parity,
+        **known,
     )
 
 
@@ -345,18 +278,20 @@ def _tflite_quantization(runtime, mode, calibration_record):
     return quantization, input_quant, output_quant
 
 
-def export_graph(model: keras.Model, fold_batch_norm: bool = True,
-                 fold_normalization: bool = True):
-    """The model the TFLite converter sees, after the export's exact graph rewrites.
+def export_graph(model: keras.Model, config: Optional[ExportConfig] = None):
+    """The model the TFLite converter sees, after the export's exact graph rewrites
+    (``config.fold_batch_norm``, ``config.fold_normalization``; default `ExportConfig()`).
 
     Returns:
         ``(graph_model, transforms, pixel_tensors)``: the rewritten model, a record of each
         rewrite (for the manifest), and the name fragments of tensors that hold raw pixels
         (see `activation_ranges.ActivationRanges`).
     """
-    graph_model, folds = fold_batch_normalization(model) if fold_batch_norm else (model, [])
+    config = config or ExportConfig()
+    graph_model, folds = (fold_batch_normalization(model) if config.fold_batch_norm
+                          else (model, []))
     transforms = [dict(fold, transform="batch_normalization_folded") for fold in folds]
-    if fold_normalization:
+    if config.fold_normalization:
         graph_model, folds = fold_input_normalization(graph_model)
         transforms += [dict(fold, transform="input_normalization_folded") for fold in folds]
     pixel_tensors = [fold["padding_layer"] for fold in transforms if "padding_layer" in fold]

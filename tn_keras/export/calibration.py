@@ -1,8 +1,8 @@
 """Calibration images for full-integer quantisation.
 
 The int8 ranges of every activation are set from these images, so they must look like what the
-deployed model will see: real raw training images, not noise. By default (``source`` names a zoo
-model) a fixed, seeded sample of its dataset's training split is used, so the same command
+deployed model will see: real raw training images, not noise. By default (``model_name`` names a
+zoo model) a fixed, seeded sample of its dataset's training split is used, so the same command
 always produces the same quantised file. A distilled level (``representative_data`` = the path
 of a ``level_<a>`` folder written by `tn_keras.distill`) is the small, shareable alternative: a
 few images per class that stand for the training set, checked against their sha256 first.
@@ -23,7 +23,7 @@ DEFAULT_SEED = 0
 def calibration_images(
     image_shape: tuple,
     representative_data=None,
-    source: Optional[str] = None,
+    model_name: Optional[str] = None,
     data_dir: Optional[str] = None,
     num_images: int = DEFAULT_NUM_IMAGES,
     seed: int = DEFAULT_SEED,
@@ -35,36 +35,36 @@ def calibration_images(
         image_shape: the model's per-image input shape ``(H, W, C)``.
         representative_data: raw images given by the caller, used as they are; or the path of
             a distilled level folder (``<export_dir>/level_<a>``), whose images are used.
-        source: a zoo model name: ``num_images`` images of its dataset's ``train`` split,
+        model_name: a zoo model name: ``num_images`` images of its dataset's ``train`` split,
             drawn without replacement with ``numpy.random.default_rng(seed)``.
         data_dir: the dataset folder for `tn_keras.datasets.load`.
 
     Raises:
-        ValueError: neither ``representative_data`` nor a zoo ``source`` is given.
+        ValueError: neither ``representative_data`` nor a zoo ``model_name`` is given.
     """
     if isinstance(representative_data, (str, os.PathLike)):
         return distilled_level_images(representative_data, image_shape)
     if representative_data is not None:
         images = as_image_batch(representative_data, image_shape, "representative_data")
-        return images, {"source": "representative_data (caller-supplied)",
+        return images, {"images_from": "representative_data (caller-supplied)",
                         "num_images": int(len(images))}
-    if source is None:
+    if model_name is None:
         raise ValueError(
             f"format={format!r} needs calibration images for quantisation: pass "
             "representative_data=<array of raw training images, shape (N, H, W, C)>, or "
-            f"source=<zoo model name> to use {num_images} images of its dataset's training "
+            f"model_name=<zoo model name> to use {num_images} images of its dataset's training "
             "split."
         )
     from tn_keras import datasets
     from tn_keras.zoo.registry import get_spec
 
-    dataset = get_spec(source).dataset
+    dataset = get_spec(model_name).dataset
     x, _ = datasets.load(dataset, "train", data_dir)
     rng = np.random.default_rng(seed)
     index = np.sort(rng.choice(len(x), size=min(num_images, len(x)), replace=False))
     images = as_image_batch(x[index], image_shape, f"the {dataset} training images")
     return images, {
-        "source": f"{dataset} train split",
+        "images_from": f"{dataset} train split",
         "num_images": int(len(images)),
         "seed": int(seed),
         "sampling": "numpy.random.default_rng(seed).choice(len(train), n, replace=False)",
@@ -92,7 +92,7 @@ def distilled_level_images(level_path, image_shape: tuple) -> Tuple[np.ndarray, 
     x, _ = load_level(os.path.dirname(path), int(match.group(1)), verify=True)
     images = as_image_batch(x, image_shape, f"the images of {path}")
     return images, {
-        "source": f"distilled level {int(match.group(1))} ({os.path.basename(path)})",
+        "images_from": f"distilled level {int(match.group(1))} ({os.path.basename(path)})",
         "num_images": int(len(images)),
         "images_sha256": sha256_file(os.path.join(path, "images.npz")),
         "verification": f"every file's sha256 checked against the level's {MANIFEST}",

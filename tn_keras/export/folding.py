@@ -80,25 +80,27 @@ def fold_batch_normalization(model: keras.Model) -> Tuple[keras.Model, List[dict
 
 def _foldable_pairs(model) -> dict:
     """``{polynomial layer name: the BatchNormalization that alone consumes its output}``."""
-    if not graph.is_functional(model):
+    model_graph = graph.ModelGraph.of(model)
+    if model_graph is None:
         return {}
     pairs = {}
     for layer in model.layers:
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue
-        nodes = graph.inbound_nodes(model, layer)
-        if len(nodes) != 1:
+        calls = model_graph.calls(layer.name)
+        if len(calls) != 1:
             continue  # a shared BatchNormalization cannot take one layer's weights
-        parents = nodes[0].parent_nodes
-        if len(parents) != 1:
+        if len(calls[0].inputs) != 1:
             continue
-        parent = parents[0].operation
+        tensor = calls[0].inputs[0]
+        parent = model.get_layer(tensor.layer)
         if not _is_foldable_polynomial(parent):
             continue
-        if (len(graph.inbound_nodes(model, parent)) != 1
-                or len(graph.outbound_nodes(model, parent)) != 1):
+        if (len(model_graph.calls(parent.name)) != 1
+                or len(model_graph.consumers(parent.name)) != 1
+                or model_graph.is_output(parent.name)):
             continue  # its output feeds something besides this BatchNormalization
-        ndim = len(parents[0].outputs[0].shape)
+        ndim = len(tensor.shape)
         channel_axis = ndim - 1
         if isinstance(parent, PolyCG) and parent.data_format == "channels_first":
             channel_axis = 1

@@ -122,25 +122,26 @@ def fold_input_normalization(model: keras.Model) -> Tuple[keras.Model, List[dict
 
 def _foldable_pair(model):
     """``(normalization, conv, (rows, cols))``, or None when the model has no foldable pair."""
-    if not graph.is_functional(model) or len(model.inputs) != 1:
+    model_graph = graph.ModelGraph.of(model)
+    if model_graph is None or len(model.inputs) != 1:
         return None
     for layer in model.layers:
         if not isinstance(layer, keras.layers.Normalization) or layer.invert:
             continue
-        nodes, consumers = graph.inbound_nodes(model, layer), graph.outbound_nodes(model, layer)
-        if len(nodes) != 1 or len(consumers) != 1:
+        calls, consumers = model_graph.calls(layer.name), model_graph.consumers(layer.name)
+        if len(calls) != 1 or len(consumers) != 1 or model_graph.is_output(layer.name):
             continue
-        parents = nodes[0].parent_nodes
-        if len(parents) != 1 or not isinstance(parents[0].operation, keras.layers.InputLayer):
+        inputs = calls[0].inputs
+        if len(inputs) != 1 or inputs[0].layer not in model_graph.input_layers:
             continue  # not applied to the model input itself
-        shape = tuple(nodes[0].outputs[0].shape)
+        shape = inputs[0].shape  # the Normalization's output has its input's shape
         if len(shape) != 4 or None in shape[1:]:
             continue
         if tuple(np.atleast_1d(layer.axis)) not in ((-1,), (3,)):
             continue  # per-channel statistics only
-        conv = consumers[0].operation
+        conv = model.get_layer(consumers[0].layer)
         if (type(conv) is keras.layers.Conv2D and conv.data_format == "channels_last"
-                and conv.groups == 1 and len(graph.inbound_nodes(model, conv)) == 1):
+                and conv.groups == 1 and len(model_graph.calls(conv.name)) == 1):
             return layer, conv, shape[1:3]
     return None
 

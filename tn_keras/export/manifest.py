@@ -5,16 +5,17 @@ inside it. Both are `tn_keras.artifacts` manifests of kind ``export`` (one forma
 one tree hasher for the whole project); what only exports record (``format``, ``input``,
 ``output``, ``quantization``, ``parity_check``, ...) sits beside the common envelope.
 """
+import dataclasses
 import importlib.metadata
 import os
 from typing import Optional
 
 from tn_keras import artifacts
 from tn_keras.artifacts import sha256_tree  # noqa: F401  (the one tree hasher)
+from tn_keras.export.config import FOLDER_FORMATS
 
 MANIFEST_NAME = artifacts.MANIFEST_NAME
 SCHEMA_VERSION = artifacts.SCHEMA_VERSION
-FOLDER_FORMATS = ("saved_model",)
 
 
 def manifest_path(path: str, format: str) -> str:
@@ -36,38 +37,53 @@ def export_versions() -> dict:
     return versions
 
 
-def build_manifest(
-    *,
-    format: str,
-    file: str,
-    sha256: str,
-    size_bytes: int,
-    source: Optional[dict],
-    input_spec: dict,
-    output_spec: dict,
-    class_names: Optional[list],
-    quantization: Optional[dict],
-    ops: Optional[list] = None,
-    parity: Optional[dict] = None,
-    files: Optional[dict] = None,
-    graph_transforms: Optional[list] = None,
-) -> dict:
-    """The manifest, as the dict written to disk (`artifacts.Manifest.to_dict`)."""
-    source = source or {}
-    record = {"format": format, "source": source, "input": input_spec, "output": output_spec,
-              "class_names": class_names, "quantization": quantization,
-              "parity_check": parity}
-    for key, value in (("ops", ops), ("graph_transforms", graph_transforms)):
-        if value is not None:
-            record[key] = value
-    provenance = artifacts.Provenance(model=source.get("model"),
-                                      weights=source.get("checkpoint"),
-                                      weights_sha256=source.get("checkpoint_sha256"))
+@dataclasses.dataclass(frozen=True)
+class ExportedFile:
+    """What one format's writer made: the file, its specs and its checks (the manifest's record).
+
+    ``file`` is the name the export is committed under ("." for a folder, whose ``files`` lists
+    ``{relative path: sha256}``); ``parity`` is the check against the Keras model (None when
+    ``verify=False``); ``ops`` the op names in the file; ``graph_transforms`` the rewrites made
+    before conversion.
+    """
+
+    file: str
+    sha256: str
+    size_bytes: int
+    input_spec: dict
+    output_spec: dict
+    quantization: Optional[dict] = None
+    parity: Optional[dict] = None
+    ops: Optional[list] = None
+    files: Optional[dict] = None
+    graph_transforms: Optional[list] = None
+
+
+def provenance(config) -> artifacts.Provenance:
+    """Where the exported model came from: its zoo name and checkpoint (`ExportConfig`)."""
+    if config.checkpoint is None:
+        return artifacts.Provenance(model=config.model_name)
+    checkpoint = os.fspath(config.checkpoint)
+    return artifacts.Provenance(model=config.model_name, weights=os.path.basename(checkpoint),
+                                weights_sha256=artifacts.sha256_file(checkpoint))
+
+
+def build_manifest(config, exported: ExportedFile, keras_model_name: str,
+                   class_names: Optional[list]) -> dict:
+    """The manifest of ``exported``, made with the `ExportConfig` ``config`` from the Keras model
+    named ``keras_model_name``, as the dict written to disk (`artifacts.Manifest.to_dict`)."""
+    record = {"format": config.format, "keras_model_name": keras_model_name,
+              "input": exported.input_spec, "output": exported.output_spec,
+              "class_names": class_names, "quantization": exported.quantization,
+              "parity_check": exported.parity}
+    for key in ("ops", "graph_transforms"):
+        if getattr(exported, key) is not None:
+            record[key] = getattr(exported, key)
     manifest = artifacts.Manifest(
-        kind="export", name=source.get("model") or source.get("keras_model_name") or file,
-        file=file, sha256=sha256, size_bytes=int(size_bytes), files=dict(files or {}),
-        provenance=provenance, versions=export_versions(), created=artifacts.now(),
-        record=record)
+        kind="export", name=config.model_name or keras_model_name or exported.file,
+        file=exported.file, sha256=exported.sha256, size_bytes=int(exported.size_bytes),
+        files=dict(exported.files or {}), provenance=provenance(config),
+        versions=export_versions(), created=artifacts.now(), record=record)
     return manifest.to_dict()
 
 
@@ -83,4 +99,22 @@ def read_manifest(path: str, format: Optional[str] = None) -> dict:
         if format is None:
             format = "saved_model" if os.path.isdir(path) else "tflite"
         path = manifest_path(path, format)
-    return artifacts.read(path, kind="export").to_dict()
+    return upgrade_source_block(artifacts.read(path, kind="export").to_dict())
+
+
+def upgrade_source_block(manifest: dict) -> dict:
+    """An export manifest from an earlier tn_keras keeps its origin in a ``source`` block
+    (``model``, ``keras_model_name``, ``checkpoint``, ``checkpoint_sha256``) beside an empty
+    ``provenance``: move it into ``provenance``, where new manifests keep it."""
+    source = manifest.get("source")
+    if not isinstance(source, dict):
+        return manifest
+    manifest = dict(manifest)
+    del manifest["source"]
+    old = {"model": source.get("model"), "weights": source.get("checkpoint"),
+           "weights_sha256": source.get("checkpoint_sha256")}
+    current = dict(manifest.get("provenance") or {})
+    manifest["provenance"] = dict(current, **{k: v for k, v in old.items()
+                                              if current.get(k) is None})
+    manifest.setdefault("keras_model_name", source.get("keras_model_name"))
+    return manifest
