@@ -17,11 +17,7 @@ SCANNED = ("tn_keras", "zoo", "tn_keras_cli.py", "benchmarks", "gpu", "tests")
 # Duplicates inside files that another branch is rewriting at the same time, so that folding
 # them here would collide with that work: (file, file) -> why, and who folds it. An entry the
 # detector no longer finds fails the test, so the list cannot outlive the duplicates.
-PENDING = {
-    ("tn_keras/cli/arguments.py", "tn_keras/cli/arguments.py"):
-        "positive_int/non_negative_int and positive_float/non_negative_float are one bounded "
-        "validator twice; the file belongs to the export-config branch, folded after its merge",
-}
+PENDING = {}
 
 
 def _find(**sources):

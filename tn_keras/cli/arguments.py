@@ -17,22 +17,6 @@ def _integer(text):
         raise argparse.ArgumentTypeError(f"expected an integer, received {text!r}") from None
 
 
-def positive_int(text):
-    """An integer >= 1 (``--epochs``, ``--batch-size``, ``--top-k``, counts of images)."""
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, received {text!r}")
-    return value
-
-
-def non_negative_int(text):
-    """An integer >= 0 (``--seed``)."""
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}")
-    return value
-
-
 def _number(text):
     try:
         value = float(text)
@@ -43,20 +27,29 @@ def _number(text):
     return value
 
 
-def positive_float(text):
-    """A finite number > 0 (``--learning-rate``)."""
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, received {text!r}")
-    return value
+def _bounded(parse, kind, bound, strict, doc):
+    """An argparse ``type=``: ``parse`` the text, then require ``> bound`` (``strict``) or
+    ``>= bound``; the error names the kind and the bound."""
+    relation = ">" if strict else ">="
+
+    def check(text):
+        value = parse(text)
+        if value < bound or (strict and value == bound):
+            raise argparse.ArgumentTypeError(f"expected {kind} {relation} {bound}, "
+                                             f"received {text!r}")
+        return value
+
+    check.__doc__ = doc
+    return check
 
 
-def non_negative_float(text):
-    """A finite number >= 0 (``--ce-weight``)."""
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, received {text!r}")
-    return value
+positive_int = _bounded(_integer, "an integer", 1, False,
+                        "An integer >= 1 (``--epochs``, ``--batch-size``, ``--top-k``, counts).")
+non_negative_int = _bounded(_integer, "an integer", 0, False, "An integer >= 0 (``--seed``).")
+positive_float = _bounded(_number, "a finite number", 0, True,
+                          "A finite number > 0 (``--learning-rate``).")
+non_negative_float = _bounded(_number, "a finite number", 0, False,
+                              "A finite number >= 0 (``--ce-weight``).")
 
 
 # Builder arguments that must be positive numbers (the channel multiplier).
