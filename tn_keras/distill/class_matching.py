@@ -197,11 +197,12 @@ def draw_iteration(rng, pool: ClassPool, syn_class, settings, shape) -> dict:
 
 
 def _dense_labels(start_labels, pool_labels):
-    classes = np.unique(np.asarray(pool_labels))
-    dense = {int(c): i for i, c in enumerate(classes)}
-    missing = sorted({int(c) for c in start_labels} - set(dense))
+    """The classes of the synthetic images (each must be in the pool) and their dense ids."""
+    classes = np.unique(np.asarray(start_labels))
+    missing = sorted(set(map(int, classes)) - set(map(int, np.unique(pool_labels))))
     if missing:
         raise ValueError(f"the real pool has no image of class(es) {missing}.")
+    dense = {int(c): i for i, c in enumerate(classes)}
     return classes, np.array([dense[int(c)] for c in start_labels], np.int32)
 
 
@@ -240,3 +241,17 @@ def match_classes(start, start_labels, pool_x, pool_y, settings, rng, stats=None
                      it + 1, settings.steps, float(np.mean(losses[-LOG_EVERY:])), LOG_EVERY,
                      (time.perf_counter() - t0) / (it + 1))
     return to_pixels(matcher), np.asarray(losses)
+
+
+def mean_matching_loss(images, labels, pool_x, pool_y, settings, seed: int, draws: int = 8,
+                       stats=None) -> float:
+    """``L(S)`` of ``images`` averaged over ``draws`` iterations' random draws of
+    ``default_rng(seed)`` (no update): compares two sets of images on the same draws."""
+    matcher, pool, syn_class = build_matcher(images, labels, pool_x, pool_y, settings, stats)
+    rng = np.random.default_rng(seed)
+    shape = tuple(np.shape(images)[1:])
+    total = 0.0
+    for _ in range(int(draws)):
+        difference = matcher(draw_iteration(rng, pool, syn_class, settings, shape))
+        total += float(ops.convert_to_numpy(ops.sum(ops.square(difference))))
+    return total / int(draws)
