@@ -243,9 +243,12 @@ class ShuffledBatches(keras.utils.PyDataset):
         return self.x[idx], self.y[idx]
 
 
-def _protocol_model(evaluator, shape, num_classes, seed, steps, learning_rate, augment):
-    """The evaluator behind its augmentation layer, compiled with the protocol's optimiser."""
-    network = build_evaluator(shape, num_classes, seed, evaluator)
+def _protocol_model(evaluator, shape, num_classes, seed, steps, learning_rate, augment,
+                    builder=None):
+    """The evaluator (or ``builder``'s network) behind the protocol's augmentation layer,
+    compiled with the protocol's optimiser."""
+    network = (build_evaluator(shape, num_classes, seed, evaluator) if builder is None
+               else builder(shape, num_classes, seed))
     if evaluator == "convnet3":
         schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
             [steps // 2], [learning_rate, learning_rate / 10.0])
@@ -266,11 +269,13 @@ def _protocol_model(evaluator, shape, num_classes, seed, steps, learning_rate, a
 def train_from_scratch(x, y, test_x, test_y, num_classes: Optional[int] = None,
                        seeds: Sequence[int] = (0, 1, 2), steps: Optional[int] = None,
                        learning_rate: Optional[float] = None, augment: bool = True,
-                       evaluator: str = "small") -> dict:
+                       evaluator: str = "small", builder=None) -> dict:
     """Train a fresh evaluator on ``(x, y)`` per seed; its accuracy on ``(test_x, test_y)``.
 
     ``evaluator`` is ``"small"`` (default ``steps=300``, Adam ``1e-3``) or ``"convnet3"``
-    (default: 300 epochs of batch 256, SGD ``0.01``); see the module docstring.
+    (default: 300 epochs of batch 256, SGD ``0.01``); see the module docstring. ``builder``
+    (``(input_shape, num_classes, seed) -> logits model``) trains another network under the
+    ``evaluator``'s protocol (optimiser, length, augmentation) instead of its own network.
 
     Returns ``{"mean", "std", "accuracies", "steps", "images", "evaluator"}``.
     """
@@ -284,7 +289,7 @@ def train_from_scratch(x, y, test_x, test_y, num_classes: Optional[int] = None,
     accs = []
     for seed in seeds:
         model = _protocol_model(evaluator, x.shape[1:], num_classes, seed, steps,
-                                learning_rate, augment)
+                                learning_rate, augment, builder)
         model.fit(ShuffledBatches(x, y, batch, steps, seed), epochs=1, verbose=0)
         _, acc = model.evaluate(np.asarray(test_x, np.float32), np.asarray(test_y),
                                 batch_size=1000, verbose=0)
