@@ -92,21 +92,32 @@ def builder(architecture: str, dataset: str):
     return build
 
 
-def _random_real(train, per_class, test, num_classes, seeds, steps, build):
+def _merge(results: list) -> dict:
+    """One result from per-seed results (accuracies concatenated, subsets too)."""
+    def summary(accs):
+        return dict(mean=float(np.mean(accs)), std=float(np.std(accs)), accuracies=accs)
+
+    out = summary([a for r in results for a in r["accuracies"]])
+    if "subsets" in results[0]:
+        out["subsets"] = {name: summary([a for r in results
+                                         for a in r["subsets"][name]["accuracies"]])
+                          for name in results[0]["subsets"]}
+    return out
+
+
+def _random_real(train, per_class, test, seeds, **protocol):
     """The same protocol on ``per_class`` random real images, a fresh draw per seed."""
-    accs = []
+    results = []
     for seed in seeds:
         rx, ry = random_real_subset(train[0], train[1], per_class, seed=seed)
-        accs += train_from_scratch(rx, ry, *test, num_classes=num_classes, seeds=(seed,),
-                                   steps=steps, evaluator="convnet3",
-                                   builder=build)["accuracies"]
-    return dict(mean=float(np.mean(accs)), std=float(np.std(accs)), accuracies=accs)
+        results.append(train_from_scratch(rx, ry, *test, seeds=(seed,), **protocol))
+    return _merge(results)
 
 
 def evaluate(levels: dict, train, test, dataset: str,
              architectures: Sequence[str] = ARCHITECTURES, seeds: Sequence[int] = (0, 1, 2),
              steps: Optional[int] = None, num_classes: Optional[int] = None,
-             progress=None) -> list[dict]:
+             test_subsets: Optional[dict] = None, progress=None) -> list[dict]:
     """One row per (level, architecture): the level's and random real images' accuracy.
 
     Args:
@@ -115,6 +126,8 @@ def evaluate(levels: dict, train, test, dataset: str,
             the test split.
         dataset: the data's name (which zoo models "taylornet" and "relu" are).
         steps: training steps per run (default: the protocol's 300 epochs).
+        test_subsets: ``{name: mask over the test images}`` also reported (e.g. CIFAR-10's
+            lossless test images), from the same trained networks.
     """
     builders = {a: builder(a, dataset) for a in architectures}  # bad names fail first
     num_classes = int(num_classes or int(np.max(train[1])) + 1)
@@ -122,13 +135,13 @@ def evaluate(levels: dict, train, test, dataset: str,
     for level, (x, y) in sorted(levels.items()):
         per_class = int(np.min(np.bincount(np.asarray(y).astype(np.int64))[np.unique(y)]))
         for name, build in builders.items():
-            distilled = train_from_scratch(x, y, *test, num_classes=num_classes, seeds=seeds,
-                                           steps=steps, evaluator="convnet3", builder=build)
-            real = _random_real(train, per_class, test, num_classes, seeds, steps, build)
+            protocol = dict(num_classes=num_classes, steps=steps, evaluator="convnet3",
+                            builder=build, test_subsets=test_subsets)
+            distilled = train_from_scratch(x, y, *test, seeds=seeds, **protocol)
+            real = _random_real(train, per_class, test, seeds, **protocol)
             row = dict(level=int(level), per_class=per_class, images=int(len(y)),
                        architecture=name, steps=distilled["steps"],
-                       distilled={k: distilled[k] for k in ("mean", "std", "accuracies")},
-                       random_real=real)
+                       distilled=_merge([distilled]), random_real=real)
             rows.append(row)
             if progress is not None:
                 progress(row)
