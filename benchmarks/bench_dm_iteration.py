@@ -87,8 +87,11 @@ def main(argv=None):
                   f"per class, {args.real_batch} real images per class",
         dm=dict(dm, embedding_network=args.embedding_network, dsa=not args.no_dsa),
         distribution=existing,
-        ratio_dm_to_distribution=round(dm["seconds_per_iteration"]
-                                       / existing["seconds_per_iteration"], 2),
+        # None when a difference is not positive (too few iterations to rise above noise).
+        ratio_dm_to_distribution=(round(dm["seconds_per_iteration"]
+                                        / existing["seconds_per_iteration"], 2)
+                                  if min(dm["seconds_per_iteration"],
+                                         existing["seconds_per_iteration"]) > 0 else None),
         peak_rss_mb_after_loading_data=loaded, backend=keras.backend.backend(),
         cpu_count=os.cpu_count(), load_average_at_end=os.getloadavg())
     print(json.dumps(report, indent=2))

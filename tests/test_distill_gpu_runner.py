@@ -50,3 +50,26 @@ def test_runner_stops_on_its_budget_and_resumes(tmp_path):
     stdout = _run(out)
     assert "EXIT 0" in stdout and "reused" in stdout
     assert os.path.getmtime(os.path.join(out, "digits", "ipc1", "run.json")) == before
+
+
+@pytest.mark.slow
+def test_dm_iteration_benchmark_runs(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "bench_dm_iteration.py"),
+         "--dataset", "digits", "--ipc", "2", "--real-batch", "8", "--iterations", "2",
+         "--warmup", "1", "--embedding-network", "small", "--no-dsa", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    for method in ("dm", "distribution"):
+        assert report[method]["peak_rss_mb_after"] > 0
+        assert report[method]["build_compile_and_warmup_seconds"] > 0
+    dm, existing = (report[m]["seconds_per_iteration"] for m in ("dm", "distribution"))
+    if min(dm, existing) > 0:  # two tiny iterations may not rise above the timing noise
+        assert report["ratio_dm_to_distribution"] == pytest.approx(dm / existing, abs=0.01)
+    else:
+        assert report["ratio_dm_to_distribution"] is None
