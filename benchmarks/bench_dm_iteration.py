@@ -5,8 +5,8 @@ One iteration of each method is one compiled Keras step (``train_on_batch``) on 
 real images per class. Both start from the same images (``ipc`` real images per class) and
 draw ``real_batch`` real images per class per iteration from the whole training split; the
 building and compiling are timed apart (two calls of each method, of ``warmup`` and
-``warmup + iterations`` iterations; the difference is steady-state time). Peak memory is the process's
-resident high-water mark (``ru_maxrss``) after each method, so the second figure includes the
+``warmup + iterations`` iterations; the difference is steady-state time). Peak memory is the
+process's resident high-water mark (``ru_maxrss``) after each method, so the second figure includes the
 first's. Runs under any Keras backend (``KERAS_BACKEND``).
 
     TN_KERAS_DATA=path/to/data python benchmarks/bench_dm_iteration.py --dataset mnist \
