@@ -3,11 +3,11 @@ against the existing ``method="distribution"``, at the same small size, and peak
 
 One iteration of each method is one compiled Keras step (``train_on_batch``) on one batch of
 real images per class. Both start from the same images (``ipc`` real images per class) and
-draw ``real_batch`` real images per class per iteration from the whole training split; the
+draw ``real_batch`` real images per class per iteration from the whole training split;
 building and compiling are timed apart (two calls of each method, of ``warmup`` and
 ``warmup + iterations`` iterations; the difference is steady-state time). Peak memory is the
-process's resident high-water mark (``ru_maxrss``) after each method, so the second figure includes the
-first's. Runs under any Keras backend (``KERAS_BACKEND``).
+process's resident high-water mark (``ru_maxrss``) after each method, so the second figure
+includes the first's. Runs under any Keras backend (``KERAS_BACKEND``).
 
     TN_KERAS_DATA=path/to/data python benchmarks/bench_dm_iteration.py --dataset mnist \
         --ipc 10 --real-batch 32 --iterations 10 --json out.json
