@@ -34,8 +34,12 @@ def _parse(argv):
     p.add_argument("--steps", type=int, help="distillation steps (default: the method's)")
     p.add_argument("--learning-rate", type=float, help="default: the method's")
     p.add_argument("--method", default=config.DEFAULT_METHOD, choices=tuple(config.METHODS))
-    p.add_argument("--match-against", default=config.MATCH_AGAINST[0],
-                   choices=config.MATCH_AGAINST)
+    p.add_argument("--match-against", choices=config.MATCH_AGAINST,
+                   help="default: the method's")
+    p.add_argument("--embedding-network", choices=config.EMBEDDING_NETWORKS,
+                   help="--method dm (default: its)")
+    p.add_argument("--real-batch", type=int, help="--method dm (default: its)")
+    p.add_argument("--dsa", action=argparse.BooleanOptionalAction, help="--method dm")
     p.add_argument("--export", required=True)
     p.add_argument("--eval-levels", help="comma-separated levels for train-from-scratch "
                                           "(default: all)")
@@ -110,7 +114,9 @@ def main(argv=None):
                 else D.max_levels(args.per_class, config.DEFAULT_GROUP_SIZE))
     settings = config.DistillSettings(levels=levels_n, per_class=args.per_class,
                                       steps=args.steps, learning_rate=args.learning_rate,
-                                      method=args.method, match_against=args.match_against)
+                                      method=args.method, match_against=args.match_against,
+                                      embedding_network=args.embedding_network,
+                                      real_batch=args.real_batch, dsa=args.dsa)
     export = config.ExportOptions(directory=args.export, resume=True,
                                   dataset={"dataset": dataset, "split": "train"},
                                   model_info={"name": args.model, "weights": str(args.weights)})

@@ -30,7 +30,12 @@ def _distill_parser():
 def test_cli_choices_and_defaults_are_the_librarys():
     p = _distill_parser()
     assert _choices(p, "method") == (tuple(config.METHODS), config.DEFAULT_METHOD)
-    assert _choices(p, "match_against") == (config.MATCH_AGAINST, "previous")
+    assert _choices(p, "match_against") == (config.MATCH_AGAINST, None)
+    assert config.MATCH_AGAINST == ("previous", "level0", "class")
+    assert _choices(p, "embedding_network") == (config.EMBEDDING_NETWORKS, None)
+    assert config.EMBEDDING_NETWORKS == ("convnet3", "small")
+    assert _choices(p, "real_batch") == (None, None)
+    assert _choices(p, "dsa") == (None, None)
     assert _choices(p, "init") == (config.INIT_MODES, None)
     assert _choices(p, "group_size")[1] == config.DEFAULT_GROUP_SIZE == 2
     assert _choices(p, "ce_weight")[1] == config.DEFAULT_CE_WEIGHT == 0.1
@@ -40,6 +45,10 @@ def test_cli_choices_and_defaults_are_the_librarys():
 
     args = p.parse_args(["mnist_taylornet", "--levels", "3", "--out", "o"])
     assert settings_from_args(args).resolved() == D.DistillSettings(levels=3).resolved()
+    dm = p.parse_args(["mnist_taylornet", "--levels", "3", "--out", "o", "--method", "dm",
+                       "--embedding-network", "small", "--real-batch", "32", "--no-dsa"])
+    assert settings_from_args(dm).resolved() == D.DistillSettings(
+        levels=3, method="dm", embedding_network="small", real_batch=32, dsa=False).resolved()
 
 
 def _benchmark_parser(name):
@@ -54,7 +63,11 @@ def test_benchmark_choices_are_the_librarys():
     module = _benchmark_parser("eval_distill")
     args = module._parse(["--export", "e", "--json", "j"])
     assert (args.method, args.match_against, args.evaluator) == (
-        config.DEFAULT_METHOD, "previous", config.EVALUATORS[0])
+        config.DEFAULT_METHOD, None, config.EVALUATORS[0])
+    args = module._parse(["--export", "e", "--json", "j", "--method", "dm", "--no-dsa",
+                          "--embedding-network", "small", "--match-against", "class"])
+    assert (args.method, args.dsa, args.embedding_network, args.match_against) == (
+        "dm", False, "small", "class")
     assert tuple(evaluation.PROTOCOLS) == config.EVALUATORS == ("small", "convnet3")
     with pytest.raises(SystemExit):
         module._parse(["--export", "e", "--json", "j", "--evaluator", "resnet"])
@@ -67,6 +80,14 @@ def test_settings_resolve_the_methods_defaults():
     dm = D.DistillSettings(method="distribution").resolved()
     assert (dm.steps, dm.learning_rate, dm.init) == (200, 2.55, "first")
     assert dm.as_dict()["algorithm"] == "distribution-matching/v1"
+    assert dm.match_against == "previous"
+    # "dm": the published settings (Zhao & Bilen 2023, main_DM.py).
+    full = D.DistillSettings(method="dm").resolved()
+    assert (full.steps, full.learning_rate, full.init, full.match_against) == (
+        20000, 1.0, "first", "class")
+    assert (full.embedding_network, full.real_batch, full.dsa) == ("convnet3", 256, True)
+    assert full.as_dict()["algorithm"] == "distribution-matching-full/v1"
+    assert {"embedding_network", "real_batch", "dsa"} <= set(full.as_dict())
     # Keras's Adam changed the embedding method's images slightly: a new id, so resume does
     # not mix levels of the two implementations.
     assert embedding.as_dict()["algorithm"] == "embedding-matching/v2"
@@ -77,9 +98,17 @@ def test_settings_resolve_the_methods_defaults():
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(method="gradient"), "method must be one of 'embedding', 'distribution'"),
+    (dict(method="gradient"), "method must be one of 'embedding', 'distribution', 'dm'"),
     (dict(init="zeros"), "init must be one of 'mean', 'first'; got 'zeros'"),
-    (dict(match_against="real"), "match_against must be one of 'previous', 'level0'"),
+    (dict(match_against="real"),
+     "match_against must be one of 'previous', 'level0', 'class'; got 'real'"),
+    (dict(match_against="class"), "match_against='class' needs method 'distribution' or"),
+    (dict(real_batch=8), "real_batch apply to method='dm' only; got method='embedding'"),
+    (dict(method="distribution", dsa=True, embedding_network="small"),
+     "embedding_network, dsa apply to method='dm' only"),
+    (dict(method="dm", embedding_network="resnet"),
+     "embedding_network must be one of 'convnet3', 'small'; got 'resnet'"),
+    (dict(method="dm", real_batch=0), "real_batch must be a positive integer; got 0"),
     (dict(steps=-1), "steps must be >= 0"),
     (dict(chunk_size=0), "chunk_size must be a positive integer"),
 ])
@@ -103,7 +132,7 @@ def test_keywords_and_config_objects_are_the_same_call():
 
 def test_no_circular_import_between_the_methods():
     # Both methods take their constants from config; neither imports the level loop.
-    for name in ("embedding_matching", "distribution_matching"):
+    for name in ("embedding_matching", "distribution_matching", "class_matching"):
         with open(os.path.join(ROOT, "tn_keras", "distill", f"{name}.py")) as f:
             assert "tn_keras.distill.algorithm" not in f.read()
 
@@ -115,6 +144,8 @@ def test_importing_distill_does_not_import_tensorflow():
     result = run_without_tensorflow(
         "import sys\n"
         "import tn_keras.distill, tn_keras.distill.evaluation, tn_keras.cli.distill_command\n"
+        "import tn_keras.distill.class_matching, tn_keras.distill.cross_architecture\n"
+        "import tn_keras.cli.distill_eval_command\n"
         "print('tensorflow' in sys.modules)\n", backend="jax")
     assert_ran(result)
     assert result.stdout.strip().splitlines()[-1] == "False"

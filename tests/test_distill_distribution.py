@@ -74,7 +74,7 @@ def test_manifest_records_the_method_and_its_defaults(tmp_path):
 
 def test_unknown_method_is_refused_before_any_work(tmp_path):
     x, y = synthetic_data()
-    with pytest.raises(ValueError, match="method must be one of 'embedding', 'distribution'"):
+    with pytest.raises(ValueError, match="method must be one of 'embedding', 'distribution', 'dm'"):
         D.distill(tiny_model(), x, y, levels=1, method="gradient",
                   export_dir=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
@@ -92,7 +92,8 @@ def test_match_against_level0_is_recorded_and_differs_from_the_cascade(tmp_path)
     with open(os.path.join(out, "level_2", "manifest.json")) as f:
         assert json.load(f)["algorithm"]["match_against"] == "level0"
     with pytest.raises(ValueError,
-                       match="match_against must be one of 'previous', 'level0'; got 'real'"):
+                       match="match_against must be one of 'previous', 'level0', 'class'; "
+                             "got 'real'"):
         D.distill(tiny_model(), x, y, levels=1, match_against="real", **DM)
 
 
@@ -105,4 +106,4 @@ def test_cli_passes_the_method_through():
         "distribution", "level0", None, None)
     default = build_parser().parse_args(["distill", "mnist_taylornet", "--levels", "2", "--out",
                                          "o"])
-    assert (default.method, default.match_against) == ("embedding", "previous")
+    assert (default.method, default.match_against) == ("embedding", None)  # the method's

@@ -92,3 +92,17 @@ def test_mismatched_labels_are_refused():
     x = np.zeros((3, 8, 8, 1))
     with pytest.raises(ValueError, match="3 images but y has 2"):
         D.train_from_scratch(x, [0, 1], x, [0, 1, 1], seeds=(0,))
+
+
+def test_test_subsets_come_from_the_same_networks():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (20, 8, 8, 1)).astype(np.float32)
+    y = np.repeat(np.arange(2), 10)
+    first = np.arange(20) < 7
+    result = D.train_from_scratch(x, y, x, y, seeds=(0, 1), steps=2,
+                                  test_subsets={"all": np.ones(20, bool), "first": first})
+    assert result["subsets"]["all"]["accuracies"] == result["accuracies"]
+    # The same seeds train the same networks: testing on the subset alone agrees.
+    alone = D.train_from_scratch(x, y, x[first], y[first], seeds=(0, 1), steps=2)
+    np.testing.assert_allclose(result["subsets"]["first"]["accuracies"], alone["accuracies"])
+    assert "subsets" not in D.train_from_scratch(x, y, x, y, seeds=(0,), steps=1)

@@ -3,6 +3,7 @@
 Every choice list and default comes from `tn_keras.distill.config`, and the command builds the
 same `DistillSettings` / `ExportOptions` the library takes.
 """
+import argparse
 import json
 import os
 import sys
@@ -31,10 +32,20 @@ def add_parser(subparsers):
     p.add_argument("--method", choices=tuple(config.METHODS), default=config.DEFAULT_METHOD,
                    help="embedding: match each group's mean embedding under the model "
                         "(default); distribution: match the class's distribution under random "
-                        "ConvNets (better training sets, does not use the model)")
+                        "ConvNets (better training sets, does not use the model); dm: "
+                        "distribution matching at the published scale (Zhao & Bilen 2023: "
+                        "ConvNet-3, DSA, 20,000 iterations per level, the whole class)")
     p.add_argument("--match-against", choices=config.MATCH_AGAINST,
-                   default=config.MATCH_AGAINST[0],
-                   help="--method distribution: match the previous level or the real level 0")
+                   help="--method distribution/dm: match the previous level, the real level "
+                        "0 or the whole class (default: the method's: previous; dm: class)")
+    p.add_argument("--embedding-network", choices=config.EMBEDDING_NETWORKS,
+                   help="--method dm: the random embedding networks (default "
+                        f"{config.DM_DEFAULTS['embedding_network']})")
+    p.add_argument("--real-batch", type=arguments.positive_int,
+                   help="--method dm: real images per class and iteration (default "
+                        f"{config.DM_DEFAULTS['real_batch']})")
+    p.add_argument("--dsa", action=argparse.BooleanOptionalAction,
+                   help="--method dm: DSA siamese augmentation (default on)")
     p.add_argument("--init", choices=config.INIT_MODES,
                    help="start of each image: the group's mean or first member (default: the "
                         "method's)")
@@ -56,7 +67,8 @@ def settings_from_args(args) -> config.DistillSettings:
         levels=args.levels, group_size=args.group_size, steps=args.steps,
         learning_rate=args.learning_rate, ce_weight=args.ce_weight,
         embedding_layer=args.embedding_layer, per_class=args.per_class, seed=args.seed,
-        init=args.init, method=args.method, match_against=args.match_against)
+        init=args.init, method=args.method, match_against=args.match_against,
+        embedding_network=args.embedding_network, real_batch=args.real_batch, dsa=args.dsa)
 
 
 def run(args):

@@ -9,11 +9,13 @@
     >>> distill.similarity(x3, y3)            # Eq. (S3): {class: {"s", "d", "n"}}
 
 Modules: `config` (every choice and default, the config objects), `algorithm` (the level
-loop), `groups` (level 0 and the random groups), `embedding_matching` and
-`distribution_matching` (the two methods), `pixels` (images as Keras weights), `checks`,
+loop), `groups` (level 0 and the random groups), `embedding_matching`,
+`distribution_matching` and `class_matching` (the methods; `siamese_augmentation` is DSA for
+the last), `pixels` (images as Keras weights), `checks`,
 `similarity` (Eq. S3), `export` (level folders, `load_level`), `callback`
 (`MultiLevelDistillation` for ``model.fit``), `evaluation` (reference classification,
-train-from-scratch protocol), `plot` (s, d vs level). Works under every Keras backend;
+train-from-scratch protocol), `cross_architecture` (a level trained into several networks),
+`plot` (s, d vs level). Works under every Keras backend;
 docs/distillation.md has the guide.
 """
 from tn_keras.distill.algorithm import Level

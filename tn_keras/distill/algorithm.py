@@ -10,6 +10,10 @@ one image per group, by the method of `DistillSettings.method`:
   the paper's Figures S5/S6.
 - ``"distribution"`` (`tn_keras.distill.distribution_matching`): a class's images together
   match the class's embedding distribution under random ConvNets.
+- ``"dm"`` (`tn_keras.distill.class_matching`): Zhao & Bilen's distribution matching at the
+  published scale, every level against the whole class (ConvNet-3, DSA, 20,000 iterations).
+
+The two distribution methods do not use the trained model: ``model`` may be None for them.
 
 The synthesised pixels are rounded to uint8 at every level: the next level is built from
 exactly the images that are exported. How the defaults were chosen, with the measurements and
@@ -27,6 +31,8 @@ import numpy as np
 from tn_keras.distill import export as export_mod
 from tn_keras.distill.checks import check_plan
 from tn_keras.distill.checks import validate_data
+from tn_keras.distill.class_matching import match_classes
+from tn_keras.distill.class_matching import pixel_statistics
 from tn_keras.distill.config import DistillSettings
 from tn_keras.distill.config import ExportOptions
 from tn_keras.distill.config import split_keywords
@@ -80,6 +86,13 @@ def configure(levels=None, settings: Optional[DistillSettings] = None,
 
 def check_inputs(model, x, y, settings: DistillSettings):
     """Every check before any work; ``(x, y)`` as arrays."""
+    if model is None:  # the distribution methods need no model; its checks are skipped
+        if settings.method == "embedding":
+            raise ValueError("model is None: method 'embedding' matches the model's "
+                             "embeddings; pass the trained model.")
+        x, y = validate_data(x, y, int(np.max(y)) + 1 if len(y) else 1)
+        check_plan(y, settings.levels, settings.group_size, settings.per_class)
+        return x, y
     if settings.method == "embedding":
         check_embedding_layer(model, settings.embedding_layer)
     num_classes = int(model.outputs[0].shape[-1])
@@ -94,19 +107,35 @@ def check_inputs(model, x, y, settings: DistillSettings):
 class LevelMaker:
     """Makes level ``a`` from level ``a - 1`` with the configured method."""
 
-    def __init__(self, model, settings: DistillSettings):
+    def __init__(self, model, settings: DistillSettings, data=None):
         self.model = model
         self.settings = settings
+        self.data = data  # (x, y): the whole classes, for match_against="class"
         self._synthesiser = None  # built on first use: level 0 needs no network
+        self._statistics = None  # "dm": per-channel pixel statistics of the whole data
+
+    def _target(self, previous: Level, level0: Level):
+        """The real images level ``a`` is matched against."""
+        against = self.settings.match_against
+        if against == "class":
+            return self.data
+        target = level0 if against == "level0" else previous
+        return target.x, target.y
 
     def __call__(self, a: int, previous: Level, level0: Level):
         s = self.settings
         group_of, labels = make_groups(previous.y, s.group_size, s.seed, a)
-        if s.method == "distribution":
+        if s.method in ("distribution", "dm"):
             start = group_start(previous.x, group_of, len(labels), s.init)
-            target = level0 if s.match_against == "level0" else previous
-            pixels = match(start, labels, target.x, target.y, s.steps, s.learning_rate,
-                           np.random.default_rng([s.seed, a, 17]))
+            real_x, real_y = self._target(previous, level0)
+            rng = np.random.default_rng([s.seed, a, 17])
+            if s.method == "distribution":
+                pixels = match(start, labels, real_x, real_y, s.steps, s.learning_rate, rng)
+            else:
+                if self._statistics is None:
+                    self._statistics = pixel_statistics(self.data[0])
+                pixels, _ = match_classes(start, labels, real_x, real_y, s, rng,
+                                          self._statistics)
         else:
             if self._synthesiser is None:
                 self._synthesiser = Synthesiser(self.model, s.embedding_layer)
@@ -181,7 +210,8 @@ def distill(model, x, y, levels: Optional[int] = None, *,
     settings, export = configure(levels, settings, export, **options)
     x, y = check_inputs(model, x, y, settings)
     context = dict(source=dict(export.dataset or {}),
-                   model=dict({"name": model.name, "embedding_layer": settings.embedding_layer},
+                   model=dict({"name": getattr(model, "name", None),
+                               "embedding_layer": settings.embedding_layer},
                               **(export.model_info or {})))
     if export.directory is None:
         return _all_levels(model, x, y, settings, export, context, progress)
@@ -195,7 +225,7 @@ def distill(model, x, y, levels: Optional[int] = None, *,
 
 def _all_levels(model, x, y, settings, export, context, progress) -> list[Level]:
     """Level 0 to ``settings.levels``, each reused from a verified export or made anew."""
-    maker = LevelMaker(model, settings)
+    maker = LevelMaker(model, settings, data=(x, y))
     result: list[Level] = []
     for a in range(settings.levels + 1):
         level = (_reused_level(a, result, settings, export, context)

@@ -34,20 +34,45 @@ class MethodDefaults:
 #: ``method -> MethodDefaults``. "embedding" (the default) matches each group's mean embedding
 #: under the trained model (`tn_keras.distill.embedding_matching`); "distribution" matches a
 #: class's distribution under random ConvNets (`tn_keras.distill.distribution_matching`):
-#: 200 Adam steps of 2.55 grey levels (0.01 of the pixel range) per level. The embedding id is
-#: v2 since Keras's Adam replaced the hand-written one (its epsilon placement changes about 2 %
-#: of the uint8 pixels, docs/distillation.md), so resume does not mix the two.
+#: 200 Adam steps of 2.55 grey levels (0.01 of the pixel range) per level; "dm" is Zhao &
+#: Bilen's distribution matching at the published scale (`tn_keras.distill.class_matching`):
+#: 20,000 SGD iterations (momentum 0.5) of learning rate 1.0 on normalised images per level,
+#: against the whole class. The embedding id is v2 since Keras's Adam replaced the
+#: hand-written one (its epsilon placement changes about 2 % of the uint8 pixels,
+#: docs/distillation.md), so resume does not mix the two.
 METHODS = {
     "embedding": MethodDefaults(40, 0.25, "mean", "embedding-matching/v2"),
     "distribution": MethodDefaults(200, 2.55, "first", "distribution-matching/v1"),
+    "dm": MethodDefaults(20000, 1.0, "first", "distribution-matching-full/v1"),
 }
 DEFAULT_METHOD = "embedding"
 #: Where an optimisation starts: the group's pixel mean, or its first (real) member.
 INIT_MODES = ("mean", "first")
-#: "distribution": level ``a`` matches level ``a - 1`` (the cascade) or the real level 0.
-MATCH_AGAINST = ("previous", "level0")
+#: What level ``a`` is matched against ("distribution", "dm"): level ``a - 1`` (the cascade),
+#: the real level 0, or the whole class (every training image of the class, not only level 0's
+#: subset; drawn in batches from the host).
+MATCH_AGAINST = ("previous", "level0", "class")
+#: ``method -> its default match_against``.
+DEFAULT_MATCH_AGAINST = {"embedding": "previous", "distribution": "previous", "dm": "class"}
+#: "dm": the random embedding networks. "convnet3": DM's ConvNet-3 (three Conv3x3(128)
+#: InstanceNorm ReLU AvgPool2 blocks), "small": the small evaluator's two conv blocks.
+EMBEDDING_NETWORKS = ("convnet3", "small")
+#: "dm" only: its defaults for the fields that other methods do not have (as published: real
+#: batch 256 per class, DSA siamese augmentation, ConvNet-3).
+DM_DEFAULTS = {"embedding_network": "convnet3", "real_batch": 256, "dsa": True}
 #: The train-from-scratch evaluators (`tn_keras.distill.evaluation`); the first is the default.
 EVALUATORS = ("small", "convnet3")
+#: Cross-architecture evaluation (`tn_keras.distill.cross_architecture`): ConvNet-3, the zoo's
+#: TaylorNet for the dataset, the zoo's ReLU baseline, a ResNet-18-style network.
+ARCHITECTURES = ("convnet3", "taylornet", "relu", "resnet18")
+#: ``dataset -> zoo architecture`` of the "taylornet" and "relu" entries (Fashion-MNIST has no
+#: ReLU baseline of its own: the MNIST one has the same 28x28x1 input and is built fresh).
+ZOO_ARCHITECTURES = {
+    "taylornet": {"mnist": "mnist_taylornet", "fashion_mnist": "fashion_taylornet",
+                  "cifar10": "cifar_taylornet", "digits": "digits_taylornet"},
+    "relu": {"mnist": "mnist_convnet_relu", "fashion_mnist": "mnist_convnet_relu",
+             "cifar10": "cifar_convnet_relu", "digits": "mnist_convnet_relu"},
+}
 DEFAULT_GROUP_SIZE = 2
 DEFAULT_CE_WEIGHT = 0.1
 DEFAULT_EMBEDDING_LAYER = "embedding"
@@ -76,9 +101,13 @@ class DistillSettings:
         per_class: size per class of the starting real subset (None: every image).
         seed: seeds the starting subset, every level's grouping and the "distribution" draws.
         init: ``"mean"`` (group mean) or ``"first"`` (a real member of the group).
-        method: ``"embedding"`` or ``"distribution"``.
-        match_against: ``"previous"`` or ``"level0"`` ("distribution").
+        method: ``"embedding"``, ``"distribution"`` or ``"dm"``.
+        match_against: ``"previous"``, ``"level0"`` or ``"class"`` ("distribution", "dm";
+            None: the method's, `DEFAULT_MATCH_AGAINST`).
         chunk_size: groups optimised together (bounds memory; the result is the same).
+        embedding_network, real_batch, dsa: "dm" only (None: `DM_DEFAULTS`): the random
+            embedding networks (`EMBEDDING_NETWORKS`), real images per class and iteration,
+            and whether DSA siamese augmentation is applied.
     """
 
     levels: int = 1
@@ -91,8 +120,11 @@ class DistillSettings:
     seed: int = 0
     init: Optional[str] = None
     method: str = DEFAULT_METHOD
-    match_against: str = "previous"
+    match_against: Optional[str] = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    embedding_network: Optional[str] = None
+    real_batch: Optional[int] = None
+    dsa: Optional[bool] = None
 
     def resolved(self) -> "DistillSettings":
         """A checked copy with the method's defaults filled in; ValueError naming the field."""
@@ -104,14 +136,37 @@ class DistillSettings:
             learning_rate=float(defaults.learning_rate if self.learning_rate is None
                                 else self.learning_rate),
             init=defaults.init if self.init is None else self.init,
+            match_against=(DEFAULT_MATCH_AGAINST[self.method] if self.match_against is None
+                           else self.match_against),
             ce_weight=float(self.ce_weight), seed=int(self.seed))
         if out.steps < 0 or out.learning_rate <= 0 or out.ce_weight < 0:
             raise ValueError("steps must be >= 0, learning_rate > 0 and ce_weight >= 0.")
         _one_of("init", out.init, INIT_MODES)
         _one_of("match_against", out.match_against, MATCH_AGAINST)
+        if out.method == "embedding" and out.match_against != "previous":
+            raise ValueError(f"match_against={out.match_against!r} needs method 'distribution' "
+                             f"or 'dm'; the embedding method matches each group.")
         if int(out.chunk_size) != out.chunk_size or out.chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer; got {out.chunk_size!r}.")
-        return out
+        return out._with_dm_fields()
+
+    def _with_dm_fields(self) -> "DistillSettings":
+        """"dm": its own fields filled in and checked; any other method: refused if set."""
+        own = {name: getattr(self, name) for name in DM_DEFAULTS}
+        if self.method != "dm":
+            given = [name for name, value in own.items() if value is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} apply to method='dm' only; got "
+                                 f"method={self.method!r}.")
+            return self
+        own = {name: DM_DEFAULTS[name] if value is None else value
+               for name, value in own.items()}
+        _one_of("embedding_network", own["embedding_network"], EMBEDDING_NETWORKS)
+        if int(own["real_batch"]) != own["real_batch"] or own["real_batch"] < 1:
+            raise ValueError(f"real_batch must be a positive integer; got "
+                             f"{own['real_batch']!r}.")
+        return dataclasses.replace(self, embedding_network=str(own["embedding_network"]),
+                                   real_batch=int(own["real_batch"]), dsa=bool(own["dsa"]))
 
     @property
     def algorithm(self) -> str:
@@ -122,6 +177,9 @@ class DistillSettings:
         images, plus the algorithm id. Call on a `resolved` copy."""
         record = dataclasses.asdict(self)
         del record["levels"], record["chunk_size"]
+        if self.method != "dm":  # the manifests of the other methods stay as they were
+            for name in DM_DEFAULTS:
+                del record[name]
         record["algorithm"] = self.algorithm
         return record
 

@@ -243,9 +243,12 @@ class ShuffledBatches(keras.utils.PyDataset):
         return self.x[idx], self.y[idx]
 
 
-def _protocol_model(evaluator, shape, num_classes, seed, steps, learning_rate, augment):
-    """The evaluator behind its augmentation layer, compiled with the protocol's optimiser."""
-    network = build_evaluator(shape, num_classes, seed, evaluator)
+def _protocol_model(evaluator, shape, num_classes, seed, steps, learning_rate, augment,
+                    builder=None):
+    """The evaluator (or ``builder``'s network) behind the protocol's augmentation layer,
+    compiled with the protocol's optimiser."""
+    network = (build_evaluator(shape, num_classes, seed, evaluator) if builder is None
+               else builder(shape, num_classes, seed))
     if evaluator == "convnet3":
         schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
             [steps // 2], [learning_rate, learning_rate / 10.0])
@@ -266,31 +269,48 @@ def _protocol_model(evaluator, shape, num_classes, seed, steps, learning_rate, a
 def train_from_scratch(x, y, test_x, test_y, num_classes: Optional[int] = None,
                        seeds: Sequence[int] = (0, 1, 2), steps: Optional[int] = None,
                        learning_rate: Optional[float] = None, augment: bool = True,
-                       evaluator: str = "small") -> dict:
+                       evaluator: str = "small", builder=None,
+                       test_subsets: Optional[dict] = None) -> dict:
     """Train a fresh evaluator on ``(x, y)`` per seed; its accuracy on ``(test_x, test_y)``.
 
     ``evaluator`` is ``"small"`` (default ``steps=300``, Adam ``1e-3``) or ``"convnet3"``
-    (default: 300 epochs of batch 256, SGD ``0.01``); see the module docstring.
+    (default: 300 epochs of batch 256, SGD ``0.01``); see the module docstring. ``builder``
+    (``(input_shape, num_classes, seed) -> logits model``) trains another network under the
+    ``evaluator``'s protocol (optimiser, length, augmentation) instead of its own network.
+    ``test_subsets`` (``{name: boolean mask over the test images}``) also reports the accuracy
+    on each subset (e.g. CIFAR-10's lossless test images) from the same trained networks.
 
-    Returns ``{"mean", "std", "accuracies", "steps", "images", "evaluator"}``.
+    Returns ``{"mean", "std", "accuracies", "steps", "images", "evaluator"}`` (and
+    ``"subsets": {name: {"mean", "std", "accuracies"}}``).
     """
     _check_evaluator(evaluator)
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y).astype(np.int64)
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
+    test_y = np.asarray(test_y).astype(np.int64)
     num_classes = int(num_classes or (max(int(y.max()), int(np.max(test_y))) + 1))
     batch, steps, learning_rate = training_length(evaluator, len(x), steps, learning_rate)
-    accs = []
+    masks = {name: np.asarray(m, bool) for name, m in (test_subsets or {}).items()}
+    correct = {None: []} | {name: [] for name in masks}
     for seed in seeds:
         model = _protocol_model(evaluator, x.shape[1:], num_classes, seed, steps,
-                                learning_rate, augment)
+                                learning_rate, augment, builder)
         model.fit(ShuffledBatches(x, y, batch, steps, seed), epochs=1, verbose=0)
-        _, acc = model.evaluate(np.asarray(test_x, np.float32), np.asarray(test_y),
-                                batch_size=1000, verbose=0)
-        accs.append(float(acc))
-    return {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "accuracies": accs,
-            "steps": int(steps), "images": int(len(x)), "evaluator": PROTOCOLS[evaluator]}
+        logits = model.predict(np.asarray(test_x, np.float32), batch_size=1000, verbose=0)
+        hits = np.argmax(logits, axis=-1) == test_y
+        correct[None].append(float(np.mean(hits)))
+        for name, mask in masks.items():
+            correct[name].append(float(np.mean(hits[mask])))
+    result = _summary(correct[None])
+    result.update(steps=int(steps), images=int(len(x)), evaluator=PROTOCOLS[evaluator])
+    if masks:
+        result["subsets"] = {name: _summary(correct[name]) for name in masks}
+    return result
+
+
+def _summary(accs) -> dict:
+    return {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "accuracies": accs}
 
 
 def random_real_subset(x, y, per_class: int, seed: int):
