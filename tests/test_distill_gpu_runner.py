@@ -1,4 +1,4 @@
-"""benchmarks/gpu/distill_full.py, the full-scale GPU runner, on CPU at a tiny size under JAX
+"""gpu/distill_full.py, the full-scale GPU runner, on CPU at a tiny size under JAX
 with TensorFlow blocked (as on the GPU machine): it completes, stops on its budget, resumes."""
 import json
 import os
@@ -9,7 +9,7 @@ from _no_tensorflow import assert_ran
 from _no_tensorflow import run_without_tensorflow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNNER = os.path.join(ROOT, "benchmarks", "gpu", "distill_full.py")
+RUNNER = os.path.join(ROOT, "gpu", "distill_full.py")
 TINY = ["--datasets", "digits", "--ipc", "1,2", "--levels", "1", "--iterations", "2",
         "--real-batch", "8", "--embedding-network", "small", "--eval-seeds", "0",
         "--eval-steps", "2"]

@@ -8,7 +8,7 @@ levels starts from ``ipc * 2**levels`` real images per class, so that its last l
 evaluated with the ConvNet-3 protocol (and ``--architectures``), against random real images of
 the same size, on the whole test split and, for CIFAR-10, its lossless test images too.
 
-    KERAS_BACKEND=jax python benchmarks/gpu/distill_full.py --data-dir DATA --out runs \
+    KERAS_BACKEND=jax python gpu/distill_full.py --data-dir DATA --out runs \
         --datasets mnist,fashion_mnist,cifar10 --ipc 1,10,50 --budget-s 540
 
 ``DATA`` holds the datasets as packed shards (``tn-keras data pack NAME --out DATA``) or as
