@@ -220,7 +220,7 @@ def test_listing_and_loading_do_not_import_tensorflow():
     assert "(100, 32, 32, 3) int64 9" in result.stdout
 
 
-def test_the_cli_lists_describes_and_verifies(capsys):
+def test_the_cli_lists_describes_and_verifies(capsys, tmp_path):
     from tn_keras.cli import main
 
     assert main(["distill-data", "list", "cifar10*"]) == 0
@@ -232,6 +232,8 @@ def test_the_cli_lists_describes_and_verifies(capsys):
     assert capsys.readouterr().out.startswith("# cifar10.dm.from640")
     assert main(["distill-data", "verify", "cifar10.dm.ipc1"]) == 0
     assert "every file matches its sha256" in capsys.readouterr().out
+    assert main(["distill-data", "export-tfds", "cifar10.dm.ipc1", "--out", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err  # never overwritten unless asked
     assert main(["distill-data", "info", "nope.dm.ipc1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tn-keras distill-data: error: Unknown distilled dataset 'nope.dm."
@@ -258,6 +260,24 @@ def test_tfds_round_trip_reads_every_level_offline(root, tmp_path, monkeypatch):
     with pytest.raises(FileExistsError):
         to_tfds("digits.dm.ipc4", str(tmp_path / "tfds"), root=root)
     assert to_tfds("digits.dm.ipc4", str(tmp_path / "tfds"), root=root, overwrite=True) == path
+
+
+def test_the_cli_exports_a_shipped_set_for_tfds(tmp_path, capsys):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from tn_keras.cli import main
+
+    assert main(["distill-data", "export-tfds", "cifar10.dm.ipc1", "--out",
+                 str(tmp_path / "t")]) == 0
+    path = str(tmp_path / "t" / "cifar10_dm_ipc1" / "1.0.0")
+    assert capsys.readouterr().out.startswith(path)
+    builder = tfds.builder_from_directory(path)
+    assert {k: v.num_examples for k, v in builder.info.splits.items()} == {
+        f"level_{a}": 10 * n for a, n in zip(range(4, 10), (40, 20, 10, 5, 2, 1))}
+    x, y = catalogue.load_dataset("cifar10.dm.ipc1")
+    (image, label), = tfds.as_numpy(builder.as_dataset(split="level_9", batch_size=10,
+                                                       as_supervised=True))
+    np.testing.assert_array_equal(image, x)
+    np.testing.assert_array_equal(label, y)
 
 
 # --- real data ------------------------------------------------------------------------------

@@ -102,6 +102,9 @@ def _sets(root) -> dict:
     out = {}
     for entry, manifest in cascades(root).items():
         for name in manifest.get("sets", {}):
+            if name in out:
+                raise artifacts.ManifestError(
+                    f"{name} is defined twice, in {out[name][0]} and {os.path.join(root, entry)}.")
             out[name] = (os.path.join(root, entry), manifest)
     return out
 

@@ -17,6 +17,8 @@ The set is verified against its sha256 first. Needs TensorFlow and tensorflow_da
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import tempfile
@@ -92,11 +94,14 @@ def to_tfds(name: str, directory: str, overwrite: bool = False, root=None) -> st
         for level in sorted(info.levels):
             x, y = catalogue.load_dataset(name, level=level, root=root)
             _write_split(folder, tfds_name(name), f"level_{level}", features, x, y)
-        # dataset_info.json and features.json; the split sizes are counted from the shards.
-        tfds.folder_dataset.write_metadata(
-            data_dir=folder, features=features, split_infos=None,
-            filename_template=FILENAME_TEMPLATE, description=_builder_description(info),
-            citation=datacard.citation(info.dataset, info.method), check_data=True)
+        # dataset_info.json and features.json; the split sizes are counted from the shards
+        # (TFDS prints the splits it found and a progress bar: not this function's output).
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            tfds.folder_dataset.write_metadata(
+                data_dir=folder, features=features, split_infos=None,
+                filename_template=FILENAME_TEMPLATE, description=_builder_description(info),
+                citation=datacard.citation(info.dataset, info.method), check_data=True,
+                supervised_keys=("image", "label"))  # as_supervised=True gives (x, y) pairs
         if os.path.exists(directory):  # overwrite: the old folder leaves by one rename
             trash = tempfile.mkdtemp(prefix=".trash-tfds-", dir=parent)
             os.replace(directory, os.path.join(trash, "old"))
