@@ -25,6 +25,10 @@ from tn_keras.distill import shipping
 SHIPPED = {
     "cifar10.dm.ipc10": (10, (32, 32, 3)),
     "cifar10.dm.ipc1": (1, (32, 32, 3)),
+    "mnist.dm.ipc10": (10, (28, 28, 1)),
+    "mnist.dm.ipc1": (1, (28, 28, 1)),
+    "fashion_mnist.dm.ipc10": (10, (28, 28, 1)),
+    "fashion_mnist.dm.ipc1": (1, (28, 28, 1)),
 }
 SHAPE, CLASSES, START = (6, 5, 3), 3, 16
 
