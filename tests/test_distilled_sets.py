@@ -325,3 +325,10 @@ def test_setup_ships_every_file_of_the_shipped_sets():
                 continue
             assert any(fnmatch.fnmatch(rel, p) and rel.count("/") == p.count("/")
                        for p in patterns), rel
+
+
+def test_the_card_shows_no_spread_for_one_seed():
+    assert datacard._mean_std(dict(mean=0.956, std=0.0, accuracies=[0.956])) == \
+        "95.6 % (one seed)"
+    assert datacard._mean_std(dict(mean=0.37, std=0.0024, accuracies=[0.36, 0.37, 0.38])) == \
+        "37.0 ± 0.2 %"

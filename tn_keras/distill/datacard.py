@@ -106,8 +106,7 @@ def _accuracy(manifest):
                 "| --- | --- | --- |"]
         for split, n in ev["test_examples"].items():
             d, r = ev["distilled"][split], ev["random_real"][split]
-            rows.append(f"| {split} ({n}) | {100 * d['mean']:.1f} ± {100 * d['std']:.1f} % | "
-                        f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f} % |")
+            rows.append(f"| {split} ({n}) | {_mean_std(d)} | {_mean_std(r)} |")
         parts.append(
             f"**{name}** (level {entry['final_level']}, {ev['images']} images): a fresh "
             f"{ev['evaluator']} trained {ev['steps']} steps on the set, seeds {ev['seeds']} "
@@ -115,6 +114,13 @@ def _accuracy(manifest):
             f"draw per seed, trained the same way. Protocol: {ev['protocol']}.\n\n"
             + "\n".join(rows) + f"\n\n```bash\n{ev.get('command')}\n```")
     return "\n\n".join(parts)
+
+
+def _mean_std(result):
+    """``mean ± std %`` over seeds; one seed has no spread to show."""
+    if len(result.get("accuracies", ())) == 1:
+        return f"{100 * result['mean']:.1f} % (one seed)"
+    return f"{100 * result['mean']:.1f} ± {100 * result['std']:.1f} %"
 
 
 def citation(dataset: str, method: str) -> str:
