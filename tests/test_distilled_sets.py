@@ -29,6 +29,8 @@ SHIPPED = {
     "mnist.dm.ipc1": (1, (28, 28, 1)),
     "fashion_mnist.dm.ipc10": (10, (28, 28, 1)),
     "fashion_mnist.dm.ipc1": (1, (28, 28, 1)),
+    "mnist.dm.ipc50": (50, (28, 28, 1)),
+    "fashion_mnist.dm.ipc50": (50, (28, 28, 1)),
 }
 SHAPE, CLASSES, START = (6, 5, 3), 3, 16
 
