@@ -4,6 +4,7 @@ Layout on disk -> import names (see README "Project layout"):
   tn_keras/      -> tn_keras            the library (layers, datasets, export, distill, CLI)
   zoo/           -> tn_keras.zoo        the model registry and the architectures
   saved_models/  -> tn_keras.saved_models  shipped checkpoints, one folder per arch/tag
+  saved_datasets/ -> tn_keras.saved_datasets  shipped distilled datasets, one folder per cascade
 """
 import os
 import re
@@ -22,7 +23,7 @@ packages = find_packages(include=["tn_keras", "tn_keras.*"])
 packages += ["tn_keras.zoo"] + [
     "tn_keras.zoo." + p for p in find_packages(where="zoo")
 ]
-packages += ["tn_keras.saved_models"]
+packages += ["tn_keras.saved_models", "tn_keras.saved_datasets"]
 
 # ONNX export: tf2onnx is the converter Keras itself uses under TensorFlow; onnxruntime runs the
 # parity check and the exported files.
@@ -44,11 +45,16 @@ setup(
         "tn_keras": "tn_keras",
         "tn_keras.zoo": "zoo",
         "tn_keras.saved_models": "saved_models",
+        "tn_keras.saved_datasets": "saved_datasets",
     },
     # Shipped checkpoints: saved_models/<arch>/<tag>/{<arch>.keras, manifest.json,
     # training_log.csv, README.md (the generated model card)}.
     package_data={"tn_keras.saved_models": ["*/*/*.keras", "*/*/*.json", "*/*/*.csv",
-                                            "*/*/*.md"]},
+                                            "*/*/*.md"],
+                  # Distilled sets: saved_datasets/<cascade>/{manifest.json, DATACARD.md,
+                  # level_<a>/{images.npz, manifest.json}}.
+                  "tn_keras.saved_datasets": ["*/*.json", "*/*.md", "*/*/*.npz",
+                                              "*/*/*.json"]},
     include_package_data=False,
     install_requires=[
         "keras>=3.15",

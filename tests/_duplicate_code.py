@@ -17,7 +17,8 @@ Data tables are not logic. A table written as one literal (a dict of cases, a pa
 is one logical line and cannot make a run by itself. A table written as statements -- a block
 of declarations such as ``self.<w>_regularizer = regularizers.get(<w>_regularizer)`` for each
 weight ``w``, the fields of a dataclass, one ``register(...)`` call per entry -- is a run in
-which one line shape (each line renamed by itself) makes up two thirds or more of the lines:
+which one line shape (each line renamed by itself) makes up two thirds or more of the lines, or
+whose lines are all declarations (decorators, class headers, annotated fields, constants):
 rows of one form, with perhaps an odd row (a default, a header). Such runs are left out
 (``_is_table``); logic mixes shapes (a ``def``, a loop, an assignment, a ``return``).
 """
@@ -98,8 +99,26 @@ def _shape(lines):
     return " ".join(parts)
 
 
+def _is_declaration(line):
+    """A line that declares and computes nothing: a decorator, a class header, an annotated
+    field (``name: type`` or ``name: type = literal``) or a constant (``NAME = literal``)."""
+    tokens = line.tokens
+    literal = ((("text", "STR"),), (("text", "NUM"),), (("text", "None"),),
+               (("text", "True"),), (("text", "False"),), (("text", "("), ("text", ")")))
+    if tokens[0] == ("text", "@") or tokens[0] == ("text", "class"):
+        return True
+    if len(tokens) >= 3 and tokens[0][0] == "name" and tokens[1] == ("text", ":"):
+        value = tokens[tokens.index(("text", "=")) + 1:] if ("text", "=") in tokens else None
+        return value is None or tuple(value) in literal
+    return (len(tokens) == 3 and tokens[0][0] == "name" and tokens[1] == ("text", "=")
+            and tuple(tokens[2:]) in literal)
+
+
 def _is_table(lines):
-    """True when one line shape makes up >= 2/3 of ``lines``: declarations or table rows."""
+    """True when one line shape makes up >= 2/3 of ``lines`` (table rows), or when every line
+    is a declaration (two dataclasses with similar fields share no logic)."""
+    if all(_is_declaration(line) for line in lines):
+        return True
     counts = collections.Counter(_shape([line]) for line in lines)
     return 3 * max(counts.values()) >= 2 * len(lines)
 

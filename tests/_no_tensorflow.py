@@ -61,3 +61,10 @@ def assert_ran(result):
         f"child exited {result.returncode}\n--- stdout ---\n{result.stdout[-4000:]}\n"
         f"--- stderr ---\n{result.stderr[-8000:]}"
     )
+
+
+def stdout_without_tensorflow(code, **kwargs):
+    """`run_without_tensorflow`, failing unless the child exits 0; returns what it printed."""
+    result = run_without_tensorflow(code, **kwargs)
+    assert_ran(result)
+    return result.stdout

@@ -81,6 +81,13 @@ def test_a_scripts_main_guard_is_not_logic():
     assert _find(a=tail, b=tail) == []
 
 
+def test_a_declaration_that_computes_is_still_logic():
+    # `name: type = call()` computes a value: a run of them with logic around is compared.
+    body = "x: int = f(a)\ny: int = g(x)\nz = x + y\nif z:\n    w = h(z)\nreturn w\n"
+    source = "def k(a):\n" + textwrap.indent(body, "    ")
+    assert len(_find(a=source, b=source.replace("k(a)", "m(a)"))) == 1
+
+
 def test_a_different_flow_of_values_is_not_a_copy():
     # `acc += s * n` uses another value than `total += v * v`: not the same logic.
     other = ENERGY.replace("acc += s * s", "acc += s * n")
@@ -96,6 +103,9 @@ def test_a_different_flow_of_values_is_not_a_copy():
     "".join(f"register('model{i}', width={i}, depth={i + 1})\n" for i in range(4))
     + "register('odd', width=1, depth=2, tag=DEFAULT_TAG)\nDEFAULT = registry['model0']\n",
     "class Options:\n" + "".join(f"    field{i}: int = {i}\n" for i in range(7)),
+    # Declarations only: a constant, then a dataclass with three plain fields.
+    "KIND = 'k'\n\n@dataclasses.dataclass(frozen=True)\nclass Info:\n    name: str\n"
+    "    size: int\n    items: tuple = ()\n    note: str = None\n",
 ])
 def test_ignores_data_tables(table):
     assert _find(a=table, b=table.replace("1", "7")) == []

@@ -15,14 +15,19 @@ the last), `pixels` (images as Keras weights), `checks`,
 `similarity` (Eq. S3), `export` (level folders, `load_level`), `callback`
 (`MultiLevelDistillation` for ``model.fit``), `evaluation` (reference classification,
 train-from-scratch protocol), `cross_architecture` (a level trained into several networks),
-`plot` (s, d vs level). Works under every Keras backend;
-docs/distillation.md has the guide.
+`plot` (s, d vs level). The shipped distilled sets: `catalogue` (`load_dataset`,
+`list_datasets`, `dataset_info`), `datacard`, `shipping` (how they are made), `tfds_export`
+(`to_tfds`). Works under every Keras backend; docs/distillation.md has the guide.
 """
 from tn_keras.distill.algorithm import Level
 from tn_keras.distill.algorithm import distill
 from tn_keras.distill.algorithm import is_monotone
 from tn_keras.distill.algorithm import similarity_by_level
 from tn_keras.distill.callback import MultiLevelDistillation
+from tn_keras.distill.catalogue import dataset_info
+from tn_keras.distill.catalogue import list_datasets
+from tn_keras.distill.catalogue import load_dataset
+from tn_keras.distill.catalogue import verify_dataset
 from tn_keras.distill.checks import max_levels
 from tn_keras.distill.config import DistillSettings
 from tn_keras.distill.config import ExportOptions
@@ -32,20 +37,26 @@ from tn_keras.distill.export import load_level
 from tn_keras.distill.export import verify_level
 from tn_keras.distill.plot import plot_similarity
 from tn_keras.distill.similarity import similarity
+from tn_keras.distill.tfds_export import to_tfds
 
 __all__ = [
     "DistillSettings",
     "ExportOptions",
     "Level",
     "MultiLevelDistillation",
+    "dataset_info",
     "distill",
     "is_monotone",
+    "list_datasets",
+    "load_dataset",
     "load_level",
     "max_levels",
     "plot_similarity",
     "reference_classification",
     "similarity",
     "similarity_by_level",
+    "to_tfds",
     "train_from_scratch",
+    "verify_dataset",
     "verify_level",
 ]

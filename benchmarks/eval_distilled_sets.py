@@ -1,0 +1,109 @@
+"""Evaluate distilled levels with the ConvNet-3 protocol on several test splits at once.
+
+    TN_KERAS_DATA=path/to/data python benchmarks/eval_distilled_sets.py \
+        --export /tmp/cdm640 --dataset cifar10 --levels 6,9 --splits test,test_lossless \
+        --json cdm640_eval.json
+
+For every level and seed, a fresh evaluator (`tn_keras.distill.evaluation`, ConvNet-3 by
+default) is trained ONCE on the level's images and scored on every test split, so that the
+figures on CIFAR-10's 1,000 lossless test images and on all 10,000 come from the same trained
+networks. The baseline is as many random real training images per class, a fresh draw per seed
+(`random_real_subset`), trained and scored the same way. The JSON is rewritten after every level,
+so a run cut short keeps what it measured. The results go into the shipped sets' manifests
+(`python -m tn_keras.distill.shipping`, docs/distillation.md).
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--export", required=True, help="a distillation's export folder")
+    p.add_argument("--dataset", required=True, help="its dataset (real training images and "
+                                                    "test splits)")
+    p.add_argument("--levels", required=True, help="comma-separated levels to evaluate")
+    p.add_argument("--splits", default="test", help="comma-separated test splits")
+    p.add_argument("--evaluator", default="convnet3")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--steps", type=int, help="default: the evaluator's")
+    p.add_argument("--data-dir")
+    p.add_argument("--json", required=True)
+    return p.parse_args(argv)
+
+
+def train_and_score(x, y, tests: dict, seed: int, evaluator: str, steps=None) -> dict:
+    """One evaluator trained on ``(x, y)`` with the protocol of
+    `tn_keras.distill.evaluation.train_from_scratch`; its accuracy on every test split."""
+    from tn_keras.distill import evaluation as E
+
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y).astype(np.int64)
+    num_classes = int(max(int(y.max()), *(int(ty.max()) for _, ty in tests.values())) + 1)
+    batch, steps, learning_rate = E.training_length(evaluator, len(x), steps)
+    model = E._protocol_model(evaluator, x.shape[1:], num_classes, seed, steps, learning_rate,
+                              True)
+    model.fit(E.ShuffledBatches(x, y, batch, steps, seed), epochs=1, verbose=0)
+    scores = {}
+    for split, (tx, ty) in tests.items():
+        _, acc = model.evaluate(np.asarray(tx, np.float32), np.asarray(ty), batch_size=1000,
+                                verbose=0)
+        scores[split] = float(acc)
+    return scores
+
+
+def _summarise(runs: list, splits) -> dict:
+    out = {}
+    for split in splits:
+        accs = [r[split] for r in runs]
+        out[split] = dict(mean=float(np.mean(accs)), std=float(np.std(accs)), accuracies=accs)
+    return out
+
+
+def evaluate_level(export, level, train, tests, seeds, args) -> dict:
+    from tn_keras.distill import load_level
+    from tn_keras.distill.evaluation import PROTOCOLS, random_real_subset, training_length
+
+    lx, ly = load_level(export, level)
+    per_class = int(np.bincount(ly).min())
+    t0 = time.perf_counter()
+    distilled = [train_and_score(lx, ly, tests, s, args.evaluator, args.steps) for s in seeds]
+    real = []
+    for s in seeds:
+        rx, ry = random_real_subset(*train, per_class, seed=s)
+        real.append(train_and_score(rx, ry, tests, s, args.evaluator, args.steps))
+    _, steps, _ = training_length(args.evaluator, len(ly), args.steps)
+    return dict(level=int(level), images_per_class=per_class, images=int(len(ly)),
+                steps=int(steps), seeds=list(seeds), evaluator=args.evaluator,
+                protocol=PROTOCOLS[args.evaluator],
+                test_examples={k: int(len(v[1])) for k, v in tests.items()},
+                distilled=_summarise(distilled, tests), random_real=_summarise(real, tests),
+                seconds=round(time.perf_counter() - t0, 1))
+
+
+def main(argv=None):
+    args = _parse(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tn_keras import datasets
+
+    train = datasets.load(args.dataset, "train", data_dir=args.data_dir)
+    tests = {s: datasets.load(args.dataset, s, data_dir=args.data_dir)
+             for s in args.splits.split(",")}
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    report = dict(export=args.export, dataset=args.dataset, rows=[])
+    for level in (int(a) for a in args.levels.split(",")):
+        row = evaluate_level(args.export, level, train, tests, seeds, args)
+        print(json.dumps(row), flush=True)
+        report["rows"].append(row)
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(report, f, indent=1)
+        os.replace(tmp, args.json)
+    print("wrote", args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,332 @@
+"""Shipped distilled datasets (tn_keras.distill.catalogue, shipping, datacard, tfds_export).
+
+The catalogue, loading, verification and the card are tested on a small synthetic cascade
+built by `shipping.ship` from a fake export, and on every set the package ships. A tampered
+file is refused. The TFDS route is a round trip through ``tfds.builder_from_directory``. The
+real-data test retrains ConvNet-3 on the shipped CIFAR-10 ipc10 set and compares it with random
+real images of the same size.
+"""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from tests._no_tensorflow import stdout_without_tensorflow
+from tn_keras import artifacts
+from tn_keras.distill import catalogue
+from tn_keras.distill import datacard
+from tn_keras.distill import export
+from tn_keras.distill import shipping
+
+# What the package advertises (docs/distillation.md): name -> (images per class, image shape).
+SHIPPED = {
+    "cifar10.dm.ipc10": (10, (32, 32, 3)),
+    "cifar10.dm.ipc1": (1, (32, 32, 3)),
+    "mnist.dm.ipc10": (10, (28, 28, 1)),
+    "mnist.dm.ipc1": (1, (28, 28, 1)),
+    "fashion_mnist.dm.ipc10": (10, (28, 28, 1)),
+    "fashion_mnist.dm.ipc1": (1, (28, 28, 1)),
+}
+SHAPE, CLASSES, START = (6, 5, 3), 3, 16
+
+
+def _fake_export(folder, levels=4, seed=0):
+    """A distillation export of random images: level a has START / 2**a images per class."""
+    rng = np.random.default_rng(seed)
+    algorithm = dict(method="distribution", per_class=START, seed=seed, steps=1,
+                     algorithm="distribution-matching/v1")
+    for a in range(levels + 1):
+        n = START >> a
+        x = rng.integers(0, 256, (n * CLASSES, *SHAPE), dtype=np.uint8)
+        y = np.repeat(np.arange(CLASSES), n).astype(np.int64)
+        path = export.level_dir(folder, a)
+        os.makedirs(path)
+        export.write_images(path, x, y)
+        record = dict(level=a, num_images=len(y), image_shape=list(SHAPE),
+                      images_per_class={str(c): n for c in range(CLASSES)},
+                      source={"dataset": "digits", "split": "train"},
+                      model={"name": "digits_taylornet.x", "sha256": "0" * 64},
+                      preprocessing=export.PREPROCESSING, algorithm=algorithm, seed=seed,
+                      similarity={}, wall_time_seconds=0.5)
+        export.write_manifest(path, record, seed)
+
+
+def _evaluation(tmp_path):
+    row = dict(level=2, images_per_class=4, images=12, steps=7, seeds=[0, 1],
+               evaluator="convnet3", protocol="ConvNet-3 ...", test_examples={"test": 50},
+               distilled={"test": dict(mean=0.5, std=0.1, accuracies=[0.4, 0.6])},
+               random_real={"test": dict(mean=0.3, std=0.0, accuracies=[0.3, 0.3])})
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps({"rows": [row]}))
+    return str(path)
+
+
+@pytest.fixture()
+def root(tmp_path):
+    """A folder holding one synthetic cascade: digits.dm.from16 (sets ipc4 and ipc1)."""
+    _fake_export(tmp_path / "export")
+    spec = shipping.CascadeSpec(
+        export_dir=str(tmp_path / "export"), dataset="digits", first_level=1,
+        final_levels=(2, 4), command="tn-keras distill ...", evaluation=_evaluation(tmp_path),
+        evaluation_command="python benchmarks/eval_distilled_sets.py ...", note="synthetic")
+    out = tmp_path / "sets"
+    folder = shipping.ship(spec, str(out))
+    assert os.path.basename(folder) == "digits.dm.from16"
+    return str(out)
+
+
+def test_a_shipped_cascade_lists_describes_and_loads(root):
+    assert catalogue.list_datasets(root=root) == ["digits.dm.ipc1", "digits.dm.ipc4"]
+    assert catalogue.list_datasets("*ipc4", root=root) == ["digits.dm.ipc4"]
+    assert catalogue.list_datasets("cifar*", root=root) == []
+    info = catalogue.dataset_info("digits.dm.ipc4", root=root)
+    assert (info.final_level, info.images_per_class, sorted(info.levels)) == (2, 4, [1, 2])
+    assert info.levels[1] == dict(images_per_class=8, num_images=24, seconds=0.5)
+    assert info.evaluation["distilled"]["test"]["mean"] == 0.5
+    assert info.provenance["command"] == "tn-keras distill ..."
+    assert sorted(catalogue.dataset_info("digits.dm.ipc1", root=root).levels) == [1, 2, 3, 4]
+    assert catalogue.dataset_info("digits.dm.ipc1", root=root).evaluation == {}
+    x, y = catalogue.load_dataset("digits.dm.ipc4", root=root)
+    source = export.read_images(export.level_dir(os.path.join(os.path.dirname(root), "export"),
+                                                 2))
+    np.testing.assert_array_equal(x, source[0])
+    np.testing.assert_array_equal(y, source[1])
+    assert (x.dtype, y.dtype, x.shape) == (np.uint8, np.int64, (12, *SHAPE))
+    x1, _ = catalogue.load_dataset("digits.dm.ipc4", level=1, root=root)
+    assert x1.shape == (24, *SHAPE)
+
+
+def test_level_zero_and_the_unshipped_levels_are_not_in_the_folder(root):
+    folder = os.path.join(root, "digits.dm.from16")
+    assert sorted(os.listdir(folder)) == ["DATACARD.md", "level_1", "level_2", "level_3",
+                                          "level_4", "manifest.json"]
+    # Every level folder holds its images and its own verifying level manifest, as export writes.
+    for a in range(1, 5):
+        assert export.verify_level(export.level_dir(folder, a))["level"] == a
+    manifest = artifacts.verify(os.path.join(folder, "manifest.json"))
+    assert manifest.kind == "distilled_dataset" and manifest.schema_version == 2
+    assert sorted(manifest.files) == sorted(f"level_{a}/{f}" for a in range(1, 5)
+                                            for f in ("images.npz", "manifest.json"))
+
+
+def test_bad_names_levels_and_specs_are_one_line_errors(root, tmp_path):
+    with pytest.raises(ValueError) as e:
+        catalogue.load_dataset("digits.dm.ipc3", root=root)
+    assert str(e.value) == ("Unknown distilled dataset 'digits.dm.ipc3'; known: "
+                            "digits.dm.ipc1, digits.dm.ipc4.")
+    with pytest.raises(ValueError, match=r"^digits.dm.ipc4 has no level 3; its levels are "
+                                         r"1, 2\.$"):
+        catalogue.load_dataset("digits.dm.ipc4", level=3, root=root)
+    spec = shipping.CascadeSpec(export_dir=str(tmp_path / "export"), dataset="digits",
+                                first_level=0, final_levels=(2,), command="c")
+    with pytest.raises(ValueError, match="level 0 is real images"):
+        shipping.ship(spec, str(tmp_path / "other"))
+    with pytest.raises(FileExistsError):  # never overwritten unless asked
+        shipping.ship(shipping.CascadeSpec(export_dir=str(tmp_path / "export"),
+                                           dataset="digits", first_level=1,
+                                           final_levels=(2,), command="c"), root)
+
+
+@pytest.mark.parametrize("target", ["level_2/images.npz", "level_1/manifest.json"])
+def test_a_tampered_file_is_refused_before_loading(root, target):
+    path = os.path.join(root, "digits.dm.from16", target)
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0x01
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(artifacts.ChecksumError) as e:
+        catalogue.load_dataset("digits.dm.ipc4", root=root)
+    message = str(e.value)
+    assert "\n" not in message and path in message and "sha256" in message
+
+
+def test_a_missing_level_file_is_refused(root):
+    os.remove(os.path.join(root, "digits.dm.from16", "level_4", "images.npz"))
+    with pytest.raises(artifacts.ChecksumError, match="images.npz is missing"):
+        catalogue.load_dataset("digits.dm.ipc1", root=root)
+
+
+def test_the_card_is_generated_from_the_manifest(root):
+    folder = os.path.join(root, "digits.dm.from16")
+    manifest = artifacts.read(os.path.join(folder, "manifest.json"))
+    card = open(os.path.join(folder, "DATACARD.md"), encoding="utf-8").read()
+    assert card == datacard.render(manifest)
+    assert "| test (50) | 50.0 ± 10.0 % | 30.0 ± 0.0 % |" in card
+    assert "**digits.dm.ipc1**: not measured." in card
+    assert "tn-keras distill ..." in card and "synthetic" in card
+
+
+# --- the sets the package ships -------------------------------------------------------------
+
+def test_the_advertised_sets_are_shipped():
+    names = catalogue.list_datasets()
+    assert set(SHIPPED) <= set(names), names
+    assert catalogue.list_datasets("cifar10*") == sorted(n for n in names
+                                                        if n.startswith("cifar10"))
+
+
+@pytest.mark.parametrize("name", catalogue.list_datasets())
+def test_every_shipped_set_verifies_loads_and_has_its_advertised_shape(name):
+    info = catalogue.verify_dataset(name)
+    ipc, shape = SHIPPED.get(name, (info.images_per_class, info.image_shape))
+    assert (info.images_per_class, info.image_shape) == (ipc, shape)
+    assert name.endswith(f".ipc{ipc}") and min(info.levels) >= 1  # never level 0 (real)
+    for level, counts in info.levels.items():
+        x, y = catalogue.load_dataset(name, level=level)
+        per_class = np.bincount(y, minlength=info.num_classes)
+        assert x.dtype == np.uint8 and y.dtype == np.int64
+        assert x.shape == (counts["num_images"], *shape)
+        assert (per_class == counts["images_per_class"]).all(), (level, per_class)
+    x, y = catalogue.load_dataset(name)
+    assert len(y) == ipc * info.num_classes
+
+
+def test_shipped_cards_are_generated_from_their_manifests():
+    for entry, manifest in catalogue.cascades().items():
+        card = os.path.join(catalogue.default_root(), entry, "DATACARD.md")
+        assert open(card, encoding="utf-8").read() == datacard.render(manifest), entry
+
+
+def test_shipped_sets_keep_the_size_budget():
+    total = sum(os.path.getsize(os.path.join(dirpath, f))
+                for dirpath, _, files in os.walk(catalogue.default_root()) for f in files)
+    assert total < 10 * 1024 * 1024, total
+
+
+def test_a_tampered_copy_of_a_shipped_set_is_refused(tmp_path):
+    folder = catalogue.dataset_info("cifar10.dm.ipc10").folder
+    copy = tmp_path / os.path.basename(folder)
+    shutil.copytree(folder, copy)
+    target = copy / "level_6" / "images.npz"
+    data = bytearray(target.read_bytes())
+    data[-100] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(artifacts.ChecksumError, match="is corrupt or was replaced") as e:
+        catalogue.load_dataset("cifar10.dm.ipc10", root=str(tmp_path))
+    assert str(target) in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.backend_neutral
+@pytest.mark.slow  # a fresh process importing Keras and JAX: 10-20 s on a loaded machine
+def test_listing_and_loading_do_not_import_tensorflow():
+    stdout = stdout_without_tensorflow("""
+        import sys
+        from tn_keras import distill
+        names = distill.list_datasets()
+        x, y = distill.load_dataset("cifar10.dm.ipc10")
+        info = distill.dataset_info("cifar10.dm.ipc1")
+        assert "tensorflow" not in sys.modules
+        print(len(names), x.shape, y.dtype, info.final_level)
+    """)
+    assert "(100, 32, 32, 3) int64 9" in stdout
+
+
+def test_the_cli_lists_describes_and_verifies(capsys, tmp_path):
+    from tn_keras.cli import main
+
+    assert main(["distill-data", "list", "cifar10*"]) == 0
+    out = capsys.readouterr().out
+    assert "cifar10.dm.ipc10" in out and "cifar10.dm.ipc1 " in out and "mnist" not in out
+    assert main(["distill-data", "info", "cifar10.dm.ipc10", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["final_level"] == 6
+    assert main(["distill-data", "info", "cifar10.dm.ipc10", "--card"]) == 0
+    assert capsys.readouterr().out.startswith("# cifar10.dm.from640")
+    assert main(["distill-data", "verify", "cifar10.dm.ipc1"]) == 0
+    assert "every file matches its sha256" in capsys.readouterr().out
+    assert main(["distill-data", "export-tfds", "cifar10.dm.ipc1", "--out", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err  # never overwritten unless asked
+    assert main(["distill-data", "info", "nope.dm.ipc1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tn-keras distill-data: error: Unknown distilled dataset 'nope.dm."
+                          "ipc1'; known: ") and "\n" not in err
+
+
+# --- tensorflow_datasets --------------------------------------------------------------------
+
+def test_tfds_round_trip_reads_every_level_offline(root, tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setenv("TN_KERAS_OFFLINE", "1")
+    from tn_keras.distill import to_tfds
+
+    path = to_tfds("digits.dm.ipc4", str(tmp_path / "tfds"), root=root)
+    assert path == str(tmp_path / "tfds" / "digits_dm_ipc4" / "1.0.0")
+    builder = tfds.builder_from_directory(path)
+    assert sorted(builder.info.splits) == ["level_1", "level_2"]
+    for level in (1, 2):
+        x, y = catalogue.load_dataset("digits.dm.ipc4", level=level, root=root)
+        ds = builder.as_dataset(split=f"level_{level}")
+        got = list(tfds.as_numpy(ds))
+        np.testing.assert_array_equal(np.stack([e["image"] for e in got]), x)
+        np.testing.assert_array_equal(np.array([e["label"] for e in got]), y)
+    with pytest.raises(FileExistsError):
+        to_tfds("digits.dm.ipc4", str(tmp_path / "tfds"), root=root)
+    assert to_tfds("digits.dm.ipc4", str(tmp_path / "tfds"), root=root, overwrite=True) == path
+
+
+def test_the_cli_exports_a_shipped_set_for_tfds(tmp_path, capsys):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from tn_keras.cli import main
+
+    assert main(["distill-data", "export-tfds", "cifar10.dm.ipc1", "--out",
+                 str(tmp_path / "t")]) == 0
+    path = str(tmp_path / "t" / "cifar10_dm_ipc1" / "1.0.0")
+    assert capsys.readouterr().out.startswith(path)
+    builder = tfds.builder_from_directory(path)
+    assert {k: v.num_examples for k, v in builder.info.splits.items()} == {
+        f"level_{a}": 10 * n for a, n in zip(range(4, 10), (40, 20, 10, 5, 2, 1))}
+    x, y = catalogue.load_dataset("cifar10.dm.ipc1")
+    (image, label), = tfds.as_numpy(builder.as_dataset(split="level_9", batch_size=10,
+                                                       as_supervised=True))
+    np.testing.assert_array_equal(image, x)
+    np.testing.assert_array_equal(label, y)
+
+
+# --- real data ------------------------------------------------------------------------------
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_shipped_cifar10_ipc10_trains_convnet3_better_than_random_real(real_data_dir):
+    from tn_keras import datasets
+    from tn_keras.distill import train_from_scratch
+    from tn_keras.distill.evaluation import random_real_subset
+
+    x, y = catalogue.load_dataset("cifar10.dm.ipc10")
+    rx, ry = datasets.load("cifar10", "train", data_dir=real_data_dir)
+    tx, ty = datasets.load("cifar10", "test_lossless", data_dir=real_data_dir)
+    seeds, steps = (0, 1), 100  # a short budget; the card has the full protocol's figures
+    distilled = train_from_scratch(x, y, tx, ty, seeds=seeds, steps=steps,
+                                   evaluator="convnet3")
+    real = [train_from_scratch(*random_real_subset(rx, ry, 10, seed=s), tx, ty, seeds=(s,),
+                               steps=steps, evaluator="convnet3")["mean"] for s in seeds]
+    assert distilled["mean"] > np.mean(real) + 0.02, (distilled["accuracies"], real)
+
+
+def test_setup_ships_every_file_of_the_shipped_sets():
+    """setup.py's package_data patterns match every file under saved_datasets/ (a wheel built
+    from the checkout carries them all)."""
+    import ast
+    import fnmatch
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tree = ast.parse(open(os.path.join(root, "setup.py"), encoding="utf-8").read())
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                and getattr(n.func, "id", "") == "setup")
+    package_data = ast.literal_eval(next(k.value for k in call.keywords
+                                         if k.arg == "package_data"))
+    patterns = package_data["tn_keras.saved_datasets"]
+    folder = os.path.join(root, "saved_datasets")
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            rel = os.path.relpath(os.path.join(dirpath, name), folder).replace(os.sep, "/")
+            if rel == "__init__.py" or "__pycache__" in rel:
+                continue
+            assert any(fnmatch.fnmatch(rel, p) and rel.count("/") == p.count("/")
+                       for p in patterns), rel
+
+
+def test_the_card_shows_no_spread_for_one_seed():
+    assert datacard._mean_std(dict(mean=0.956, std=0.0, accuracies=[0.956])) == \
+        "95.6 % (one seed)"
+    assert datacard._mean_std(dict(mean=0.37, std=0.0024, accuracies=[0.36, 0.37, 0.38])) == \
+        "37.0 ± 0.2 %"

@@ -1,0 +1,178 @@
+"""Shipped distilled datasets: list them, read their cards' data, load them verified.
+
+    >>> from tn_keras import distill
+    >>> distill.list_datasets("cifar10*")
+    ['cifar10.dm.ipc1', 'cifar10.dm.ipc10']
+    >>> x, y = distill.load_dataset("cifar10.dm.ipc10")          # level 6: 10 images per class
+    >>> x4, y4 = distill.load_dataset("cifar10.dm.ipc10", level=4)  # 40 per class
+    >>> distill.dataset_info("cifar10.dm.ipc10").evaluation       # measured accuracies
+
+A *set* is named ``<dataset>.<method>.ipc<N>``: N images per class at its final level. Sets are
+made by one distillation *cascade* (level a halves level a-1), and one cascade gives several
+sets (640 per class: ipc10 at level 6, ipc1 at level 9). On disk, one folder per cascade
+(layout in `tn_keras.distill.shipping`):
+
+    saved_datasets/<dataset>.<method>.from<P>/
+        level_<a>/images.npz, level_<a>/manifest.json   as `tn_keras.distill.export` writes them
+        manifest.json        kind "distilled_dataset": sha256 of every file, provenance, and
+                             ``sets``: {name: final level, levels, measured accuracies}
+        DATACARD.md          generated from manifest.json (`tn_keras.distill.datacard`)
+
+Metadata is data: the catalogue is what the manifests say; nothing here lists names in code.
+Every file's sha256 is checked against the manifest before any pixel is read. NumPy only: no
+TensorFlow unless ``as_dataset=True`` asks for a ``tf.data.Dataset``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import importlib.resources
+import os
+from typing import Optional
+
+from tn_keras import artifacts
+from tn_keras.distill.datacard import CARD_NAME
+
+KIND = "distilled_dataset"
+
+
+@dataclasses.dataclass(frozen=True)
+class DistilledSetInfo:
+    """What a shipped set's card says, without its pixels (timm ``PretrainedCfg`` style).
+
+    Attributes:
+        name: ``<dataset>.<method>.ipc<N>``.
+        dataset: the real dataset it was distilled from (``tn_keras.datasets`` name).
+        method: short method name (``"dm"``: distribution matching).
+        images_per_class: N, at ``final_level``.
+        final_level: the level `load_dataset` returns by default.
+        levels: ``{level: {"images_per_class", "num_images"}}`` of every level it ships, the
+            final one included (levels of the cascade above the first shipped one are not
+            shipped; level 0 is real images and never is).
+        image_shape, num_classes: of every level's images (uint8, raw 0..255).
+        evaluation: the measured accuracies (``{}`` when not measured), with their protocol.
+        settings: the distillation settings every level was made with (`DistillSettings`).
+        provenance: source model, command, data and seed of the cascade.
+        folder: the cascade folder; ``card``: its ``DATACARD.md``.
+    """
+
+    name: str
+    dataset: str
+    method: str
+    images_per_class: int
+    final_level: int
+    levels: dict
+    image_shape: tuple
+    num_classes: int
+    evaluation: dict
+    settings: dict
+    provenance: dict
+    folder: str
+    card: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def default_root() -> str:
+    """The package's shipped sets (``tn_keras.saved_datasets``, the repository's
+    ``saved_datasets/``)."""
+    try:
+        return str(importlib.resources.files("tn_keras.saved_datasets"))
+    except ModuleNotFoundError:
+        # An editable install made before this package existed maps only the older packages:
+        # fall back to the checkout's folder beside tn_keras/.
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        return os.path.join(here, "saved_datasets")
+
+
+def cascades(root: Optional[str] = None) -> dict:
+    """``{folder name: Manifest}`` of every cascade folder under ``root`` (default: shipped)."""
+    root = os.fspath(root or default_root())
+    found = {}
+    for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        path = os.path.join(root, entry, artifacts.MANIFEST_NAME)
+        if os.path.isfile(path):
+            found[entry] = artifacts.read(path, kind=KIND)
+    return found
+
+
+def _sets(root) -> dict:
+    """``{set name: (cascade folder, manifest)}``."""
+    root = os.fspath(root or default_root())
+    out = {}
+    for entry, manifest in cascades(root).items():
+        for name in manifest.get("sets", {}):
+            if name in out:
+                raise artifacts.ManifestError(
+                    f"{name} is defined twice, in {out[name][0]} and {os.path.join(root, entry)}.")
+            out[name] = (os.path.join(root, entry), manifest)
+    return out
+
+
+def list_datasets(pattern: Optional[str] = None, root: Optional[str] = None) -> list:
+    """Sorted names of the shipped sets, those matching the fnmatch ``pattern`` if given
+    (``list_datasets("cifar10*")``)."""
+    names = sorted(_sets(root))
+    return [n for n in names if pattern is None or fnmatch.fnmatchcase(n, pattern)]
+
+
+def _lookup(name: str, root) -> tuple:
+    sets = _sets(root)
+    if name not in sets:
+        known = ", ".join(sorted(sets)) or "none"
+        raise ValueError(f"Unknown distilled dataset {name!r}; known: {known}.")
+    return sets[name]
+
+
+def dataset_info(name: str, root: Optional[str] = None) -> DistilledSetInfo:
+    """The card's data of the set ``name`` (reads its manifest only, no pixels)."""
+    folder, manifest = _lookup(name, root)
+    entry = manifest["sets"][name]
+    levels = {int(a): dict(manifest["levels"][str(a)]) for a in entry["levels"]}
+    return DistilledSetInfo(
+        name=name, dataset=manifest["dataset"], method=manifest["method"],
+        images_per_class=int(entry["images_per_class"]), final_level=int(entry["final_level"]),
+        levels=levels, image_shape=tuple(manifest["image_shape"]),
+        num_classes=int(manifest["num_classes"]), evaluation=dict(entry.get("evaluation") or {}),
+        settings=dict(manifest["algorithm"]), provenance=manifest["provenance"],
+        folder=folder, card=os.path.join(folder, CARD_NAME))
+
+
+def verify_dataset(name: str, root: Optional[str] = None) -> DistilledSetInfo:
+    """Check every file of the set's cascade against its manifest's sha256 (raises
+    `tn_keras.artifacts.ChecksumError`, one line naming the file); return its info."""
+    folder, _ = _lookup(name, root)
+    artifacts.verify(os.path.join(folder, artifacts.MANIFEST_NAME))
+    return dataset_info(name, root)
+
+
+def load_dataset(name: str, level: Optional[int] = None, as_dataset: bool = False,
+                 root: Optional[str] = None):
+    """A shipped distilled set's images and labels, verified first.
+
+    Args:
+        name: a name from `list_datasets`, e.g. ``"cifar10.dm.ipc10"``.
+        level: one of the set's levels (`dataset_info(name).levels`); default its final level,
+            the one with ``ipc<N>`` images per class.
+        as_dataset: return an unbatched ``tf.data.Dataset`` of ``(image uint8, label int64)``
+            (needs TensorFlow) instead of NumPy arrays.
+        root: a folder of cascades laid out as the shipped one (default: the package's).
+
+    Returns:
+        ``(x, y)``: uint8 images ``(N, H, W, C)``, raw 0..255, and int64 labels ``(N,)``; or
+        the ``tf.data.Dataset``.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones) or level.
+        tn_keras.artifacts.ChecksumError: a file that does not match its sha256.
+    """
+    from tn_keras.distill import export
+
+    info = verify_dataset(name, root)
+    level = info.final_level if level is None else level
+    if level not in info.levels:
+        raise ValueError(f"{name} has no level {level!r}; its levels are "
+                         f"{', '.join(map(str, sorted(info.levels)))}.")
+    x, y = export.read_images(export.level_dir(info.folder, level))
+    return export.as_tf_dataset(x, y) if as_dataset else (x, y)
