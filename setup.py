@@ -52,9 +52,9 @@ setup(
     package_data={"tn_keras.saved_models": ["*/*/*.keras", "*/*/*.json", "*/*/*.csv",
                                             "*/*/*.md"],
                   # Distilled sets: saved_datasets/<cascade>/{manifest.json, DATACARD.md,
-                  # level_<a>/{images.npz, manifest.json}}.
-                  "tn_keras.saved_datasets": ["*/*.json", "*/*.md", "*/*/*.npz",
-                                              "*/*/*.json"]},
+                  # level_<a>/manifest.json}; their images are data, read from the data
+                  # folder (tn_keras/distill/catalogue.py).
+                  "tn_keras.saved_datasets": ["*/*.json", "*/*.md", "*/*/*.json"]},
     include_package_data=False,
     install_requires=[
         "keras>=3.15",

@@ -143,7 +143,7 @@ def test_a_tampered_file_is_refused_before_loading(root, target):
 
 def test_a_missing_level_file_is_refused(root):
     os.remove(os.path.join(root, "digits.dm.from16", "level_4", "images.npz"))
-    with pytest.raises(artifacts.ChecksumError, match="images.npz is missing"):
+    with pytest.raises(FileNotFoundError, match="level_4/images.npz is missing"):
         catalogue.load_dataset("digits.dm.ipc1", root=root)
 
 
@@ -159,6 +159,43 @@ def test_the_card_is_generated_from_the_manifest(root):
 
 # --- the sets the package ships -------------------------------------------------------------
 
+def _shipped_images(name="cifar10.dm.ipc10"):
+    """Skips unless the data folder holds the shipped cascade's images (not in the package)."""
+    try:
+        catalogue.verify_dataset(name)
+    except FileNotFoundError as e:
+        pytest.skip(f"distilled images not in the data folder: {e}")
+
+
+def test_shipped_images_missing_from_the_data_folder_are_one_line_saying_where(tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        catalogue.load_dataset("cifar10.dm.ipc10", data_dir=str(tmp_path))
+    message = str(e.value)
+    assert "\n" not in message
+    assert os.path.join(str(tmp_path), "distilled", "cifar10.dm.from640") in message
+    command = catalogue.cascades()["cifar10.dm.from640"]["provenance"]["command"]
+    assert message.endswith(command)  # how to make them
+
+
+def test_shipped_images_in_the_data_folder_are_checked_against_the_package(tmp_path):
+    folder = catalogue.dataset_info("cifar10.dm.ipc10").folder
+    cascade = catalogue.cascades()[os.path.basename(folder)]
+    target = None
+    for rel in cascade.files:  # a wrong file for every level: the first checked is named
+        if rel.endswith("images.npz"):
+            path = tmp_path / "distilled" / os.path.basename(folder) / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, x=np.zeros((1, 32, 32, 3), np.uint8), y=np.zeros(1, np.int64))
+            target = target or path
+    with pytest.raises(artifacts.ChecksumError, match="is corrupt or was replaced") as e:
+        catalogue.load_dataset("cifar10.dm.ipc10", data_dir=str(tmp_path))
+    assert "distilled" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_package_ships_no_images():
+    for dirpath, _, files in os.walk(catalogue.default_root()):
+        assert not [f for f in files if f.endswith(".npz")], dirpath
+
 def test_the_advertised_sets_are_shipped():
     names = catalogue.list_datasets()
     assert set(SHIPPED) <= set(names), names
@@ -168,6 +205,7 @@ def test_the_advertised_sets_are_shipped():
 
 @pytest.mark.parametrize("name", catalogue.list_datasets())
 def test_every_shipped_set_verifies_loads_and_has_its_advertised_shape(name):
+    _shipped_images(name)
     info = catalogue.verify_dataset(name)
     ipc, shape = SHIPPED.get(name, (info.images_per_class, info.image_shape))
     assert (info.images_per_class, info.image_shape) == (ipc, shape)
@@ -195,9 +233,13 @@ def test_shipped_sets_keep_the_size_budget():
 
 
 def test_a_tampered_copy_of_a_shipped_set_is_refused(tmp_path):
+    _shipped_images()
     folder = catalogue.dataset_info("cifar10.dm.ipc10").folder
     copy = tmp_path / os.path.basename(folder)
     shutil.copytree(folder, copy)
+    for rel in catalogue.cascades()[os.path.basename(folder)].files:  # the images beside it
+        if rel.endswith("images.npz"):
+            shutil.copy(catalogue.image_path(folder, rel), copy / rel)
     target = copy / "level_6" / "images.npz"
     data = bytearray(target.read_bytes())
     data[-100] ^= 0xFF
@@ -214,17 +256,21 @@ def test_listing_and_loading_do_not_import_tensorflow():
         import sys
         from tn_keras import distill
         names = distill.list_datasets()
-        x, y = distill.load_dataset("cifar10.dm.ipc10")
         info = distill.dataset_info("cifar10.dm.ipc1")
+        try:  # the images are data: not in this empty data folder
+            distill.load_dataset("cifar10.dm.ipc10")
+        except FileNotFoundError as e:
+            print("NOT FOUND", "distilled" in str(e))
         assert "tensorflow" not in sys.modules
-        print(len(names), x.shape, y.dtype, info.final_level)
-    """)
-    assert "(100, 32, 32, 3) int64 9" in stdout
+        print(len(names), info.final_level)
+    """, env={"TN_KERAS_DATA": os.path.dirname(os.path.abspath(__file__))})
+    assert "NOT FOUND True" in stdout and f"{len(catalogue.list_datasets())} 9" in stdout
 
 
-def test_the_cli_lists_describes_and_verifies(capsys, tmp_path):
+def test_the_cli_lists_describes_and_verifies(capsys, tmp_path, monkeypatch):
     from tn_keras.cli import main
 
+    monkeypatch.setenv("TN_KERAS_DATA", str(tmp_path))  # no distilled images there
     assert main(["distill-data", "list", "cifar10*"]) == 0
     out = capsys.readouterr().out
     assert "cifar10.dm.ipc10" in out and "cifar10.dm.ipc1 " in out and "mnist" not in out
@@ -232,10 +278,9 @@ def test_the_cli_lists_describes_and_verifies(capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["final_level"] == 6
     assert main(["distill-data", "info", "cifar10.dm.ipc10", "--card"]) == 0
     assert capsys.readouterr().out.startswith("# cifar10.dm.from640")
-    assert main(["distill-data", "verify", "cifar10.dm.ipc1"]) == 0
-    assert "every file matches its sha256" in capsys.readouterr().out
-    assert main(["distill-data", "export-tfds", "cifar10.dm.ipc1", "--out", str(tmp_path)]) == 2
-    assert "already exists" in capsys.readouterr().err  # never overwritten unless asked
+    assert main(["distill-data", "verify", "cifar10.dm.ipc1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and os.path.join(str(tmp_path), "distilled") in err
     assert main(["distill-data", "info", "nope.dm.ipc1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tn-keras distill-data: error: Unknown distilled dataset 'nope.dm."
@@ -266,7 +311,13 @@ def test_tfds_round_trip_reads_every_level_offline(root, tmp_path, monkeypatch):
 
 def test_the_cli_exports_a_shipped_set_for_tfds(tmp_path, capsys):
     tfds = pytest.importorskip("tensorflow_datasets")
+    _shipped_images("cifar10.dm.ipc1")
     from tn_keras.cli import main
+
+    assert main(["distill-data", "verify", "cifar10.dm.ipc1"]) == 0
+    assert "every file matches its sha256" in capsys.readouterr().out
+    assert main(["distill-data", "export-tfds", "cifar10.dm.ipc1", "--out", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err  # never overwritten unless asked
 
     assert main(["distill-data", "export-tfds", "cifar10.dm.ipc1", "--out",
                  str(tmp_path / "t")]) == 0
@@ -291,6 +342,7 @@ def test_shipped_cifar10_ipc10_trains_convnet3_better_than_random_real(real_data
     from tn_keras.distill import train_from_scratch
     from tn_keras.distill.evaluation import random_real_subset
 
+    _shipped_images()
     x, y = catalogue.load_dataset("cifar10.dm.ipc10")
     rx, ry = datasets.load("cifar10", "train", data_dir=real_data_dir)
     tx, ty = datasets.load("cifar10", "test_lossless", data_dir=real_data_dir)

@@ -282,8 +282,11 @@ def check_inside(rel, path: str) -> str:
     return full
 
 
-def verify(path: str, manifest: Optional[Manifest] = None) -> Manifest:
+def verify(path: str, manifest: Optional[Manifest] = None, locate=None) -> Manifest:
     """Check every file the manifest at ``path`` lists against its sha256; return the manifest.
+
+    ``locate(rel, path_beside_manifest) -> path`` says where a listed file is when it may live
+    elsewhere (the shipped distilled sets keep their images in the data folder).
 
     Raises ChecksumError naming the first file that is missing or differs.
     """
@@ -298,6 +301,8 @@ def verify(path: str, manifest: Optional[Manifest] = None) -> Manifest:
         raise ChecksumError(f"Manifest {path}: its files do not add up to its sha256.")
     for rel, want in sorted(files.items()):
         full = check_inside(rel, path)
+        if locate is not None:
+            full = locate(rel, full)
         if not os.path.isfile(full):
             raise ChecksumError(f"{full} is missing (listed in {path}).")
         got = sha256_file(full)

@@ -31,9 +31,17 @@ import os
 from typing import Optional
 
 from tn_keras import artifacts
+from tn_keras.distill import export
 from tn_keras.distill.datacard import CARD_NAME
 
 KIND = "distilled_dataset"
+#: A level's pixels. They are data, not code: they start from real training images, so the
+#: repository and the package carry only manifests and cards, and the images are read from
+#: ``<data folder>/distilled/<cascade>/level_<a>/images.npz`` (``data_dir=`` or
+#: ``TN_KERAS_DATA``), checked against the shipped sha256. A folder that holds its images
+#: beside its manifest (one made with `tn_keras.distill.shipping`) is read in place.
+IMAGES = export.LEVEL_FILE
+DATA_SUBFOLDER = "distilled"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,16 +147,44 @@ def dataset_info(name: str, root: Optional[str] = None) -> DistilledSetInfo:
         folder=folder, card=os.path.join(folder, CARD_NAME))
 
 
-def verify_dataset(name: str, root: Optional[str] = None) -> DistilledSetInfo:
-    """Check every file of the set's cascade against its manifest's sha256 (raises
-    `tn_keras.artifacts.ChecksumError`, one line naming the file); return its info."""
-    folder, _ = _lookup(name, root)
-    artifacts.verify(os.path.join(folder, artifacts.MANIFEST_NAME))
+def image_path(folder: str, rel: str, data_dir: Optional[str] = None) -> str:
+    """Where the cascade file ``rel`` (``level_<a>/images.npz``, ...) of ``folder`` is: beside
+    the manifest if there, else, for images, in the data folder (`IMAGES`)."""
+    local = os.path.join(folder, rel)
+    data = data_dir or os.environ.get("TN_KERAS_DATA")
+    if os.path.basename(rel) != IMAGES or os.path.isfile(local) or not data:
+        return local
+    return os.path.join(data, DATA_SUBFOLDER, os.path.basename(folder), rel)
+
+
+def _check_images_present(name, folder, manifest, data_dir):
+    """One line saying where to put the images when they are not found (`IMAGES`)."""
+    missing = [rel for rel in manifest.files if os.path.basename(rel) == IMAGES
+               and not os.path.isfile(image_path(folder, rel, data_dir))]
+    if missing:
+        where = os.path.join(data_dir or os.environ.get("TN_KERAS_DATA") or "<TN_KERAS_DATA>",
+                             DATA_SUBFOLDER, os.path.basename(folder))
+        raise FileNotFoundError(
+            f"{name}: {image_path(folder, missing[0], data_dir)} is missing. The images are "
+            f"data, not in the package (they start from real training images): put the "
+            f"cascade's level_<a>/images.npz files in {where} (data_dir= or TN_KERAS_DATA), as "
+            f"made by: {manifest['provenance'].get('command')}")
+
+
+def verify_dataset(name: str, root: Optional[str] = None,
+                   data_dir: Optional[str] = None) -> DistilledSetInfo:
+    """Check every file of the set's cascade, its images included (`image_path`), against its
+    manifest's sha256 (raises `tn_keras.artifacts.ChecksumError`, one line naming the file, or
+    FileNotFoundError saying where the images belong); return its info."""
+    folder, manifest = _lookup(name, root)
+    _check_images_present(name, folder, manifest, data_dir)
+    artifacts.verify(os.path.join(folder, artifacts.MANIFEST_NAME), manifest,
+                     locate=lambda rel, _: image_path(folder, rel, data_dir))
     return dataset_info(name, root)
 
 
 def load_dataset(name: str, level: Optional[int] = None, as_dataset: bool = False,
-                 root: Optional[str] = None):
+                 root: Optional[str] = None, data_dir: Optional[str] = None):
     """A shipped distilled set's images and labels, verified first.
 
     Args:
@@ -158,6 +194,7 @@ def load_dataset(name: str, level: Optional[int] = None, as_dataset: bool = Fals
         as_dataset: return an unbatched ``tf.data.Dataset`` of ``(image uint8, label int64)``
             (needs TensorFlow) instead of NumPy arrays.
         root: a folder of cascades laid out as the shipped one (default: the package's).
+        data_dir: the data folder holding ``distilled/<cascade>/`` (default ``TN_KERAS_DATA``).
 
     Returns:
         ``(x, y)``: uint8 images ``(N, H, W, C)``, raw 0..255, and int64 labels ``(N,)``; or
@@ -166,13 +203,14 @@ def load_dataset(name: str, level: Optional[int] = None, as_dataset: bool = Fals
     Raises:
         ValueError: an unknown name (the message lists the known ones) or level.
         tn_keras.artifacts.ChecksumError: a file that does not match its sha256.
+        FileNotFoundError: the images are not in the data folder (the message says where).
     """
-    from tn_keras.distill import export
-
-    info = verify_dataset(name, root)
+    info = dataset_info(name, root)
     level = info.final_level if level is None else level
     if level not in info.levels:
         raise ValueError(f"{name} has no level {level!r}; its levels are "
                          f"{', '.join(map(str, sorted(info.levels)))}.")
-    x, y = export.read_images(export.level_dir(info.folder, level))
+    verify_dataset(name, root, data_dir)
+    rel = f"{os.path.basename(export.level_dir(info.folder, level))}/{IMAGES}"
+    x, y = export.read_images(os.path.dirname(image_path(info.folder, rel, data_dir)))
     return export.as_tf_dataset(x, y) if as_dataset else (x, y)
