@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+import _common  # benchmarks/_common.py: the report writer
+
 
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,23 +38,18 @@ def _parse(argv):
 
 
 def train_and_score(x, y, tests: dict, seed: int, evaluator: str, steps=None) -> dict:
-    """One evaluator trained on ``(x, y)`` with the protocol of
-    `tn_keras.distill.evaluation.train_from_scratch`; its accuracy on every test split."""
-    from tn_keras.distill import evaluation as E
+    """One evaluator trained on ``(x, y)`` by `tn_keras.distill.train_from_scratch`; its
+    accuracy on every test split (the splits stacked, each one a subset of the stack)."""
+    from tn_keras.distill import train_from_scratch
 
-    x = np.asarray(x, np.float32)
-    y = np.asarray(y).astype(np.int64)
-    num_classes = int(max(int(y.max()), *(int(ty.max()) for _, ty in tests.values())) + 1)
-    batch, steps, learning_rate = E.training_length(evaluator, len(x), steps)
-    model = E._protocol_model(evaluator, x.shape[1:], num_classes, seed, steps, learning_rate,
-                              True)
-    model.fit(E.ShuffledBatches(x, y, batch, steps, seed), epochs=1, verbose=0)
-    scores = {}
-    for split, (tx, ty) in tests.items():
-        _, acc = model.evaluate(np.asarray(tx, np.float32), np.asarray(ty), batch_size=1000,
-                                verbose=0)
-        scores[split] = float(acc)
-    return scores
+    tx = np.concatenate([np.asarray(t[0]) for t in tests.values()])
+    ty = np.concatenate([np.asarray(t[1]) for t in tests.values()])
+    bounds = np.cumsum([0] + [len(t[1]) for t in tests.values()])
+    masks = {split: (np.arange(len(ty)) >= lo) & (np.arange(len(ty)) < hi)
+             for split, lo, hi in zip(tests, bounds[:-1], bounds[1:])}
+    result = train_from_scratch(x, y, tx, ty, seeds=(seed,), steps=steps, evaluator=evaluator,
+                                test_subsets=masks)
+    return {split: result["subsets"][split]["accuracies"][0] for split in tests}
 
 
 def _summarise(runs: list, splits) -> dict:
@@ -98,10 +95,7 @@ def main(argv=None):
         row = evaluate_level(args.export, level, train, tests, seeds, args)
         print(json.dumps(row), flush=True)
         report["rows"].append(row)
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(report, f, indent=1)
-        os.replace(tmp, args.json)
+        _common.write_report(args.json, report)
     print("wrote", args.json)
 
 

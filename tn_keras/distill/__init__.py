@@ -32,6 +32,7 @@ from tn_keras.distill.checks import max_levels
 from tn_keras.distill.config import DistillSettings
 from tn_keras.distill.config import ExportOptions
 from tn_keras.distill.evaluation import reference_classification
+from tn_keras.distill.evaluation import ScratchProtocol
 from tn_keras.distill.evaluation import train_from_scratch
 from tn_keras.distill.export import load_level
 from tn_keras.distill.export import verify_level
@@ -57,6 +58,7 @@ __all__ = [
     "similarity_by_level",
     "to_tfds",
     "train_from_scratch",
+    "ScratchProtocol",
     "verify_dataset",
     "verify_level",
 ]

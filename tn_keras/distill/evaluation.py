@@ -30,7 +30,8 @@ Both run on every Keras backend: the augmentation is a Keras layer in front of t
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import dataclasses
+from typing import Callable, Optional, Sequence
 
 import keras
 import numpy as np
@@ -41,6 +42,7 @@ from tn_keras.distill.config import EVALUATORS
 from tn_keras.distill.config import PIXEL_MAX
 from tn_keras.distill.embedding_matching import embed
 from tn_keras.distill.embedding_matching import embedding_network
+from tn_keras.utils.options import with_keywords
 
 EVALUATOR = ("Rescaling(1/255) > Conv3x3(32) ReLU MaxPool2 > Conv3x3(64) ReLU MaxPool2 > "
              "Flatten > Dropout(0.25) > Dense(classes); Adam 1e-3; batch min(256,N); "
@@ -243,12 +245,37 @@ class ShuffledBatches(keras.utils.PyDataset):
         return self.x[idx], self.y[idx]
 
 
-def _protocol_model(evaluator, shape, num_classes, seed, steps, learning_rate, augment,
-                    builder=None):
-    """The evaluator (or ``builder``'s network) behind the protocol's augmentation layer,
-    compiled with the protocol's optimiser."""
-    network = (build_evaluator(shape, num_classes, seed, evaluator) if builder is None
-               else builder(shape, num_classes, seed))
+@dataclasses.dataclass(frozen=True)
+class ScratchProtocol:
+    """How `train_from_scratch` trains a fresh network (the module docstring has the two
+    protocols).
+
+    Attributes:
+        evaluator: ``"small"`` (default ``steps=300``, Adam ``1e-3``) or ``"convnet3"``
+            (default: 300 epochs of batch 256, SGD ``0.01``).
+        steps, learning_rate: override the evaluator's (`training_length`).
+        augment: the protocol's augmentation layer in front of the network (training only).
+        builder: ``(input_shape, num_classes, seed) -> logits model``, another network
+            trained under the ``evaluator``'s protocol (optimiser, length, augmentation)
+            instead of its own.
+    """
+
+    evaluator: str = "small"
+    steps: Optional[int] = None
+    learning_rate: Optional[float] = None
+    augment: bool = True
+    builder: Optional[Callable] = None
+
+    def __post_init__(self):
+        _check_evaluator(self.evaluator)
+
+
+def _protocol_model(protocol, shape, num_classes, seed, steps, learning_rate):
+    """The evaluator (or ``protocol.builder``'s network) behind the protocol's augmentation
+    layer, compiled with the protocol's optimiser."""
+    evaluator = protocol.evaluator
+    network = (build_evaluator(shape, num_classes, seed, evaluator) if protocol.builder is None
+               else protocol.builder(shape, num_classes, seed))
     if evaluator == "convnet3":
         schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
             [steps // 2], [learning_rate, learning_rate / 10.0])
@@ -258,7 +285,7 @@ def _protocol_model(evaluator, shape, num_classes, seed, steps, learning_rate, a
         optimizer = keras.optimizers.Adam(learning_rate)
         augmentation = RandomShift(2, seed)
     inputs = keras.Input(shape)
-    outputs = network(augmentation(inputs) if augment else inputs)
+    outputs = network(augmentation(inputs) if protocol.augment else inputs)
     model = keras.Model(inputs, outputs, name=f"{network.name}_training")
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -266,36 +293,27 @@ def _protocol_model(evaluator, shape, num_classes, seed, steps, learning_rate, a
     return model
 
 
-def train_from_scratch(x, y, test_x, test_y, num_classes: Optional[int] = None,
-                       seeds: Sequence[int] = (0, 1, 2), steps: Optional[int] = None,
-                       learning_rate: Optional[float] = None, augment: bool = True,
-                       evaluator: str = "small", builder=None,
-                       test_subsets: Optional[dict] = None) -> dict:
-    """Train a fresh evaluator on ``(x, y)`` per seed; its accuracy on ``(test_x, test_y)``.
+def train_from_scratch(x, y, test_x, test_y, protocol: Optional[ScratchProtocol] = None, *,
+                       num_classes: Optional[int] = None, seeds: Sequence[int] = (0, 1, 2),
+                       test_subsets: Optional[dict] = None, **keywords) -> dict:
+    """Train a fresh network on ``(x, y)`` per seed; its accuracy on ``(test_x, test_y)``.
 
-    ``evaluator`` is ``"small"`` (default ``steps=300``, Adam ``1e-3``) or ``"convnet3"``
-    (default: 300 epochs of batch 256, SGD ``0.01``); see the module docstring. ``builder``
-    (``(input_shape, num_classes, seed) -> logits model``) trains another network under the
-    ``evaluator``'s protocol (optimiser, length, augmentation) instead of its own network.
-    ``test_subsets`` (``{name: boolean mask over the test images}``) also reports the accuracy
-    on each subset (e.g. CIFAR-10's lossless test images) from the same trained networks.
+    ``protocol`` (a `ScratchProtocol`; its fields also as keywords, e.g. ``evaluator=
+    "convnet3", steps=100``) says how. ``test_subsets`` (``{name: boolean mask over the test
+    images}``) also reports the accuracy on each subset (e.g. CIFAR-10's lossless test images)
+    from the same trained networks.
 
     Returns ``{"mean", "std", "accuracies", "steps", "images", "evaluator"}`` (and
     ``"subsets": {name: {"mean", "std", "accuracies"}}``).
     """
-    _check_evaluator(evaluator)
-    x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(y).astype(np.int64)
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
-    test_y = np.asarray(test_y).astype(np.int64)
-    num_classes = int(num_classes or (max(int(y.max()), int(np.max(test_y))) + 1))
-    batch, steps, learning_rate = training_length(evaluator, len(x), steps, learning_rate)
+    protocol = with_keywords(protocol, ScratchProtocol, keywords, "train_from_scratch")
+    x, y, test_y, num_classes = _training_data(x, y, test_y, num_classes)
+    batch, steps, learning_rate = training_length(protocol.evaluator, len(x), protocol.steps,
+                                                  protocol.learning_rate)
     masks = {name: np.asarray(m, bool) for name, m in (test_subsets or {}).items()}
     correct = {None: []} | {name: [] for name in masks}
     for seed in seeds:
-        model = _protocol_model(evaluator, x.shape[1:], num_classes, seed, steps,
-                                learning_rate, augment, builder)
+        model = _protocol_model(protocol, x.shape[1:], num_classes, seed, steps, learning_rate)
         model.fit(ShuffledBatches(x, y, batch, steps, seed), epochs=1, verbose=0)
         logits = model.predict(np.asarray(test_x, np.float32), batch_size=1000, verbose=0)
         hits = np.argmax(logits, axis=-1) == test_y
@@ -303,10 +321,21 @@ def train_from_scratch(x, y, test_x, test_y, num_classes: Optional[int] = None,
         for name, mask in masks.items():
             correct[name].append(float(np.mean(hits[mask])))
     result = _summary(correct[None])
-    result.update(steps=int(steps), images=int(len(x)), evaluator=PROTOCOLS[evaluator])
+    result.update(steps=int(steps), images=int(len(x)), evaluator=PROTOCOLS[protocol.evaluator])
     if masks:
         result["subsets"] = {name: _summary(correct[name]) for name in masks}
     return result
+
+
+def _training_data(x, y, test_y, num_classes):
+    """``(x float32, y int64, test_y int64, num_classes)``, the counts checked."""
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y).astype(np.int64)
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
+    test_y = np.asarray(test_y).astype(np.int64)
+    num_classes = int(num_classes or (max(int(y.max()), int(np.max(test_y))) + 1))
+    return x, y, test_y, num_classes
 
 
 def _summary(accs) -> dict:
