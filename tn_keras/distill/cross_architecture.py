@@ -26,6 +26,7 @@ from keras import layers
 
 from tn_keras.distill.config import ARCHITECTURES
 from tn_keras.distill.config import ZOO_ARCHITECTURES
+from tn_keras.distill.evaluation import accuracy_summary
 from tn_keras.distill.evaluation import build_evaluator
 from tn_keras.distill.evaluation import random_real_subset
 from tn_keras.distill.evaluation import train_from_scratch
@@ -94,14 +95,11 @@ def builder(architecture: str, dataset: str):
 
 def _merge(results: list) -> dict:
     """One result from per-seed results (accuracies concatenated, subsets too)."""
-    def summary(accs):
-        return dict(mean=float(np.mean(accs)), std=float(np.std(accs)), accuracies=accs)
-
-    out = summary([a for r in results for a in r["accuracies"]])
+    out = accuracy_summary([a for r in results for a in r["accuracies"]])
     if "subsets" in results[0]:
-        out["subsets"] = {name: summary([a for r in results
-                                         for a in r["subsets"][name]["accuracies"]])
-                          for name in results[0]["subsets"]}
+        out["subsets"] = {
+            name: accuracy_summary([a for r in results for a in r["subsets"][name]["accuracies"]])
+            for name in results[0]["subsets"]}
     return out
 
 

@@ -320,10 +320,10 @@ def train_from_scratch(x, y, test_x, test_y, protocol: Optional[ScratchProtocol]
         correct[None].append(float(np.mean(hits)))
         for name, mask in masks.items():
             correct[name].append(float(np.mean(hits[mask])))
-    result = _summary(correct[None])
+    result = accuracy_summary(correct[None])
     result.update(steps=int(steps), images=int(len(x)), evaluator=PROTOCOLS[protocol.evaluator])
     if masks:
-        result["subsets"] = {name: _summary(correct[name]) for name in masks}
+        result["subsets"] = {name: accuracy_summary(correct[name]) for name in masks}
     return result
 
 
@@ -338,7 +338,8 @@ def _training_data(x, y, test_y, num_classes):
     return x, y, test_y, num_classes
 
 
-def _summary(accs) -> dict:
+def accuracy_summary(accs) -> dict:
+    """``{"mean", "std", "accuracies"}`` of per-seed accuracies."""
     return {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "accuracies": accs}
 
 
