@@ -52,6 +52,9 @@ _BAD_COUNTS = ["0", "-1", "abc", "1.5", ""]
 for flag in ("--epochs", "--batch-size", "--max-train-examples", "--max-eval-examples"):
     for value in _BAD_COUNTS:
         FLAG_CASES.append((["train", "digits_taylornet", flag, value], flag))
+for value in ("0", "-1e-3", "nan", "inf", "fast"):
+    FLAG_CASES.append((["train", "digits_taylornet", "--learning-rate", value],
+                       "--learning-rate"))
 for value in ("-1", "x", "2.5"):
     FLAG_CASES.append((["train", "digits_taylornet", "--seed", value], "--seed"))
     FLAG_CASES.append((["export", "digits_taylornet", "--out", "x", "--seed", value], "--seed"))

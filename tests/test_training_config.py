@@ -50,9 +50,10 @@ def test_cli_choices_and_defaults_are_the_librarys():
     assert config_from_args(p.parse_args(["digits_taylornet", "--verbose"])) == TrainConfig()
     args = p.parse_args(["digits_taylornet", "--epochs", "3", "--seed", "2", "--resume",
                          "--strategy", "mirrored", "--model-kwargs", "width=2.0",
-                         "--max-eval-examples", "60", "--tag", "t", "--out", "o"])
+                         "--max-eval-examples", "60", "--tag", "t", "--out", "o",
+                         "--learning-rate", "1e-3"])
     assert config_from_args(args) == TrainConfig(
-        epochs=3, seed=2, resume=True, strategy="mirrored", model_kwargs={"width": 2.0},
+        epochs=3, learning_rate=1e-3, seed=2, resume=True, strategy="mirrored", model_kwargs={"width": 2.0},
         max_eval_examples=60, tag="t", out="o")
 
 
@@ -83,7 +84,8 @@ def test_the_command_is_rendered_back_byte_for_byte():
     commands = _shipped_commands()
     assert len(commands) >= 5
     commands["all flags"] = (
-        "tn-keras train digits_taylornet --epochs 1 --batch-size 8 --seed 4 --model-kwargs "
+        "tn-keras train digits_taylornet --epochs 1 --batch-size 8 --learning-rate 0.001 "
+        "--seed 4 --model-kwargs "
         "'name=\"a b\"' width=1.5 --strategy data_parallel --mixed-precision "
         "--max-train-examples 64 --out 'runs/a b' --tag tuned --init-from digits_taylornet")
     parser = _train_parser()
@@ -101,11 +103,50 @@ def test_a_resolved_config_fills_in_the_recipe():
     assert config.command_line("m", resolved) == (
         "tn-keras train m --epochs 15 --batch-size 128 --seed 3 --max-train-examples 256 "
         "--out o")
-    # What a backup records: the same keys as before TrainConfig, so older backups resume.
+    # What a backup records: the keys from before TrainConfig, and learning_rate, which is
+    # None unless asked (a backup written before the field existed reads it as None too).
     assert backup.run_settings("m", resolved) == {
-        "name": "m", "epochs": 15, "batch_size": 128, "seed": 3, "strategy": "default",
-        "max_train_examples": 256, "model_kwargs": {}, "mixed_precision": False,
-        "init_from": None}
+        "name": "m", "epochs": 15, "batch_size": 128, "learning_rate": None, "seed": 3,
+        "strategy": "default", "max_train_examples": 256, "model_kwargs": {},
+        "mixed_precision": False, "init_from": None}
+    # A learning rate given is a flag of the command and a setting --resume must repeat.
+    faster = dataclasses.replace(resolved, learning_rate=5e-4)
+    assert config.command_line("m", faster) == (
+        "tn-keras train m --epochs 15 --batch-size 128 --learning-rate 0.0005 --seed 3 "
+        "--max-train-examples 256 --out o")
+    assert backup.run_settings("m", faster)["learning_rate"] == 5e-4
+
+
+def test_a_backup_from_before_the_learning_rate_field_resumes(tmp_path):
+    resolved = TrainConfig(epochs=2, batch_size=8, out=str(tmp_path))
+    settings = backup.run_settings("m", resolved)
+    del settings["learning_rate"]  # as an older run.json has it
+    os.makedirs(tmp_path / backup.BACKUP_DIR)
+    with open(tmp_path / backup.BACKUP_DIR / backup.RUN_FILE, "w", encoding="utf-8") as f:
+        json.dump(settings, f)
+    backup._check_same_settings(str(tmp_path), backup.run_settings("m", resolved))
+    with pytest.raises(ValueError, match=r"learning_rate=0\.001 \(the backup has None\)"):
+        backup._check_same_settings(str(tmp_path), backup.run_settings(
+            "m", dataclasses.replace(resolved, learning_rate=1e-3)))
+
+
+def test_the_run_uses_the_configs_learning_rate(tmp_path):
+    from tn_keras.training import trainer
+    from tn_keras.zoo.registry import get_spec
+
+    registered = get_spec("digits_taylornet").recipe
+    run = trainer._Run.plan("digits_taylornet", TrainConfig(learning_rate=1e-4,
+                                                            out=str(tmp_path)), ())
+    assert (run.recipe.learning_rate, run.recipe.epochs) == (1e-4, registered.epochs)
+    assert run.recipe.augmentation == registered.augmentation
+    # The schedule peaks at that rate, after the recipe's warm-up.
+    optimizer = trainer.make_optimizer(run.recipe, steps_per_epoch=10, epochs=5)
+    warmup = int(registered.warmup_epochs * 10)
+    schedule = optimizer.get_config()["learning_rate"]["config"]
+    assert (schedule["warmup_target"], schedule["warmup_steps"]) == (pytest.approx(1e-4),
+                                                                     warmup)
+    default = trainer._Run.plan("digits_taylornet", TrainConfig(out=str(tmp_path)), ())
+    assert default.recipe.learning_rate == registered.learning_rate
 
 
 @pytest.mark.parametrize("change, match", [
@@ -114,6 +155,9 @@ def test_a_resolved_config_fills_in_the_recipe():
     (dict(max_train_examples=True), "max_train_examples must be a positive integer"),
     (dict(max_eval_examples=-1), "max_eval_examples must be a positive integer"),
     (dict(seed=-1), "seed must be a non-negative integer; received -1"),
+    (dict(learning_rate=0), r"^learning_rate must be a positive number; received 0\.$"),
+    (dict(learning_rate=float("nan")), "learning_rate must be a positive number; received nan"),
+    (dict(learning_rate="1e-3"), "learning_rate must be a positive number; received '1e-3'"),
     (dict(strategy="tpu"), "strategy must be one of 'default', 'mirrored', 'multiworker', "
                            "'data_parallel'; received 'tpu'"),
     (dict(resume=True, overwrite=True), "resume=True and overwrite=True contradict"),
@@ -162,6 +206,9 @@ def test_train_takes_a_config_and_keywords_override_it(tmp_path):
     # Keywords replace the config's fields: one epoch, not three.
     _, manifest = train("digits_taylornet", base, epochs=1, out=out)
     assert manifest["training"]["epochs"] == 1
+    # The manifest's recipe is the recipe as run, not the registry's defaults.
+    assert manifest["training"]["recipe"]["epochs"] == 1
+    assert manifest["training"]["recipe"]["batch_size"] == 32
     assert manifest["training"]["command"] == (
         f"tn-keras train digits_taylornet --epochs 1 --batch-size 32 --seed 0 "
         f"--max-train-examples 32 --out {out}")
@@ -215,6 +262,25 @@ def test_pipeline_options_resolve_the_calls_defaults():
     resolved = datasets.PipelineOptions(deterministic=True).resolved(training=False)
     assert (resolved.augment, resolved.deterministic, resolved.seed) == (False, True, 0)
     assert datasets.PipelineOptions(seed=2).resolved(False).deterministic is True
+
+
+def test_the_run_uses_the_configs_learning_rate(tmp_path):
+    from tn_keras.training import trainer
+    from tn_keras.zoo.registry import get_spec
+
+    registered = get_spec("digits_taylornet").recipe
+    run = trainer._Run.plan("digits_taylornet", TrainConfig(learning_rate=1e-4,
+                                                            out=str(tmp_path)), ())
+    assert (run.recipe.learning_rate, run.recipe.epochs) == (1e-4, registered.epochs)
+    assert run.recipe.augmentation == registered.augmentation
+    # The schedule peaks at that rate, after the recipe's warm-up.
+    optimizer = trainer.make_optimizer(run.recipe, steps_per_epoch=10, epochs=5)
+    warmup = int(registered.warmup_epochs * 10)
+    schedule = optimizer.get_config()["learning_rate"]["config"]
+    assert (schedule["warmup_target"], schedule["warmup_steps"]) == (pytest.approx(1e-4),
+                                                                     warmup)
+    default = trainer._Run.plan("digits_taylornet", TrainConfig(out=str(tmp_path)), ())
+    assert default.recipe.learning_rate == registered.learning_rate
 
 
 @pytest.mark.parametrize("change, match", [

@@ -20,6 +20,9 @@ def add_parser(subparsers):
                         "head): fine-tuning")
     p.add_argument("--epochs", type=arguments.positive_int, help="default: the recipe's")
     p.add_argument("--batch-size", type=arguments.positive_int, help="default: the recipe's")
+    p.add_argument("--learning-rate", type=arguments.positive_float,
+                   help="peak learning rate of the warm-up + cosine schedule (default: the "
+                        "recipe's)")
     p.add_argument("--data-dir", help="dataset folder (default: $TN_KERAS_DATA, tfds, download)")
     p.add_argument("--out",
                    help="checkpoint folder (default: $TN_KERAS_HOME/models/NAME/TAG)")

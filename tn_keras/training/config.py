@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
 import shlex
 from typing import Any, Mapping, Optional, Union
@@ -31,12 +33,12 @@ DEFAULT_SEED = 0
 VERBOSITIES = ("auto", 0, 1, 2)
 
 #: The fields that change the trained weights; ``--resume`` must repeat them.
-RESUME_FIELDS = ("epochs", "batch_size", "seed", "strategy", "max_train_examples",
+RESUME_FIELDS = ("epochs", "batch_size", "learning_rate", "seed", "strategy", "max_train_examples",
                  "model_kwargs", "mixed_precision", "init_from")
 #: The fields of the manifest's command, in the order their flags are written. The first
 #: three are always written (the recipe's values made explicit); the others only when they
 #: differ from the default.
-COMMAND_FIELDS = ("epochs", "batch_size", "seed", "model_kwargs", "strategy", "mixed_precision",
+COMMAND_FIELDS = ("epochs", "batch_size", "learning_rate", "seed", "model_kwargs", "strategy", "mixed_precision",
                   "max_train_examples", "out", "tag", "init_from")
 _ALWAYS_WRITTEN = ("epochs", "batch_size", "seed")
 
@@ -71,6 +73,15 @@ def _check_json(model_kwargs):
     return dict(model_kwargs)
 
 
+def _check_learning_rate(value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            0 < value < math.inf):
+        raise ValueError(f"learning_rate must be a positive number; received {value!r}.")
+    return float(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """How to train a zoo model; every field is also a keyword argument of `train`.
@@ -79,6 +90,9 @@ class TrainConfig:
 
     Attributes:
         epochs, batch_size: None takes the recipe's (`tn_keras.zoo.info(name).recipe`).
+        learning_rate: the peak of the warm-up + cosine schedule; None takes the recipe's.
+            Lowering it is the first thing to try when a variant diverges (a higher-order
+            product amplifies a large step more than a quadratic one does).
         seed: seeds Python, NumPy, the backend, the shuffling and the augmentation; ops are
             deterministic for the run, so the same seed on the same machine and backend gives
             the same weights.
@@ -102,6 +116,7 @@ class TrainConfig:
 
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
+    learning_rate: Optional[float] = None
     seed: int = DEFAULT_SEED
     model_kwargs: Optional[Mapping[str, Any]] = None
     strategy: Optional[str] = DEFAULT_STRATEGY
@@ -123,6 +138,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "max_train_examples", "max_eval_examples"):
             value = getattr(self, name)
             checked[name] = None if value is None else _check_count(name, value, 1)
+        checked["learning_rate"] = _check_learning_rate(self.learning_rate)
         if checked["strategy"] not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(map(repr, STRATEGIES))}; "
                              f"received {self.strategy!r}.")

@@ -154,6 +154,7 @@ class _Run:
     tag: str  # the tag written (``local`` unless asked)
     spec: Any  # the zoo's record of ``name``: builder, dataset, recipe
     config: TrainConfig  # with the recipe's epochs and batch size filled in
+    recipe: Any  # the recipe as run: the zoo's, with the config's epochs, batch size, rate
     folder: RunFolder
     init_checkpoint: Any = None  # the checkpoint of ``config.init_from``
     callbacks: tuple = ()
@@ -167,8 +168,12 @@ class _Run:
         # The manifest's command leaves the default tag out: None stands for it.
         config = dataclasses.replace(config.with_recipe(spec.recipe),
                                      tag=None if tag == checkpoints.LOCAL_TAG else tag)
+        recipe = dataclasses.replace(
+            spec.recipe, epochs=config.epochs, batch_size=config.batch_size,
+            learning_rate=config.learning_rate or spec.recipe.learning_rate)
         folder = RunFolder.of(config.out or checkpoints.cache_dir(arch, tag))
-        return cls(arch, tag, spec, config, folder, init_checkpoint, tuple(callbacks or ()))
+        return cls(arch, tag, spec, config, recipe, folder, init_checkpoint,
+                   tuple(callbacks or ()))
 
 
 def train(name, config=None, *, callbacks=None, **keywords):
@@ -233,7 +238,7 @@ def _build_and_fit(run, placement, x, y):
                     checkpoints.load_verified(run.init_checkpoint, compile=False), model)
             steps = _steps_per_epoch(train_ds, len(x), config.batch_size)
             model.compile(
-                optimizer=make_optimizer(run.spec.recipe, steps, config.epochs),
+                optimizer=make_optimizer(run.recipe, steps, config.epochs),
                 loss=keras.losses.SparseCategoricalCrossentropy(),
                 metrics=["accuracy"],
             )
@@ -302,7 +307,7 @@ def _training_record(run, placement, train_examples, history, fit_seconds):
         "mixed_precision": run.config.mixed_precision,
         "backend": keras.backend.backend(),
         "train_examples": int(train_examples),
-        "recipe": {k: v for k, v in vars(run.spec.recipe).items()},
+        "recipe": dict(vars(run.recipe)),
         "wall_time_seconds": _training_seconds(run.folder.log) or fit_seconds,
         "final_train_loss": float(history.history["loss"][-1]),
         "final_train_accuracy": float(history.history["accuracy"][-1]),
