@@ -11,7 +11,10 @@ about. This runner:
    first includes compilation) gives seconds per image, kept in ``<runs>/probe.json``;
 2. gives each such job the most epochs (at most ``max_epochs``) that fit what is left of the
    deadline, and writes the choice to ``<runs>/<id>.plan.json``; an ordinary ``--epochs`` then
-   fixes the whole schedule, so the run is reproducible from its manifest's command;
+   fixes the whole schedule, so the run is reproducible from its manifest's command. Jobs a
+   plan lists under ``equal_epochs`` (one list of ids, or a list of such lists) are compared
+   at equal training: each gets the fewest epochs any of them was given, so the slowest
+   still ends inside the deadline;
 3. runs every job in parallel (each sees ``XLA_PYTHON_CLIENT_MEM_FRACTION``, so several share
    one GPU), resumes a job whose folder holds a backup (a run killed by an earlier call), and
    stops the ones still running at the deadline (their backup holds the last whole epoch);
@@ -46,7 +49,25 @@ def read_plan(path):
     ids = [job["id"] for job in plan["jobs"]]
     if len(set(ids)) != len(ids):
         raise SystemExit(f"{path}: job ids must be unique; got {ids}.")
+    groups = plan.get("equal_epochs", [])
+    if groups and all(isinstance(g, str) for g in groups):
+        groups = [groups]  # one group, written as a flat list
+    for group in groups:
+        unknown = [i for i in group if i not in ids] if isinstance(group, list) else group
+        if unknown:
+            raise SystemExit(f"{path}: equal_epochs must list groups of job ids from {ids}; "
+                             f"got {unknown!r}.")
+    plan["equal_epochs"] = groups
     return plan
+
+
+def equalise(epochs, groups):
+    """``epochs`` with every job of a group at the group's fewest (compared jobs train alike)."""
+    epochs = dict(epochs)
+    for group in groups:
+        fewest = min(epochs[i] for i in group)
+        epochs.update({i: fewest for i in group})
+    return epochs
 
 
 def train_command(job, epochs, out, extra=()):
@@ -145,6 +166,8 @@ def plan_epochs(plan, runs, env_extra, deadline, overhead):
                                  f"{os.path.join(runs, 'probe', job['id'])}.log")
             epochs[job["id"]] = choose_epochs(job, speeds[job["id"]],
                                               deadline - time.monotonic(), overhead)
+        # Only a fresh plan is equalised: a kept one was when it was made.
+        epochs = equalise(epochs, plan.get("equal_epochs", []))
     for job in plan["jobs"]:
         # Beside the run folder, not in it: the trainer refuses to overwrite unknown files.
         with open(os.path.join(runs, job["id"] + ".plan.json"), "w") as f:

@@ -88,6 +88,22 @@ def test_epochs_fit_the_time_left():
     assert jobs.choose_epochs(job, 1.0, 10, 30) == 1  # at least one
 
 
+def test_jobs_compared_at_equal_training_get_the_fewest_epochs(tmp_path):
+    path = tmp_path / "plan.json"
+    jobs_ = [{"id": name} for name in ("a", "b", "c", "d")]
+    path.write_text(json.dumps({"equal_epochs": ["a", "b"], "jobs": jobs_}))
+    plan = jobs.read_plan(str(path))
+    assert plan["equal_epochs"] == [["a", "b"]]
+    fitted = {"a": 80, "b": 55, "c": 120, "d": 30}
+    assert jobs.equalise(fitted, plan["equal_epochs"]) == {"a": 55, "b": 55, "c": 120, "d": 30}
+    assert jobs.equalise(fitted, [["a", "c"], ["b", "d"]]) == {"a": 80, "b": 30, "c": 80,
+                                                               "d": 30}
+    for bad in (["a", "x"], [["a"], ["y"]], "a"):
+        path.write_text(json.dumps({"equal_epochs": bad, "jobs": jobs_}))
+        with pytest.raises(SystemExit, match="equal_epochs must list groups of job ids"):
+            jobs.read_plan(str(path))
+
+
 def test_duplicate_job_ids_are_refused(tmp_path):
     path = tmp_path / "plan.json"
     path.write_text(json.dumps({"jobs": [{"id": "a"}, {"id": "a"}]}))
@@ -103,6 +119,9 @@ def test_the_shipped_plans_name_registered_models():
             plan = jobs.read_plan(os.path.join(ROOT, "gpu", name))
             for job in plan["jobs"]:
                 assert job["train"][0] in zoo.list(), (name, job["id"])
+            # A plan that compares models says so: its comparisons are at equal epochs.
+            if "compare" in plan.get("comment", "") or "equal" in plan.get("comment", ""):
+                assert plan["equal_epochs"], name
 
 
 def test_staging_splits_a_shard_folder_into_calls_with_the_index_last(tmp_path):
