@@ -313,6 +313,15 @@ def test_cli_evaluates_a_verified_tflite_export(tmp_path, capsys):
     # Another zoo model's name, a changed file, a missing manifest: one-line errors.
     assert main(["evaluate", "mnist7_taylor", "--tflite", out]) == 2
     assert "exported from 'digits_taylornet', not 'mnist7_taylor'" in capsys.readouterr().err
+    # The same architecture with other weights: the agreement would compare unrelated models.
+    other = str(tmp_path / "other")
+    assert main(["train", "digits_taylornet", "--epochs", "1", "--max-train-examples", "32",
+                 "--max-eval-examples", "20", "--out", other]) == 0
+    capsys.readouterr()
+    assert main(evaluate + ["--weights", other]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "was exported from weights with sha256" in err, err
+    assert "pass the checkpoint it came from with --weights" in err
     with open(out, "ab") as f:
         f.write(b"\0")
     assert main(evaluate) == 2

@@ -24,8 +24,11 @@ def run(args):
     from tn_keras.training import evaluate
 
     # A bad --tflite file is refused before the (slow) checkpoint load.
-    exported = None if args.tflite is None else verified_tflite(args.tflite, args.name)
+    exported, export_manifest = (None, None) if args.tflite is None else verified_tflite(
+        args.tflite, args.name)
     checkpoint = zoo.find(args.name, args.weights)
+    if exported is not None:
+        _check_same_weights(args.tflite, export_manifest, checkpoint)
     model = arguments.load_checkpoint(args.name, args.weights)
     print(f"tn-keras evaluate: using {checkpoint.describe()}", file=sys.stderr)
     dataset = zoo.info(args.name).dataset
@@ -39,7 +42,8 @@ def run(args):
 
 
 def verified_tflite(path, name):
-    """The `TFLiteModel` at ``path`` after checking it against the manifest beside it."""
+    """The `TFLiteModel` at ``path`` and its manifest, after checking the one against the
+    other."""
     from tn_keras.export import TFLiteModel
     from tn_keras.export import read_manifest
     from tn_keras.utils.files import check_regular_file
@@ -65,4 +69,15 @@ def verified_tflite(path, name):
         if tag and from_tag and tag != from_tag:
             raise ValueError(f"--tflite {path} was exported from {exported_from!r}, not "
                              f"{name!r}.")
-    return TFLiteModel(path)
+    return TFLiteModel(path), manifest
+
+
+def _check_same_weights(path, manifest, checkpoint):
+    """An agreement with other weights than the exported ones would measure nothing: the
+    export's manifest records the sha256 of the ``.keras`` file it came from."""
+    exported_sha = manifest["provenance"].get("weights_sha256")
+    if exported_sha and checkpoint.manifest.sha256 != exported_sha:
+        raise ValueError(
+            f"--tflite {path} was exported from weights with sha256 {exported_sha[:12]}, not "
+            f"from the {checkpoint.describe()}; pass the checkpoint it came from with "
+            "--weights.")
