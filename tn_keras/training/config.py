@@ -33,13 +33,13 @@ DEFAULT_SEED = 0
 VERBOSITIES = ("auto", 0, 1, 2)
 
 #: The fields that change the trained weights; ``--resume`` must repeat them.
-RESUME_FIELDS = ("epochs", "batch_size", "learning_rate", "seed", "strategy", "max_train_examples",
-                 "model_kwargs", "mixed_precision", "init_from")
+RESUME_FIELDS = ("epochs", "batch_size", "learning_rate", "seed", "strategy",
+                 "max_train_examples", "model_kwargs", "mixed_precision", "init_from")
 #: The fields of the manifest's command, in the order their flags are written. The first
 #: three are always written (the recipe's values made explicit); the others only when they
 #: differ from the default.
-COMMAND_FIELDS = ("epochs", "batch_size", "learning_rate", "seed", "model_kwargs", "strategy", "mixed_precision",
-                  "max_train_examples", "out", "tag", "init_from")
+COMMAND_FIELDS = ("epochs", "batch_size", "learning_rate", "seed", "model_kwargs", "strategy",
+                  "mixed_precision", "max_train_examples", "out", "tag", "init_from")
 _ALWAYS_WRITTEN = ("epochs", "batch_size", "seed")
 
 
@@ -91,8 +91,7 @@ class TrainConfig:
     Attributes:
         epochs, batch_size: None takes the recipe's (`tn_keras.zoo.info(name).recipe`).
         learning_rate: the peak of the warm-up + cosine schedule; None takes the recipe's.
-            Lowering it is the first thing to try when a variant diverges (a higher-order
-            product amplifies a large step more than a quadratic one does).
+            Lower it for a variant that diverges at the recipe's rate.
         seed: seeds Python, NumPy, the backend, the shuffling and the augmentation; ops are
             deterministic for the run, so the same seed on the same machine and backend gives
             the same weights.
