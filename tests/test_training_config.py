@@ -53,8 +53,8 @@ def test_cli_choices_and_defaults_are_the_librarys():
                          "--max-eval-examples", "60", "--tag", "t", "--out", "o",
                          "--learning-rate", "1e-3"])
     assert config_from_args(args) == TrainConfig(
-        epochs=3, learning_rate=1e-3, seed=2, resume=True, strategy="mirrored", model_kwargs={"width": 2.0},
-        max_eval_examples=60, tag="t", out="o")
+        epochs=3, learning_rate=1e-3, seed=2, resume=True, strategy="mirrored",
+        model_kwargs={"width": 2.0}, max_eval_examples=60, tag="t", out="o")
 
 
 def test_the_training_benchmark_builds_the_same_config(monkeypatch):
