@@ -264,25 +264,6 @@ def test_pipeline_options_resolve_the_calls_defaults():
     assert datasets.PipelineOptions(seed=2).resolved(False).deterministic is True
 
 
-def test_the_run_uses_the_configs_learning_rate(tmp_path):
-    from tn_keras.training import trainer
-    from tn_keras.zoo.registry import get_spec
-
-    registered = get_spec("digits_taylornet").recipe
-    run = trainer._Run.plan("digits_taylornet", TrainConfig(learning_rate=1e-4,
-                                                            out=str(tmp_path)), ())
-    assert (run.recipe.learning_rate, run.recipe.epochs) == (1e-4, registered.epochs)
-    assert run.recipe.augmentation == registered.augmentation
-    # The schedule peaks at that rate, after the recipe's warm-up.
-    optimizer = trainer.make_optimizer(run.recipe, steps_per_epoch=10, epochs=5)
-    warmup = int(registered.warmup_epochs * 10)
-    schedule = optimizer.get_config()["learning_rate"]["config"]
-    assert (schedule["warmup_target"], schedule["warmup_steps"]) == (pytest.approx(1e-4),
-                                                                     warmup)
-    default = trainer._Run.plan("digits_taylornet", TrainConfig(out=str(tmp_path)), ())
-    assert default.recipe.learning_rate == registered.learning_rate
-
-
 @pytest.mark.parametrize("change, match", [
     (dict(augment="rotate"), "augment.*Received augment='rotate'"),
     (dict(augment=True, dataset_name="digits"), "augment=True is not supported for "
