@@ -111,14 +111,24 @@ def test_duplicate_job_ids_are_refused(tmp_path):
         jobs.read_plan(str(path))
 
 
-def test_the_shipped_plans_name_registered_models():
+def test_the_shipped_plans_name_registered_models_with_valid_arguments():
     from tn_keras import zoo
+    from tn_keras.cli import build_parser
+    from tn_keras.cli.train_command import config_from_args
+    from tn_keras.zoo.registry import check_builder_kwargs
+    from tn_keras.zoo.registry import get_spec
 
+    parser = build_parser()
     for name in os.listdir(os.path.join(ROOT, "gpu")):
         if name.endswith(".json"):
             plan = jobs.read_plan(os.path.join(ROOT, "gpu", name))
             for job in plan["jobs"]:
                 assert job["train"][0] in zoo.list(), (name, job["id"])
+                # The flags parse and the builder takes the model kwargs: a typo fails here,
+                # not after the data has crossed to the lent machine.
+                args = parser.parse_args(["train", *jobs.train_command(job, 1, "o")[4:]])
+                kwargs = config_from_args(args).model_kwargs
+                check_builder_kwargs(get_spec(job["train"][0]), kwargs)
             # A plan that compares models says so: its comparisons are at equal epochs.
             if "compare" in plan.get("comment", "") or "equal" in plan.get("comment", ""):
                 assert plan["equal_epochs"], name
