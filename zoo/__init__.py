@@ -31,6 +31,7 @@ from tn_keras.zoo.registry import unregister
 # Importing the architecture modules registers them.
 from tn_keras.zoo import cifar_taylornet  # noqa: F401,E402
 from tn_keras.zoo import cifar_taylornet_res  # noqa: F401,E402
+from tn_keras.zoo import cifar_taylornet_fast  # noqa: F401,E402
 from tn_keras.zoo import digits_taylornet  # noqa: F401,E402
 from tn_keras.zoo import mnist7_taylor  # noqa: F401,E402
 from tn_keras.zoo import mnist_taylornet  # noqa: F401,E402

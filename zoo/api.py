@@ -12,6 +12,9 @@ from tn_keras.zoo.registry import get_spec
 from tn_keras.zoo.registry import registered_names
 
 EMBEDDING_LAYER = "embedding"  # every zoo model's penultimate layer (features, distillation)
+# `compile_for_fine_tuning`'s default learning rates (docs/zoo.md, "Fine-tuning: measured").
+HEAD_LEARNING_RATE = 1e-3
+BODY_LEARNING_RATE = 1e-4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +72,8 @@ def build(name, **overrides):
     return spec.builder(**kwargs)
 
 
-def load(name, weights="pretrained", compile=True, num_classes=None, include_top=True):
+def load(name, weights="pretrained", compile=True, num_classes=None, include_top=True,
+         freeze_body=False):
     """A model by name.
 
     Args:
@@ -77,14 +81,20 @@ def load(name, weights="pretrained", compile=True, num_classes=None, include_top
             them.
         weights: ``"pretrained"`` (the tagged checkpoint), a path to a checkpoint folder (with
             ``manifest.json``) or to its ``.keras`` file, or None for an untrained model.
-        compile: restore the training configuration too (not with a new head).
+        compile: restore the training configuration; with ``num_classes``, compile the new
+            model for fine-tuning instead (`compile_for_fine_tuning`), so ``fit`` runs at once.
         num_classes: fine-tuning: the pretrained body with a new, freshly initialised
             classifier of this many classes (the same activation as the original's).
         include_top: False gives the model up to its ``embedding`` layer (features).
+        freeze_body: with ``num_classes``: train the new head only (`set_body_trainable`); the body's
+            BatchNorm layers then run in inference mode, with their pretrained statistics.
 
     Every file's sha256 is checked against the manifest before the checkpoint is deserialised,
     with ``safe_mode=True``; a mismatch raises `ChecksumError`.
     """
+    if freeze_body and num_classes is None:
+        raise ValueError("freeze_body=True needs num_classes: it trains a new head only; "
+                         "to freeze a whole model set model.trainable = False.")
     if weights is None:
         model = build(name)
     else:
@@ -94,7 +104,11 @@ def load(name, weights="pretrained", compile=True, num_classes=None, include_top
     if not include_top:
         return features(model)
     if num_classes is not None:
-        return with_new_head(model, num_classes)
+        model = with_new_head(model, num_classes)
+        if freeze_body:
+            set_body_trainable(model, False)
+        if compile:
+            compile_for_fine_tuning(model)
     return model
 
 
@@ -140,6 +154,45 @@ def with_new_head(model, num_classes):
     if activation is not None:
         x = keras.layers.Activation(activation, name="predictions", dtype="float32")(x)
     return keras.Model(model.inputs, x, name=model.name)
+
+
+def set_body_trainable(model, trainable):
+    """Freeze (``trainable=False``) or unfreeze every layer but the classifier head.
+
+    A frozen Keras 3 ``BatchNormalization`` runs in inference mode, normalising with its
+    pretrained moving statistics, and ``fit`` no longer updates them. Compile (again) after
+    changing this: Keras fixes the trainable weights when the model is compiled.
+    """
+    from tn_keras.zoo.saving import HEAD_LAYERS
+
+    _embedding(model)  # a model without a body / head boundary is an error naming it
+    for layer in model.layers:
+        if layer.name not in HEAD_LAYERS:
+            layer.trainable = trainable
+    return model
+
+
+def compile_for_fine_tuning(model, learning_rate=None):
+    """Compile ``model`` for fine-tuning on integer labels: Adam, sparse cross-entropy (on
+    probabilities or logits, as the model ends), and accuracy.
+
+    The default learning rate is the one that worked in docs/zoo.md's measurement:
+    `HEAD_LEARNING_RATE` when only the head trains, `BODY_LEARNING_RATE` for the whole model.
+    """
+    import keras
+
+    if learning_rate is None:
+        body_trains = any(layer.trainable and layer.trainable_weights for layer in model.layers
+                          if layer.name not in ("logits", "predictions"))
+        learning_rate = BODY_LEARNING_RATE if body_trains else HEAD_LEARNING_RATE
+    try:
+        from_logits = model.get_layer("predictions").get_config()["activation"] != "softmax"
+    except ValueError:
+        from_logits = True  # no activation layer: the Dense ``logits`` is the output
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+                  metrics=["accuracy"])
+    return model
 
 
 def _embedding(model):

@@ -26,9 +26,22 @@ class TrainingRecipe:
     warmup_epochs: float = 1.0
     # "cifar": random crop with 4-pixel padding + horizontal flip (the dataset pipeline's);
     # "translate": random shifts of up to 2 pixels, no flip (a mirrored 2 is not a 2);
+    # "flip_translate": reflection-padded shifts of up to 2 pixels and alternating flips;
     # None: no augmentation.
     augmentation: Optional[str] = None
     global_clipnorm: float = 1.0
+    # A key of `tn_keras.training.optimizers.OPTIMIZERS`: "adamw" (warm-up + cosine) or
+    # "nesterov" (airbench's SGD, triangular schedule; warmup_epochs is the rising part).
+    optimizer: str = "adamw"
+    momentum: float = 0.9  # "nesterov" only
+    bias_lr_multiplier: float = 1.0  # "nesterov" only: BatchNorm shifts' gradient multiplier
+    label_smoothing: float = 0.0
+    # Lookahead weight averaging (`tn_keras.training.averaging`).
+    lookahead: bool = False
+    # Training images the model's PatchWhitening layers are adapted to before training.
+    whitening_images: int = 5000
+    # Report test accuracy with flip + translate test-time augmentation besides the plain one.
+    test_time_augmentation: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

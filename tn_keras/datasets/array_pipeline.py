@@ -113,11 +113,19 @@ class ArrayDataset(keras.utils.PyDataset):
             xb = augment_ops.crop_and_flip(xb, rng)
         elif self.augment == "translate":
             xb = augment_ops.translate(xb, rng)
+        elif self.augment == "flip_translate":
+            flips = self._base_flips()[rows] ^ bool(epoch % 2)
+            xb = augment_ops.flip_translate(xb, flips, rng)
         else:
             xb = xb.astype(np.float32)
         if self.mean is not None:
             xb = (xb - self.mean) / self.std
         return xb, self.y[rows]
+
+    def _base_flips(self):
+        if getattr(self, "_flips", None) is None:
+            self._flips = augment_ops.base_flips(self.seed, len(self.x))
+        return self._flips
 
     def __getitem__(self, index):
         # Keras calls this from one thread, in order; the pool works `_depth()` batches ahead.

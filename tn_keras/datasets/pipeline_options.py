@@ -13,6 +13,7 @@ from typing import Optional, Union
 
 import keras
 
+from tn_keras.datasets.augment import NAMED_AUGMENTATIONS
 from tn_keras.datasets.registry import AUGMENTABLE, info
 
 #: ``"tf.data"``: a ``tf.data.Dataset``; ``"numpy"``: a `keras.utils.PyDataset`.
@@ -38,7 +39,8 @@ class PipelineOptions:
     Attributes:
         augment: True for crop+flip augmentation, ``"translate"`` for random shifts of up to
             ``TRANSLATE_PIXELS`` pixels without flips (for digits and clothes: a mirrored 2
-            is not a 2), False for none. None means crop+flip when training on ``cifar10``.
+            is not a 2), ``"flip_translate"`` for reflection-padded shifts and alternating
+            flips (`tn_keras.datasets.augment`), False for none. None means crop+flip when training on ``cifar10``.
             True is refused for datasets where flips and crops change or cut off the content.
         seed: seed for shuffling and augmentation.
         deterministic: reproducible order and augmentation; None means ``seed is not None``.
@@ -67,14 +69,15 @@ class PipelineOptions:
     def __post_init__(self):
         if self.dataset_name is not None:
             info(self.dataset_name)  # a ValueError naming the registered datasets
-        if isinstance(self.augment, str) and self.augment != "translate":
+        if isinstance(self.augment, str) and self.augment not in NAMED_AUGMENTATIONS:
             raise ValueError(f"Invalid value for argument `augment`: expected a bool, None or "
-                             f"'translate'. Received augment={self.augment!r}.")
-        if (self.augment is True and self.dataset_name is not None
+                             f"one of {NAMED_AUGMENTATIONS}. Received augment={self.augment!r}.")
+        if (self.augment in (True, "flip_translate") and self.dataset_name is not None
                 and self.dataset_name not in AUGMENTABLE):
             raise ValueError(
-                f"augment=True is not supported for dataset_name={self.dataset_name!r}: flips "
-                f"and crops are label-preserving only for {sorted(AUGMENTABLE)}.")
+                f"augment={self.augment!r} is not supported for "
+                f"dataset_name={self.dataset_name!r}: flips are label-preserving only for "
+                f"{sorted(AUGMENTABLE)}.")
         if self.normalize and self.dataset_name is None:
             raise ValueError("normalize=True needs dataset_name to know the statistics.")
         if self.pipeline is not None and self.pipeline not in PIPELINES:

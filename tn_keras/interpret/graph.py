@@ -27,7 +27,7 @@ AFFINE_LAYERS = (
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "GlobalAveragePooling1D",
     "GlobalAveragePooling2D", "GlobalAveragePooling3D", "Dropout", "SpatialDropout1D",
     "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "Identity",
-    "UpSampling1D", "UpSampling2D", "UpSampling3D", "RepeatVector",
+    "UpSampling1D", "UpSampling2D", "UpSampling3D", "RepeatVector", "PatchWhitening",
 )
 # Affine only when their activation is linear.
 LINEAR_WITH_ACTIVATION = (

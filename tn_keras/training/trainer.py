@@ -20,12 +20,16 @@ import numpy as np
 from tn_keras import artifacts
 from tn_keras import datasets
 from tn_keras.training import backup as run_backup
+from tn_keras.training.averaging import LookaheadAveraging
 from tn_keras.training.config import TrainConfig
 from tn_keras.training.config import command_line
 from tn_keras.training.evaluate import evaluate
+from tn_keras.training.losses import make_loss
+from tn_keras.training.optimizers import make_optimizer
 from tn_keras.training.placement import make_placement
 from tn_keras.training.run_settings import deterministic_ops
 from tn_keras.training.run_settings import dtype_policy
+from tn_keras.training.whitening import adapt_whitening
 from tn_keras.utils import locks
 from tn_keras.utils.options import with_keywords
 from tn_keras.utils.versions import machine_description
@@ -36,7 +40,8 @@ from tn_keras.zoo.registry import check_builder_kwargs
 from tn_keras.zoo.registry import get_spec
 
 # Recipe augmentation -> `datasets.PipelineOptions.augment`.
-AUGMENTATIONS = {None: False, "cifar": True, "translate": "translate"}
+AUGMENTATIONS = {None: False, "cifar": True, "translate": "translate",
+                 "flip_translate": "flip_translate"}
 
 
 def training_dataset(spec, x, y, config, placement=None):
@@ -63,33 +68,6 @@ def training_dataset(spec, x, y, config, placement=None):
             tf.data.experimental.AutoShardPolicy.DATA)
         ds = ds.with_options(tf_options)
     return ds
-
-
-def make_optimizer(recipe, steps_per_epoch, epochs):
-    """AdamW with linear warm-up then cosine decay to zero, and global-norm clipping.
-
-    Clipping matters for polynomial networks: a product of activations can produce a rare
-    large gradient early on, before BatchNorm statistics settle.
-    """
-    total = max(1, steps_per_epoch * epochs)
-    warmup = min(int(recipe.warmup_epochs * steps_per_epoch), total - 1)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else recipe.learning_rate,
-        decay_steps=total - warmup,
-        warmup_target=recipe.learning_rate if warmup else None,
-        warmup_steps=warmup,
-    )
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule,
-        weight_decay=recipe.weight_decay,
-        global_clipnorm=recipe.global_clipnorm,
-        # A fixed name: Keras numbers unnamed optimizers per process (adam_w, adam_w_1, ...)
-        # and saves the name, so identical runs would otherwise differ in their bytes.
-        name="adamw",
-    )
-    # Decay the kernels only: biases and BatchNorm's scale and shift are not decayed.
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return optimizer
 
 
 class EpochSeconds(keras.callbacks.Callback):
@@ -214,7 +192,7 @@ def _train_and_save(run):
         raise RuntimeError(f"Training {run.name} stopped early (non-finite loss); no "
                            "checkpoint was written.")
     metrics = _test_metrics(model, run.spec.dataset, run.config.data_dir,
-                            run.config.max_eval_examples)
+                            run.config.max_eval_examples, run.recipe.test_time_augmentation)
     if not placement.is_chief:
         _save_as_worker(model, run.folder, placement)
         return model, None
@@ -236,23 +214,30 @@ def _build_and_fit(run, placement, x, y):
             if run.init_checkpoint is not None:
                 saving.transfer_body(
                     checkpoints.load_verified(run.init_checkpoint, compile=False), model)
+            # Before training and before a resume restores the weights (which include it).
+            adapt_whitening(model, x[:run.recipe.whitening_images])
             steps = _steps_per_epoch(train_ds, len(x), config.batch_size)
             model.compile(
                 optimizer=make_optimizer(run.recipe, steps, config.epochs),
-                loss=keras.losses.SparseCategoricalCrossentropy(),
+                loss=make_loss(run.recipe),
                 metrics=["accuracy"],
             )
-        history, fit_seconds = _fit(model, train_ds, run, placement)
+        history, fit_seconds = _fit(model, train_ds, run, placement, steps)
     return model, history, fit_seconds
 
 
-def _test_metrics(model, dataset, data_dir, max_examples):
-    """``{"<split>_accuracy": a, "<split>_examples": n}`` on every evaluation split."""
+def _test_metrics(model, dataset, data_dir, max_examples, tta=False):
+    """``{"<split>_accuracy": a, "<split>_examples": n}`` on every evaluation split, and
+    ``"<split>_tta_accuracy"`` with test-time augmentation when ``tta``."""
     metrics = {}
     for split, result in evaluate(model, dataset, data_dir=data_dir,
                                   max_examples=max_examples).items():
         metrics[f"{split}_accuracy"] = result["accuracy"]
         metrics[f"{split}_examples"] = result["examples"]
+    if tta:
+        for split, result in evaluate(model, dataset, data_dir=data_dir,
+                                      max_examples=max_examples, tta=True).items():
+            metrics[f"{split}_tta_accuracy"] = result["accuracy"]
     return metrics
 
 
@@ -262,9 +247,14 @@ def _steps_per_epoch(train_ds, examples, batch_size):
     return int(np.ceil(examples / batch_size))
 
 
-def _fit(model, train_ds, run, placement):
+def _fit(model, train_ds, run, placement, steps_per_epoch):
     """``model.fit`` with the run's callbacks; returns ``(history, seconds)``."""
+    # The pipeline's epoch clock first: it sets the epoch before its batches are drawn.
+    recipe_callbacks = [c for c in [getattr(train_ds, "epoch_clock", None)] if c is not None]
+    if run.recipe.lookahead:
+        recipe_callbacks.append(LookaheadAveraging(steps_per_epoch * run.config.epochs))
     callbacks = [
+        *recipe_callbacks,
         run_backup.CrashSafeBackup(run.folder.backup),
         keras.callbacks.TerminateOnNaN(),
         EpochSeconds(),

@@ -1,0 +1,143 @@
+"""cifar_taylornet_fast: activation-free CIFAR-10 networks for the fast recipe, and their twin.
+
+The skeleton is Jordan's airbench94 (2024), the fastest published way to 94 % on CIFAR-10,
+with every non-polynomial step replaced (the ``gelu`` twin keeps them all):
+
+    image -> Normalization -> PatchWhitening(2x2, frozen)                      31x31 x 24
+          -> group(c1) -> group(c2) -> group(c3)                               3x3  x c3
+          -> AveragePooling(3) -> Flatten ("embedding") -> Dense -> x 1/9 ("logits") -> softmax
+
+    group(c):  Conv3x3 -> pool(2) -> BN -> T -> Conv3x3 -> BN -> T
+
+    activation-free:  pool = AveragePooling2D,  T(z) = z + BN_0(PolyCG_1x1(z))
+    gelu twin:        pool = MaxPooling2D,      T(z) = GELU(z)   (and a GELU after whitening,
+                      a max-pooling at the end: airbench94 itself)
+
+``PolyCG_1x1(z) = W z + (U z) * (V z)`` is the project's order-2, rank-1 coarse-graining layer
+on a 1x1 patch: a linear map plus the product of two linear maps of the channels at each site.
+``BN_0`` is a BatchNormalization whose scale starts at zero, so each ``T`` starts as the
+identity and the network as a linear one; the products grow in as they are learnt (R-PolyNets'
+``alpha``, Pi-nets' normalised products). Every other BatchNorm has a fixed unit scale and a
+trainable shift, momentum 0.6 and epsilon 1e-12 (airbench's). The convolutions start as
+`DiracUniform` kernels.
+
+Every layer of the activation-free network is affine at inference (Normalization,
+PatchWhitening, Conv2D, BatchNormalization, average pooling, Dense, Rescaling), a sum, or a
+PolyCG; the logits are a polynomial of the raw pixels of degree ``2 ** 6 = 64`` (six ``T``).
+"""
+import keras
+from keras import layers
+
+from tn_keras.layers import DiracUniform
+from tn_keras.layers import PatchWhitening
+from tn_keras.layers import PolyCG
+from tn_keras.zoo import blocks
+from tn_keras.zoo.registry import TrainingRecipe
+from tn_keras.zoo.registry import register
+
+#: The group widths of each registered size (airbench94's and airbench93's).
+WIDTHS = {"full": (64, 256, 256), "small": (64, 128, 128)}
+BN_MOMENTUM = 0.6
+BN_EPSILON = 1e-12
+LOGIT_SCALE = 1.0 / 9.0
+
+#: airbench94's hyperparameters in Keras terms (`tn_keras.training.optimizers`): a peak rate
+#: of 1.5 on the batch-mean gradient is airbench's 11.5 per 1024 summed examples, and the L2
+#: coefficient 0.00133 gives its decay of 0.0153 per 1024 examples at that rate. Whole epochs
+#: (10 for airbench's 9.9), the rising part 23 % of them.
+FAST_RECIPE = TrainingRecipe(
+    epochs=10, batch_size=1024, learning_rate=1.5, weight_decay=0.0153 / 7.6667 / 1.5,
+    warmup_epochs=2.3, augmentation="flip_translate", optimizer="nesterov", momentum=0.85,
+    bias_lr_multiplier=64.0, label_smoothing=0.2, lookahead=True, whitening_images=5000,
+    test_time_augmentation=True)
+
+
+def _batch_norm(x, name, trainable_scale=False, gamma_initializer="ones"):
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                                     scale=trainable_scale, gamma_initializer=gamma_initializer,
+                                     name=name)(x)
+
+
+def taylor_activation(z, name):
+    """``T(z) = z + BN_0(PolyCG_1x1(z))``: the identity at initialisation (module docstring)."""
+    channels = z.shape[-1]
+    h = PolyCG(channels, kernel_size=1, strides=1, order=2, rank=1, use_bias=False,
+               name=name + "_cg")(z)
+    h = _batch_norm(h, name + "_cg_bn", trainable_scale=True, gamma_initializer="zeros")
+    return layers.Add(name=name + "_add")([z, h])
+
+
+def _conv(x, filters, name):
+    return layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                         kernel_initializer=DiracUniform(), name=name)(x)
+
+
+def _group(x, filters, name, polynomial):
+    x = _conv(x, filters, name + "_conv1")
+    pool = layers.AveragePooling2D if polynomial else layers.MaxPooling2D
+    x = pool(2, name=name + "_pool")(x)
+    x = _batch_norm(x, name + "_bn1")
+    x = taylor_activation(x, name + "_t1") if polynomial else layers.Activation(
+        "gelu", name=name + "_gelu1")(x)
+    x = _conv(x, filters, name + "_conv2")
+    x = _batch_norm(x, name + "_bn2")
+    return taylor_activation(x, name + "_t2") if polynomial else layers.Activation(
+        "gelu", name=name + "_gelu2")(x)
+
+
+def fast_network(widths, polynomial, input_shape=(32, 32, 3), num_classes=10,
+                 classifier_activation="softmax", name="cifar_taylornet_fast"):
+    """The module's network with group widths ``widths``; ``polynomial=False`` is the twin."""
+    inputs = keras.Input(input_shape, name="image")
+    x = blocks.preprocessing(inputs, "cifar10")
+    x = PatchWhitening(kernel_size=2, name="whiten")(x)
+    if not polynomial:
+        x = layers.Activation("gelu", name="whiten_gelu")(x)
+    for i, filters in enumerate(widths):
+        x = _group(x, filters, f"group{i + 1}", polynomial)
+    pool = layers.AveragePooling2D if polynomial else layers.MaxPooling2D
+    x = pool(x.shape[1], name="final_pool")(x)
+    x = layers.Flatten(name="embedding")(x)
+    x = layers.Dense(num_classes, use_bias=False, name="classifier")(x)
+    # airbench's fixed 1/9: a smaller output scale for the same weights (part of the recipe).
+    x = layers.Rescaling(LOGIT_SCALE, name="logits")(x)
+    if classifier_activation is not None:
+        x = layers.Activation(classifier_activation, name="predictions", dtype="float32")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def _widths(size, width):
+    return tuple(blocks.scaled(width, c) for c in WIDTHS[size])
+
+
+@register("cifar_taylornet_fast", parameters=None, macs_per_image=None,
+          dataset="cifar10", recipe=FAST_RECIPE,
+          description="CIFAR-10: airbench94's skeleton without activations (PolyCG products, "
+                      "average pooling), for the fast recipe")
+def cifar_taylornet_fast(input_shape=(32, 32, 3), num_classes=10, width=1.0,
+                         classifier_activation="softmax", name="cifar_taylornet_fast"):
+    """The activation-free network at airbench94's widths 64/256/256 (module docstring)."""
+    return fast_network(_widths("full", width), True, input_shape, num_classes,
+                        classifier_activation, name)
+
+
+@register("cifar_taylornet_fast_small", parameters=None, macs_per_image=None,
+          dataset="cifar10", recipe=FAST_RECIPE,
+          description="CIFAR-10: the activation-free fast network at airbench93's widths")
+def cifar_taylornet_fast_small(input_shape=(32, 32, 3), num_classes=10, width=1.0,
+                               classifier_activation="softmax",
+                               name="cifar_taylornet_fast_small"):
+    """The activation-free network at airbench93's widths 64/128/128."""
+    return fast_network(_widths("small", width), True, input_shape, num_classes,
+                        classifier_activation, name)
+
+
+@register("cifar_convnet_fast_gelu", parameters=None, macs_per_image=None,
+          dataset="cifar10", recipe=FAST_RECIPE, family="baseline",
+          description="Baseline: airbench94 (GELU, max-pooling), the twin of "
+                      "cifar_taylornet_fast at the same recipe")
+def cifar_convnet_fast_gelu(input_shape=(32, 32, 3), num_classes=10, width=1.0,
+                            classifier_activation="softmax", name="cifar_convnet_fast_gelu"):
+    """airbench94's network: the twin of `cifar_taylornet_fast` with GELU and max-pooling."""
+    return fast_network(_widths("full", width), False, input_shape, num_classes,
+                        classifier_activation, name)
