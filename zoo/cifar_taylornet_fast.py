@@ -47,7 +47,7 @@ LOGIT_SCALE = 1.0 / 9.0
 #: (10 for airbench's 9.9), the rising part 23 % of them.
 FAST_RECIPE = TrainingRecipe(
     epochs=10, batch_size=1024, learning_rate=1.5, weight_decay=0.0153 / 7.6667 / 1.5,
-    warmup_epochs=2.3, augmentation="flip_translate", optimizer="nesterov", momentum=0.85,
+    warmup_fraction=0.23, augmentation="flip_translate", optimizer="nesterov", momentum=0.85,
     bias_lr_multiplier=64.0, label_smoothing=0.2, lookahead=True, whitening_images=5000,
     test_time_augmentation=True)
 

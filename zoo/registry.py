@@ -31,8 +31,11 @@ class TrainingRecipe:
     augmentation: Optional[str] = None
     global_clipnorm: float = 1.0
     # A key of `tn_keras.training.optimizers.OPTIMIZERS`: "adamw" (warm-up + cosine) or
-    # "nesterov" (airbench's SGD, triangular schedule; warmup_epochs is the rising part).
+    # "nesterov" (airbench's SGD, triangular schedule).
     optimizer: str = "adamw"
+    # "nesterov" only: the rising part of the triangular schedule, as a fraction of the run
+    # (so that a shorter or longer run keeps the schedule's shape).
+    warmup_fraction: float = 0.23
     momentum: float = 0.9  # "nesterov" only
     bias_lr_multiplier: float = 1.0  # "nesterov" only: BatchNorm shifts' gradient multiplier
     label_smoothing: float = 0.0

@@ -135,7 +135,7 @@ def nesterov_triangular(recipe, steps_per_epoch, epochs):
     """
     total = max(1, steps_per_epoch * epochs)
     schedule = TriangularSchedule(recipe.learning_rate, total,
-                                  warmup_fraction=recipe.warmup_epochs / max(epochs, 1e-9))
+                                  warmup_fraction=recipe.warmup_fraction)
     return ScaledSGD(learning_rate=schedule, momentum=recipe.momentum, nesterov=True,
                      l2=recipe.weight_decay,
                      multipliers={"*/beta": recipe.bias_lr_multiplier},
