@@ -52,9 +52,11 @@ setup(
     package_data={"tn_keras.saved_models": ["*/*/*.keras", "*/*/*.json", "*/*/*.csv",
                                             "*/*/*.md"],
                   # Distilled sets: saved_datasets/<cascade>/{manifest.json, DATACARD.md,
-                  # level_<a>/manifest.json}; their images are data, read from the data
-                  # folder (tn_keras/distill/catalogue.py).
-                  "tn_keras.saved_datasets": ["*/*.json", "*/*.md", "*/*/*.json"]},
+                  # level_<a>/{images.npz, manifest.json}}. The images are the project's
+                  # products, like checkpoints: a fresh install loads every set without a
+                  # data folder (tn_keras/distill/catalogue.py).
+                  "tn_keras.saved_datasets": ["*/*.json", "*/*.md", "*/*/*.npz",
+                                              "*/*/*.json"]},
     include_package_data=False,
     install_requires=[
         "keras>=3.15",

@@ -30,6 +30,8 @@ def _distill_parser():
 def test_cli_choices_and_defaults_are_the_librarys():
     p = _distill_parser()
     assert _choices(p, "method") == (tuple(config.METHODS), config.DEFAULT_METHOD)
+    (method,) = [a for a in p._actions if a.dest == "method"]  # its help is the registry's
+    assert all(f"{m.name}: {m.help}" in method.help for m in config.METHODS.values())
     assert _choices(p, "match_against") == (config.MATCH_AGAINST, None)
     assert config.MATCH_AGAINST == ("previous", "level0", "class")
     assert _choices(p, "embedding_network") == (config.EMBEDDING_NETWORKS, None)
@@ -88,6 +90,8 @@ def test_settings_resolve_the_methods_defaults():
     assert (full.embedding_network, full.real_batch, full.dsa) == ("convnet3", 256, True)
     assert full.as_dict()["algorithm"] == "distribution-matching-full/v1"
     assert {"embedding_network", "real_batch", "dsa"} <= set(full.as_dict())
+    # dm matches random ConvNets: the embedding method's fields say nothing of its images.
+    assert not {"ce_weight", "embedding_layer"} & set(full.as_dict())
     # Keras's Adam changed the embedding method's images slightly: a new id, so resume does
     # not mix levels of the two implementations.
     assert embedding.as_dict()["algorithm"] == "embedding-matching/v2"

@@ -1,14 +1,22 @@
 """Shipped distilled datasets (tn_keras.distill.catalogue, shipping, datacard, tfds_export).
 
 The catalogue, loading, verification and the card are tested on a small synthetic cascade
-built by `shipping.ship` from a fake export, and on every set the package ships. A tampered
-file is refused. The TFDS route is a round trip through ``tfds.builder_from_directory``. The
-real-data test retrains ConvNet-3 on the shipped CIFAR-10 ipc10 set and compares it with random
-real images of the same size.
+built by `shipping.ship` from a fake export (one per method of the registry), and on every set
+the package ships: their images are in the package, every set loads in a fresh process with no
+data folder, and every card's "Use" code runs. A cascade folder without its images reads them
+from the data folders, in the documented order. A tampered file is refused. The repository
+tracks the distilled images and no raw dataset file. The TFDS route is a round trip through
+``tfds.builder_from_directory``. The real-data test retrains ConvNet-3 on the shipped CIFAR-10
+ipc10 set and compares it with random real images of the same size.
 """
+import fnmatch
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -16,6 +24,7 @@ import pytest
 from tests._no_tensorflow import stdout_without_tensorflow
 from tn_keras import artifacts
 from tn_keras.distill import catalogue
+from tn_keras.distill import config
 from tn_keras.distill import datacard
 from tn_keras.distill import export
 from tn_keras.distill import shipping
@@ -32,11 +41,11 @@ SHIPPED = {
 SHAPE, CLASSES, START = (6, 5, 3), 3, 16
 
 
-def _fake_export(folder, levels=4, seed=0):
+def _fake_export(folder, levels=4, seed=0, method="distribution"):
     """A distillation export of random images: level a has START / 2**a images per class."""
     rng = np.random.default_rng(seed)
-    algorithm = dict(method="distribution", per_class=START, seed=seed, steps=1,
-                     algorithm="distribution-matching/v1")
+    algorithm = dict(method=method, per_class=START, seed=seed, steps=1,
+                     algorithm=config.METHODS[method].algorithm)
     for a in range(levels + 1):
         n = START >> a
         x = rng.integers(0, 256, (n * CLASSES, *SHAPE), dtype=np.uint8)
@@ -63,18 +72,23 @@ def _evaluation(tmp_path):
     return str(path)
 
 
-@pytest.fixture()
-def root(tmp_path):
-    """A folder holding one synthetic cascade: digits.dm.from16 (sets ipc4 and ipc1)."""
-    _fake_export(tmp_path / "export")
+def _ship_fake(tmp_path, method="distribution"):
+    """The folder of cascades holding the synthetic cascade of ``method``, and its path."""
+    _fake_export(tmp_path / "export", method=method)
     spec = shipping.CascadeSpec(
         export_dir=str(tmp_path / "export"), dataset="digits", first_level=1,
         final_levels=(2, 4), command="tn-keras distill ...", evaluation=_evaluation(tmp_path),
         evaluation_command="python benchmarks/eval_distilled_sets.py ...", note="synthetic")
     out = tmp_path / "sets"
-    folder = shipping.ship(spec, str(out))
+    return str(out), shipping.ship(spec, str(out))
+
+
+@pytest.fixture()
+def root(tmp_path):
+    """A folder holding one synthetic cascade: digits.dm.from16 (sets ipc4 and ipc1)."""
+    out, folder = _ship_fake(tmp_path)
     assert os.path.basename(folder) == "digits.dm.from16"
-    return str(out)
+    return out
 
 
 def test_a_shipped_cascade_lists_describes_and_loads(root):
@@ -157,44 +171,144 @@ def test_the_card_is_generated_from_the_manifest(root):
     assert "tn-keras distill ..." in card and "synthetic" in card
 
 
+@pytest.mark.parametrize("method", tuple(config.METHODS))
+def test_every_method_ships_under_its_own_short_name(tmp_path, method):
+    # method="dm" once raised KeyError here: its short name was looked up in a table of its own.
+    out, folder = _ship_fake(tmp_path, method)
+    short = config.METHODS[method].short
+    assert os.path.basename(folder) == f"digits.{short}.from16"
+    assert catalogue.list_datasets(root=out) == [f"digits.{short}.ipc1", f"digits.{short}.ipc4"]
+    card = open(os.path.join(folder, "DATACARD.md"), encoding="utf-8").read()
+    assert config.METHODS[method].card in card and config.METHODS[method].citation in card
+    assert ("does not use it" in card) == (not config.METHODS[method].needs_model)
+    x, _ = catalogue.load_dataset(f"digits.{short}.ipc4", root=out)
+    assert x.shape == (12, *SHAPE)
+
+
+def test_the_method_registry_is_one_table():
+    shorts = [m.short for m in config.METHODS.values()]
+    assert len(set(shorts)) == len(shorts)  # a set's name says which method made it
+    assert all(config.method_named(m.short) is m for m in config.METHODS.values())
+    assert config.method_named("dm").name == "distribution"  # the shipped sets' names
+    with pytest.raises(ValueError, match=r"^Unknown short method name 'xx'; known: em "):
+        config.method_named("xx")
+    for m in config.METHODS.values():
+        assert set(m.recorded) <= set(config.METHOD_FIELDS) and m.card and m.citation
+    with pytest.raises(ValueError, match=r"method='gradient', which tn_keras does not know"):
+        shipping._short_name("gradient", "some/export")
+
+
 # --- the sets the package ships -------------------------------------------------------------
 
-def _shipped_images(name="cifar10.dm.ipc10"):
-    """Skips unless the data folder holds the shipped cascade's images (not in the package)."""
-    try:
-        catalogue.verify_dataset(name)
-    except FileNotFoundError as e:
-        pytest.skip(f"distilled images not in the data folder: {e}")
+def _cascade_without_images(tmp_path, name="cifar10.dm.ipc10"):
+    """A copy of the shipped cascade of ``name`` with its manifests and card only, under a
+    new root (a package whose images were stripped); returns ``(root, cascade folder name)``."""
+    folder = catalogue.dataset_info(name).folder
+    root = tmp_path / "root"
+    shutil.copytree(folder, root / os.path.basename(folder),
+                    ignore=shutil.ignore_patterns(catalogue.IMAGES))
+    return str(root), os.path.basename(folder)
 
 
-def test_shipped_images_missing_from_the_data_folder_are_one_line_saying_where(tmp_path):
+def _put_images(data, cascade, source=None, wrong=False):
+    """The cascade's images under ``data/distilled/<cascade>/``: the shipped ones, or wrong
+    ones of the right form (``wrong=True``)."""
+    source = source or os.path.join(catalogue.default_root(), cascade)
+    for rel in catalogue.cascades()[cascade].files:
+        if os.path.basename(rel) == catalogue.IMAGES:
+            path = os.path.join(data, "distilled", cascade, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if wrong:
+                np.savez(path, x=np.zeros((1, 32, 32, 3), np.uint8), y=np.zeros(1, np.int64))
+            else:
+                shutil.copyfile(os.path.join(source, rel), path)
+
+
+def test_missing_images_are_one_line_naming_the_folder_the_loader_reads(tmp_path, monkeypatch):
+    monkeypatch.delenv("TN_KERAS_DATA", raising=False)
+    root, cascade = _cascade_without_images(tmp_path)
+    data = str(tmp_path / "data")
     with pytest.raises(FileNotFoundError) as e:
-        catalogue.load_dataset("cifar10.dm.ipc10", data_dir=str(tmp_path))
+        catalogue.load_dataset("cifar10.dm.ipc10", root=root, data_dir=data)
     message = str(e.value)
-    assert "\n" not in message
-    assert os.path.join(str(tmp_path), "distilled", "cifar10.dm.from640") in message
-    command = catalogue.cascades()["cifar10.dm.from640"]["provenance"]["command"]
-    assert message.endswith(command)  # how to make them
+    where = os.path.join(data, "distilled", cascade)
+    assert "\n" not in message and "level_4/images.npz is missing" in message
+    assert os.path.join(root, cascade, "level_4", "images.npz") in message  # the package's
+    # The rebuild hint is the recorded command writing where the loader reads.
+    command = catalogue.cascades()[cascade]["provenance"]["command"]
+    assert message.endswith(re.sub(r"--out \S+", f"--out {where}", command))
+    _put_images(data, cascade)  # there, they load
+    x, _ = catalogue.load_dataset("cifar10.dm.ipc10", root=root, data_dir=data)
+    assert x.shape == (100, 32, 32, 3)
+    with pytest.raises(FileNotFoundError, match=r"TN_KERAS_DATA is not set.*in "
+                                                r"\$TN_KERAS_DATA/distilled/cifar10"):
+        catalogue.load_dataset("cifar10.dm.ipc10", root=root)
 
 
-def test_shipped_images_in_the_data_folder_are_checked_against_the_package(tmp_path):
-    folder = catalogue.dataset_info("cifar10.dm.ipc10").folder
-    cascade = catalogue.cascades()[os.path.basename(folder)]
-    target = None
-    for rel in cascade.files:  # a wrong file for every level: the first checked is named
-        if rel.endswith("images.npz"):
-            path = tmp_path / "distilled" / os.path.basename(folder) / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(path, x=np.zeros((1, 32, 32, 3), np.uint8), y=np.zeros(1, np.int64))
-            target = target or path
+def test_images_are_read_from_the_package_then_tn_keras_data_then_data_dir(tmp_path,
+                                                                           monkeypatch):
+    root, cascade = _cascade_without_images(tmp_path)
+    good, bad = str(tmp_path / "good"), str(tmp_path / "bad")
+    _put_images(good, cascade)
+    _put_images(bad, cascade, wrong=True)
+    shipped = catalogue.load_dataset("cifar10.dm.ipc10")[0]
+    # The package first: a wrong copy in either data folder is not read.
+    monkeypatch.setenv("TN_KERAS_DATA", bad)
+    np.testing.assert_array_equal(catalogue.load_dataset("cifar10.dm.ipc10", data_dir=bad)[0],
+                                  shipped)
+    # Then $TN_KERAS_DATA/distilled/, then data_dir=: the first copy found is read, checked.
     with pytest.raises(artifacts.ChecksumError, match="is corrupt or was replaced") as e:
-        catalogue.load_dataset("cifar10.dm.ipc10", data_dir=str(tmp_path))
-    assert "distilled" in str(e.value) and "\n" not in str(e.value)
+        catalogue.load_dataset("cifar10.dm.ipc10", root=root, data_dir=good)
+    assert os.path.join(bad, "distilled", cascade) in str(e.value)
+    assert "\n" not in str(e.value)
+    monkeypatch.setenv("TN_KERAS_DATA", good)
+    x, _ = catalogue.load_dataset("cifar10.dm.ipc10", root=root, data_dir=bad)
+    np.testing.assert_array_equal(x, shipped)
+    monkeypatch.delenv("TN_KERAS_DATA")
+    x, _ = catalogue.load_dataset("cifar10.dm.ipc10", root=root, data_dir=good)
+    np.testing.assert_array_equal(x, shipped)
 
 
-def test_the_package_ships_no_images():
-    for dirpath, _, files in os.walk(catalogue.default_root()):
-        assert not [f for f in files if f.endswith(".npz")], dirpath
+def test_the_package_ships_every_image_its_manifests_list():
+    for entry, manifest in catalogue.cascades().items():
+        folder = os.path.join(catalogue.default_root(), entry)
+        images = [rel for rel in manifest.files if os.path.basename(rel) == catalogue.IMAGES]
+        assert len(images) == len(manifest["levels"]), entry
+        # Beside the manifest: no data folder consulted (no `locate`).
+        artifacts.verify(os.path.join(folder, "manifest.json"))
+
+
+def _tracked_files():
+    """The repository's tracked files (skips outside a git checkout, e.g. an installed copy)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True,
+                             check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        pytest.skip(f"not a git checkout: {e}")
+    return [f for f in out.decode().split("\0") if f]
+
+
+def test_the_repository_tracks_distilled_images_and_no_raw_dataset():
+    from tn_keras import datasets
+    from tn_keras.datasets import sources
+
+    tracked = _tracked_files()
+    # Raw datasets are data that the user provides (TN_KERAS_DATA); never in the repository.
+    raw = ({f"{name}.npz" for name in datasets.names()} | set(sources.IDX_FILES.values())
+           | {sources.CIFAR10_ARCHIVE})
+    assert not [f for f in tracked if os.path.basename(f) in raw
+                or re.search(r"\.(tar|tgz)(\.|$)|-ubyte", f)]
+    # Arrays are test fixtures or the distilled sets' levels (never level 0: real images).
+    allowed = ("tests/fixtures/*.npz", "saved_datasets/*/level_*/images.npz")
+    arrays = [f for f in tracked if f.endswith((".npz", ".npy"))]
+    assert all(any(fnmatch.fnmatchcase(f, p) for p in allowed) for f in arrays), arrays
+    assert not [f for f in arrays if "/level_0/" in f]
+    shipped = {os.path.join("saved_datasets", entry, rel).replace(os.sep, "/")
+               for entry, manifest in catalogue.cascades().items() for rel in manifest.files
+               if os.path.basename(rel) == catalogue.IMAGES}
+    assert shipped <= set(tracked), sorted(shipped - set(tracked))
+
 
 def test_the_advertised_sets_are_shipped():
     names = catalogue.list_datasets()
@@ -205,7 +319,6 @@ def test_the_advertised_sets_are_shipped():
 
 @pytest.mark.parametrize("name", catalogue.list_datasets())
 def test_every_shipped_set_verifies_loads_and_has_its_advertised_shape(name):
-    _shipped_images(name)
     info = catalogue.verify_dataset(name)
     ipc, shape = SHIPPED.get(name, (info.images_per_class, info.image_shape))
     assert (info.images_per_class, info.image_shape) == (ipc, shape)
@@ -233,13 +346,9 @@ def test_shipped_sets_keep_the_size_budget():
 
 
 def test_a_tampered_copy_of_a_shipped_set_is_refused(tmp_path):
-    _shipped_images()
     folder = catalogue.dataset_info("cifar10.dm.ipc10").folder
     copy = tmp_path / os.path.basename(folder)
     shutil.copytree(folder, copy)
-    for rel in catalogue.cascades()[os.path.basename(folder)].files:  # the images beside it
-        if rel.endswith("images.npz"):
-            shutil.copy(catalogue.image_path(folder, rel), copy / rel)
     target = copy / "level_6" / "images.npz"
     data = bytearray(target.read_bytes())
     data[-100] ^= 0xFF
@@ -251,26 +360,70 @@ def test_a_tampered_copy_of_a_shipped_set_is_refused(tmp_path):
 
 @pytest.mark.backend_neutral
 @pytest.mark.slow  # a fresh process importing Keras and JAX: 10-20 s on a loaded machine
-def test_listing_and_loading_do_not_import_tensorflow():
+def test_a_fresh_process_with_no_data_folder_loads_every_shipped_set(tmp_path):
+    # As on a fresh install: no TN_KERAS_DATA, no data_dir=, and no TensorFlow either.
     stdout = stdout_without_tensorflow("""
+        import os
         import sys
+        os.environ.pop("TN_KERAS_DATA", None)
         from tn_keras import distill
-        names = distill.list_datasets()
-        info = distill.dataset_info("cifar10.dm.ipc1")
-        try:  # the images are data: not in this empty data folder
-            distill.load_dataset("cifar10.dm.ipc10")
-        except FileNotFoundError as e:
-            print("NOT FOUND", "distilled" in str(e))
+        from tn_keras.distill import catalogue
+        for name in distill.list_datasets():
+            info = distill.dataset_info(name)
+            for level, counts in sorted(info.levels.items()):
+                x, y = distill.load_dataset(name, level=level)
+                assert x.shape == (counts["num_images"], *info.image_shape), (name, level)
+                rel = f"level_{level}/{catalogue.IMAGES}"
+                assert catalogue.image_path(info.folder, rel).startswith(
+                    catalogue.default_root()), (name, level)  # the package's copy
+            print("LOADED", name, len(y))
         assert "tensorflow" not in sys.modules
-        print(len(names), info.final_level)
-    """, env={"TN_KERAS_DATA": os.path.dirname(os.path.abspath(__file__))})
-    assert "NOT FOUND True" in stdout and f"{len(catalogue.list_datasets())} 9" in stdout
+    """, cwd=str(tmp_path))
+    loaded = dict(line.split()[1:] for line in stdout.splitlines() if line.startswith("LOADED"))
+    expected = {name: catalogue.dataset_info(name) for name in catalogue.list_datasets()}
+    assert loaded == {name: str(info.images_per_class * info.num_classes)
+                      for name, info in expected.items()}, stdout
+
+
+def _use_code(card: str) -> str:
+    """The Python block of a data card's "## Use" section."""
+    section = card.split("## Use\n", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return code
+
+
+@pytest.mark.slow  # a fresh process importing TensorFlow: 20-40 s on a loaded machine
+def test_every_data_cards_use_section_runs(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    cards = {entry: open(os.path.join(catalogue.default_root(), entry, datacard.CARD_NAME),
+                         encoding="utf-8").read() for entry in catalogue.cascades()}
+    names = {}
+    script = ["import os", 'os.environ.pop("TN_KERAS_DATA", None)']
+    for entry, card in sorted(cards.items()):
+        code = _use_code(card)
+        # Each card's code in its own namespace and folder, as a reader pastes it (its
+        # to_tfds folder must not exist yet); then what it made.
+        (tmp_path / entry).mkdir()
+        script.append(f"os.chdir({str(tmp_path / entry)!r})\nns = {{}}\nexec({code!r}, ns)\n"
+                      "print('USE', len(ns['x']), len(list(ns['ds'])), ns['x'].dtype)")
+        names[entry] = re.findall(r'load_dataset\("([^"]+)"\)', code)[0]
+    env = {k: v for k, v in os.environ.items() if k != "TN_KERAS_DATA"}
+    env["TN_KERAS_OFFLINE"] = "1"
+    result = subprocess.run([sys.executable, "-c", "\n".join(script)], cwd=str(tmp_path),
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    used = [line.split()[1:] for line in result.stdout.splitlines() if line.startswith("USE")]
+    assert len(used) == len(cards), result.stdout
+    for (entry, name), (n, n_ds, dtype) in zip(sorted(names.items()), used):
+        ipc = catalogue.dataset_info(name)
+        assert int(n) == int(n_ds) == ipc.images_per_class * ipc.num_classes and dtype == "uint8"
+        assert (tmp_path / entry / "tfds_dir" / name.replace(".", "_") / "1.0.0").is_dir()
 
 
 def test_the_cli_lists_describes_and_verifies(capsys, tmp_path, monkeypatch):
     from tn_keras.cli import main
 
-    monkeypatch.setenv("TN_KERAS_DATA", str(tmp_path))  # no distilled images there
+    monkeypatch.setenv("TN_KERAS_DATA", str(tmp_path))  # empty: the shipped sets need none
     assert main(["distill-data", "list", "cifar10*"]) == 0
     out = capsys.readouterr().out
     assert "cifar10.dm.ipc10" in out and "cifar10.dm.ipc1 " in out and "mnist" not in out
@@ -278,9 +431,8 @@ def test_the_cli_lists_describes_and_verifies(capsys, tmp_path, monkeypatch):
     assert json.loads(capsys.readouterr().out)["final_level"] == 6
     assert main(["distill-data", "info", "cifar10.dm.ipc10", "--card"]) == 0
     assert capsys.readouterr().out.startswith("# cifar10.dm.from640")
-    assert main(["distill-data", "verify", "cifar10.dm.ipc1"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and os.path.join(str(tmp_path), "distilled") in err
+    assert main(["distill-data", "verify", "cifar10.dm.ipc1"]) == 0
+    assert "every file matches its sha256" in capsys.readouterr().out
     assert main(["distill-data", "info", "nope.dm.ipc1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tn-keras distill-data: error: Unknown distilled dataset 'nope.dm."
@@ -311,11 +463,8 @@ def test_tfds_round_trip_reads_every_level_offline(root, tmp_path, monkeypatch):
 
 def test_the_cli_exports_a_shipped_set_for_tfds(tmp_path, capsys):
     tfds = pytest.importorskip("tensorflow_datasets")
-    _shipped_images("cifar10.dm.ipc1")
     from tn_keras.cli import main
 
-    assert main(["distill-data", "verify", "cifar10.dm.ipc1"]) == 0
-    assert "every file matches its sha256" in capsys.readouterr().out
     assert main(["distill-data", "export-tfds", "cifar10.dm.ipc1", "--out", str(tmp_path)]) == 2
     assert "already exists" in capsys.readouterr().err  # never overwritten unless asked
 
@@ -342,7 +491,6 @@ def test_shipped_cifar10_ipc10_trains_convnet3_better_than_random_real(real_data
     from tn_keras.distill import train_from_scratch
     from tn_keras.distill.evaluation import random_real_subset
 
-    _shipped_images()
     x, y = catalogue.load_dataset("cifar10.dm.ipc10")
     rx, ry = datasets.load("cifar10", "train", data_dir=real_data_dir)
     tx, ty = datasets.load("cifar10", "test_lossless", data_dir=real_data_dir)

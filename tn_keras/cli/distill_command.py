@@ -30,11 +30,7 @@ def add_parser(subparsers):
     group.add_argument("--overwrite", action="store_true", help="replace existing levels")
     group.add_argument("--resume", action="store_true", help="keep complete, verified levels")
     p.add_argument("--method", choices=tuple(config.METHODS), default=config.DEFAULT_METHOD,
-                   help="embedding: match each group's mean embedding under the model "
-                        "(default); distribution: match the class's distribution under random "
-                        "ConvNets (better training sets, does not use the model); dm: "
-                        "distribution matching at the published scale (Zhao & Bilen 2023: "
-                        "ConvNet-3, DSA, 20,000 iterations per level, the whole class)")
+                   help="; ".join(f"{m.name}: {m.help}" for m in config.METHODS.values()))
     p.add_argument("--match-against", choices=config.MATCH_AGAINST,
                    help="--method distribution/dm: match the previous level, the real level "
                         "0 or the whole class (default: the method's: previous; dm: class)")

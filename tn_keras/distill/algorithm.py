@@ -35,6 +35,7 @@ from tn_keras.distill.class_matching import match_classes
 from tn_keras.distill.class_matching import pixel_statistics
 from tn_keras.distill.config import DistillSettings
 from tn_keras.distill.config import ExportOptions
+from tn_keras.distill.config import METHODS
 from tn_keras.distill.config import split_keywords
 from tn_keras.distill.distribution_matching import match
 from tn_keras.distill.embedding_matching import Synthesiser
@@ -87,13 +88,13 @@ def configure(levels=None, settings: Optional[DistillSettings] = None,
 def check_inputs(model, x, y, settings: DistillSettings):
     """Every check before any work; ``(x, y)`` as arrays."""
     if model is None:  # the distribution methods need no model; its checks are skipped
-        if settings.method == "embedding":
-            raise ValueError("model is None: method 'embedding' matches the model's "
+        if METHODS[settings.method].needs_model:
+            raise ValueError(f"model is None: method {settings.method!r} matches the model's "
                              "embeddings; pass the trained model.")
         x, y = validate_data(x, y, int(np.max(y)) + 1 if len(y) else 1)
         check_plan(y, settings.levels, settings.group_size, settings.per_class)
         return x, y
-    if settings.method == "embedding":
+    if METHODS[settings.method].needs_model:
         check_embedding_layer(model, settings.embedding_layer)
     num_classes = int(model.outputs[0].shape[-1])
     x, y = validate_data(x, y, num_classes)
@@ -125,7 +126,7 @@ class LevelMaker:
     def __call__(self, a: int, previous: Level, level0: Level):
         s = self.settings
         group_of, labels = make_groups(previous.y, s.group_size, s.seed, a)
-        if s.method in ("distribution", "dm"):
+        if not METHODS[s.method].needs_model:  # the distribution methods
             start = group_start(previous.x, group_of, len(labels), s.init)
             real_x, real_y = self._target(previous, level0)
             rng = np.random.default_rng([s.seed, a, 17])

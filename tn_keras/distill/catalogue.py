@@ -21,6 +21,12 @@ sets (640 per class: ipc10 at level 6, ipc1 at level 9). On disk, one folder per
 Metadata is data: the catalogue is what the manifests say; nothing here lists names in code.
 Every file's sha256 is checked against the manifest before any pixel is read. NumPy only: no
 TensorFlow unless ``as_dataset=True`` asks for a ``tf.data.Dataset``.
+
+Where a level's images are read (`image_candidates`), first found first: the package (beside
+the cascade's manifest), then ``$TN_KERAS_DATA/distilled/<cascade>/``, then
+``<data_dir>/distilled/<cascade>/``. The shipped sets carry their images, so they load on a
+fresh install with no data folder; the data folders serve cascades whose folder holds only
+manifests (a ``root=`` of them, or a package whose images were stripped).
 """
 from __future__ import annotations
 
@@ -28,6 +34,8 @@ import dataclasses
 import fnmatch
 import importlib.resources
 import os
+import re
+import shlex
 from typing import Optional
 
 from tn_keras import artifacts
@@ -35,11 +43,10 @@ from tn_keras.distill import export
 from tn_keras.distill.datacard import CARD_NAME
 
 KIND = "distilled_dataset"
-#: A level's pixels. They are data, not code: they start from real training images, so the
-#: repository and the package carry only manifests and cards, and the images are read from
-#: ``<data folder>/distilled/<cascade>/level_<a>/images.npz`` (``data_dir=`` or
-#: ``TN_KERAS_DATA``), checked against the shipped sha256. A folder that holds its images
-#: beside its manifest (one made with `tn_keras.distill.shipping`) is read in place.
+#: A level's pixels, ``level_<a>/images.npz``. The package ships them beside their manifests
+#: (they are the project's products, like checkpoints); where they are absent they are looked
+#: for in the data folders (`image_candidates`), and checked against the shipped sha256 wherever
+#: they are found.
 IMAGES = export.LEVEL_FILE
 DATA_SUBFOLDER = "distilled"
 
@@ -51,7 +58,8 @@ class DistilledSetInfo:
     Attributes:
         name: ``<dataset>.<method>.ipc<N>``.
         dataset: the real dataset it was distilled from (``tn_keras.datasets`` name).
-        method: short method name (``"dm"``: distribution matching).
+        method: short method name (`tn_keras.distill.config.Method.short`; ``"dm"``:
+            ``method="distribution"``).
         images_per_class: N, at ``final_level``.
         final_level: the level `load_dataset` returns by default.
         levels: ``{level: {"images_per_class", "num_images"}}`` of every level it ships, the
@@ -147,28 +155,52 @@ def dataset_info(name: str, root: Optional[str] = None) -> DistilledSetInfo:
         folder=folder, card=os.path.join(folder, CARD_NAME))
 
 
+def image_candidates(folder: str, rel: str, data_dir: Optional[str] = None) -> list:
+    """Where the cascade file ``rel`` (``level_<a>/images.npz``, ...) of ``folder`` may be, in
+    the order they are tried: beside the manifest (the package), then, for images (`IMAGES`)
+    only, ``$TN_KERAS_DATA/distilled/<cascade>/`` and ``<data_dir>/distilled/<cascade>/``."""
+    found = [os.path.join(folder, rel)]
+    if os.path.basename(rel) == IMAGES:
+        for base in (os.environ.get("TN_KERAS_DATA"), data_dir):
+            if base:
+                found.append(os.path.join(base, DATA_SUBFOLDER, os.path.basename(folder), rel))
+    return found
+
+
 def image_path(folder: str, rel: str, data_dir: Optional[str] = None) -> str:
-    """Where the cascade file ``rel`` (``level_<a>/images.npz``, ...) of ``folder`` is: beside
-    the manifest if there, else, for images, in the data folder (`IMAGES`)."""
-    local = os.path.join(folder, rel)
-    data = data_dir or os.environ.get("TN_KERAS_DATA")
-    if os.path.basename(rel) != IMAGES or os.path.isfile(local) or not data:
-        return local
-    return os.path.join(data, DATA_SUBFOLDER, os.path.basename(folder), rel)
+    """The first of `image_candidates` that exists (the one beside the manifest if none)."""
+    candidates = image_candidates(folder, rel, data_dir)
+    return next((c for c in candidates if os.path.isfile(c)), candidates[0])
+
+
+def _rebuild_command(command: Optional[str], out: str) -> str:
+    """The cascade's recorded command with its ``--out`` set to ``out``: the distillation
+    writes ``<out>/level_<a>/images.npz``, the layout the loader reads (the recorded ``--out``
+    is wherever the maintainer's run wrote, not a folder the loader looks in)."""
+    if not command:
+        return "(no command recorded)"
+    changed, n = re.subn(r"--out(=|\s+)\S+", lambda _: f"--out {out}", command, count=1)
+    return changed if n else f"{command} --out {out}"
 
 
 def _check_images_present(name, folder, manifest, data_dir):
-    """One line saying where to put the images when they are not found (`IMAGES`)."""
-    missing = [rel for rel in manifest.files if os.path.basename(rel) == IMAGES
+    """One line naming the first missing image file, every place it was looked for, and the
+    command that makes it in the data folder the loader reads (`image_candidates`)."""
+    missing = [rel for rel in sorted(manifest.files) if os.path.basename(rel) == IMAGES
                and not os.path.isfile(image_path(folder, rel, data_dir))]
-    if missing:
-        where = os.path.join(data_dir or os.environ.get("TN_KERAS_DATA") or "<TN_KERAS_DATA>",
-                             DATA_SUBFOLDER, os.path.basename(folder))
-        raise FileNotFoundError(
-            f"{name}: {image_path(folder, missing[0], data_dir)} is missing. The images are "
-            f"data, not in the package (they start from real training images): put the "
-            f"cascade's level_<a>/images.npz files in {where} (data_dir= or TN_KERAS_DATA), as "
-            f"made by: {manifest['provenance'].get('command')}")
+    if not missing:
+        return
+    base = data_dir or os.environ.get("TN_KERAS_DATA")
+    where = os.path.join(base or "$TN_KERAS_DATA", DATA_SUBFOLDER, os.path.basename(folder))
+    looked = ", ".join(image_candidates(folder, missing[0], data_dir))
+    # A real folder is quoted for the shell; the placeholder is left for the shell to expand.
+    command = _rebuild_command(manifest["provenance"].get("command"),
+                               shlex.quote(where) if base else where)
+    raise FileNotFoundError(
+        f"{name}: {missing[0]} is missing: looked in {looked}"
+        f"{'' if base else ' (TN_KERAS_DATA is not set)'}. The package ships the images of "
+        f"its sets (reinstall tn_keras); otherwise put the cascade's level_<a>/{IMAGES} files "
+        f"in {where}, as made by: {command}")
 
 
 def verify_dataset(name: str, root: Optional[str] = None,
@@ -194,7 +226,8 @@ def load_dataset(name: str, level: Optional[int] = None, as_dataset: bool = Fals
         as_dataset: return an unbatched ``tf.data.Dataset`` of ``(image uint8, label int64)``
             (needs TensorFlow) instead of NumPy arrays.
         root: a folder of cascades laid out as the shipped one (default: the package's).
-        data_dir: the data folder holding ``distilled/<cascade>/`` (default ``TN_KERAS_DATA``).
+        data_dir: a data folder holding ``distilled/<cascade>/``, read for images that are
+            neither in the package nor under ``$TN_KERAS_DATA/distilled/`` (`image_candidates`).
 
     Returns:
         ``(x, y)``: uint8 images ``(N, H, W, C)``, raw 0..255, and int64 labels ``(N,)``; or
@@ -203,7 +236,8 @@ def load_dataset(name: str, level: Optional[int] = None, as_dataset: bool = Fals
     Raises:
         ValueError: an unknown name (the message lists the known ones) or level.
         tn_keras.artifacts.ChecksumError: a file that does not match its sha256.
-        FileNotFoundError: the images are not in the data folder (the message says where).
+        FileNotFoundError: an image file is in none of the folders read (the message names
+            them, and the command that makes the images).
     """
     info = dataset_info(name, root)
     level = info.final_level if level is None else level

@@ -21,30 +21,82 @@ ADAM_EPSILON = 1e-8
 PIXEL_MIN, PIXEL_MAX = 0.0, 255.0
 
 
-@dataclasses.dataclass(frozen=True)
-class MethodDefaults:
-    """A method's default optimisation: Adam ``steps`` of ``learning_rate`` grey levels."""
+#: What to cite for distribution matching ("distribution" follows it; "dm" is it as published).
+DM_CITATION = ("B. Zhao and H. Bilen, \"Dataset Condensation with Distribution Matching\", "
+               "WACV 2023")
 
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """One distillation method: everything the library, the CLI (``tn-keras distill``),
+    `tn_keras.distill.shipping` and the data cards say about it, in one record.
+
+    Attributes:
+        name: the ``method=`` value (``DistillSettings.method``, ``--method``).
+        short: its part of a shipped set's name, ``<dataset>.<short>.ipc<N>``. Unique: a set
+            name must say which method made it.
+        steps, learning_rate, init: the default optimisation of one level.
+        algorithm: the id recorded in manifests (a new version changes it, so that resume does
+            not mix the levels of two implementations).
+        match_against: the default of ``DistillSettings.match_against``.
+        needs_model: whether it matches the trained model's embeddings (the others match
+            random ConvNets: ``distill(None, ...)`` works, and a card says the recorded model
+            was not used).
+        recorded: the fields of `DistillSettings` beyond the common ones that its manifests
+            record (and resume compares).
+        help: what the CLI's ``--method`` help says of it.
+        card: what a data card's first line calls it.
+        citation: what a data card cites for it.
+    """
+
+    name: str
+    short: str
     steps: int
     learning_rate: float
     init: str
-    algorithm: str  # the id recorded in manifests (a new version changes it)
+    algorithm: str
+    match_against: str
+    needs_model: bool
+    recorded: tuple
+    help: str
+    card: str
+    citation: str
 
 
-#: ``method -> MethodDefaults``. "embedding" (the default) matches each group's mean embedding
-#: under the trained model (`tn_keras.distill.embedding_matching`); "distribution" matches a
-#: class's distribution under random ConvNets (`tn_keras.distill.distribution_matching`):
+#: ``method name -> Method``: the registry. "embedding" (the default) matches each group's mean
+#: embedding under the trained model (`tn_keras.distill.embedding_matching`); "distribution"
+#: matches a class's distribution under random ConvNets (`tn_keras.distill.distribution_matching`):
 #: 200 Adam steps of 2.55 grey levels (0.01 of the pixel range) per level; "dm" is Zhao &
 #: Bilen's distribution matching at the published scale (`tn_keras.distill.class_matching`):
 #: 20,000 SGD iterations (momentum 0.5) of learning rate 1.0 on normalised images per level,
 #: against the whole class. The embedding id is v2 since Keras's Adam replaced the
 #: hand-written one (its epsilon placement changes about 2 % of the uint8 pixels,
 #: docs/distillation.md), so resume does not mix the two.
-METHODS = {
-    "embedding": MethodDefaults(40, 0.25, "mean", "embedding-matching/v2"),
-    "distribution": MethodDefaults(200, 2.55, "first", "distribution-matching/v1"),
-    "dm": MethodDefaults(20000, 1.0, "first", "distribution-matching-full/v1"),
-}
+#:
+#: Short names: "distribution" ships as "dm" (the shipped sets' names, cifar10.dm.ipc10, were
+#: given before the published-scale method existed and are kept), so the published-scale
+#: method, whose ``method=`` name is "dm", ships as "dmfull".
+METHODS = {m.name: m for m in (
+    Method("embedding", "em", 40, 0.25, "mean", "embedding-matching/v2", "previous",
+           needs_model=True, recorded=("ce_weight", "embedding_layer"),
+           help="match each group's mean embedding under the model (default)",
+           card="embedding matching (`method=\"embedding\"`)",
+           citation="the TaylorNet paper's Supplement E (multi-level distillation)"),
+    # Records ce_weight and embedding_layer though it uses neither: its levels' manifests, the
+    # shipped ones included, have them, and resume compares the record.
+    Method("distribution", "dm", 200, 2.55, "first", "distribution-matching/v1", "previous",
+           needs_model=False, recorded=("ce_weight", "embedding_layer"),
+           help="match the class's distribution under random ConvNets (better training "
+                "sets, does not use the model)",
+           card="distribution matching (`method=\"distribution\"`, after DM)",
+           citation=DM_CITATION),
+    Method("dm", "dmfull", 20000, 1.0, "first", "distribution-matching-full/v1", "class",
+           needs_model=False, recorded=("embedding_network", "real_batch", "dsa"),
+           help="distribution matching at the published scale (Zhao & Bilen 2023: "
+                "ConvNet-3, DSA, 20,000 iterations per level, the whole class)",
+           card="distribution matching at the published scale (`method=\"dm\"`, DM)",
+           citation=DM_CITATION),
+)}
 DEFAULT_METHOD = "embedding"
 #: Where an optimisation starts: the group's pixel mean, or its first (real) member.
 INIT_MODES = ("mean", "first")
@@ -52,8 +104,22 @@ INIT_MODES = ("mean", "first")
 #: the real level 0, or the whole class (every training image of the class, not only level 0's
 #: subset; drawn in batches from the host).
 MATCH_AGAINST = ("previous", "level0", "class")
-#: ``method -> its default match_against``.
-DEFAULT_MATCH_AGAINST = {"embedding": "previous", "distribution": "previous", "dm": "class"}
+
+
+def method_named(short: str) -> Method:
+    """The `Method` whose short name (a set name's middle part) is ``short``; ValueError
+    listing the known ones."""
+    for method in METHODS.values():
+        if method.short == short:
+            return method
+    known = ", ".join(f"{m.short} ({m.name})" for m in METHODS.values())
+    raise ValueError(f"Unknown short method name {short!r}; known: {known}.")
+
+
+#: The fields of `DistillSettings` that only some methods record (`Method.recorded`).
+METHOD_FIELDS = tuple(sorted({f for m in METHODS.values() for f in m.recorded}))
+#: ``method -> its default match_against`` (`Method.match_against`).
+DEFAULT_MATCH_AGAINST = {m.name: m.match_against for m in METHODS.values()}
 #: "dm": the random embedding networks. "convnet3": DM's ConvNet-3 (three Conv3x3(128)
 #: InstanceNorm ReLU AvgPool2 blocks), "small": the small evaluator's two conv blocks.
 EMBEDDING_NETWORKS = ("convnet3", "small")
@@ -174,11 +240,13 @@ class DistillSettings:
 
     def as_dict(self) -> dict:
         """What a level's manifest records (and resume compares): the fields that change the
-        images, plus the algorithm id. Call on a `resolved` copy."""
+        images (the common ones and the method's `Method.recorded`), plus the algorithm id.
+        Call on a `resolved` copy."""
         record = dataclasses.asdict(self)
         del record["levels"], record["chunk_size"]
-        if self.method != "dm":  # the manifests of the other methods stay as they were
-            for name in DM_DEFAULTS:
+        own = METHODS[self.method].recorded
+        for name in METHOD_FIELDS:  # another method's fields say nothing of these images
+            if name not in own:
                 del record[name]
         record["algorithm"] = self.algorithm
         return record

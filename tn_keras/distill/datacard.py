@@ -8,19 +8,10 @@ from __future__ import annotations
 import os
 
 from tn_keras import artifacts
+from tn_keras.distill import config
 from tn_keras.utils.files import atomic_write_bytes
 
 CARD_NAME = "DATACARD.md"
-# Short method name -> (what the card's first line calls it, what to cite).
-METHODS = {
-    "dm": ("distribution matching (`method=\"distribution\"`, after DM)",
-           "B. Zhao and H. Bilen, \"Dataset Condensation with Distribution Matching\", WACV "
-           "2023"),
-    "em": ("embedding matching (`method=\"embedding\"`)",
-           "the TaylorNet paper's Supplement E (multi-level distillation)"),
-}
-# Methods that do not use the model the run records (they match random networks).
-MODEL_FREE = ("dm",)
 LICENCE = ("Apache-2.0, as tn_keras. Every distilled image starts from a real training image "
            "of the source dataset and stays close to it: the source dataset's terms apply too.")
 
@@ -32,7 +23,7 @@ def render(manifest: artifacts.Manifest) -> str:
         f"# {manifest.name}: {', '.join(names)}\n\n<!-- Generated from manifest.json by "
         "tn_keras.distill.datacard. Do not edit: regenerate. -->\n\n"
         f"Distilled training sets of {manifest['dataset']}, made by "
-        f"{METHODS[manifest['method']][0]} in one cascade that starts from "
+        f"{_method(manifest['method'], 'card')} in one cascade that starts from "
         f"{manifest['start_images_per_class']} real images per class and halves them level by "
         f"level. Images are uint8 {tuple(manifest['image_shape'])}, raw 0..255; labels "
         f"int64, {manifest['num_classes']} classes.",
@@ -84,7 +75,7 @@ def _making(manifest):
     settings = ", ".join(f"{k}={v}" for k, v in sorted(manifest["algorithm"].items()))
     data = ", ".join(f"{k} {v}" for k, v in sorted((prov.data or {}).items()))
     unused = (" (distribution matching does not use it: it matches embeddings under random "
-              "ConvNets)") if manifest["method"] in MODEL_FREE else ""
+              "ConvNets)") if _method(manifest["method"], "needs_model") is False else ""
     return (f"## How it was made\n\nSource: {data}; seed {prov.seed}. Model recorded with the "
             f"run: {prov.model}, weights sha256 {prov.weights_sha256}{unused}.\n\nSettings: "
             f"{settings}.\n\nSoftware: {_versions(manifest.versions)}; created "
@@ -123,6 +114,15 @@ def _mean_std(result):
     return f"{100 * result['mean']:.1f} ± {100 * result['std']:.1f} %"
 
 
+def _method(short: str, field: str):
+    """``field`` of the registry's method (`tn_keras.distill.config.METHODS`) that a manifest's
+    short method name ``short`` names; ``short`` itself for a method tn_keras does not know."""
+    try:
+        return getattr(config.method_named(short), field)
+    except ValueError:
+        return short
+
+
 def citation(dataset: str, method: str) -> str:
     """What to cite for a set: its method, and the dataset it was distilled from."""
     from tn_keras import datasets
@@ -131,5 +131,5 @@ def citation(dataset: str, method: str) -> str:
         data = datasets.info(dataset).citation
     except ValueError:  # a dataset tn_keras does not know
         data = dataset
-    cite = METHODS[method][1] if method in METHODS else method
+    cite = _method(method, "citation")
     return f"Method: {cite}.\n\nData: {data}"

@@ -31,11 +31,10 @@ from typing import Optional
 
 from tn_keras import artifacts
 from tn_keras.distill import catalogue
+from tn_keras.distill import config
 from tn_keras.distill import datacard
 from tn_keras.distill import export
 from tn_keras.utils.files import atomic_directory
-
-METHOD_NAMES = {"distribution": "dm", "embedding": "em"}  # set names' short method names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,9 +110,17 @@ def _set_entries(spec, method, levels: dict, evaluations: dict) -> dict:
     return sets
 
 
+def _short_name(method, export_dir) -> str:
+    """The set names' part for the export's ``method`` (`tn_keras.distill.config.METHODS`)."""
+    if method not in config.METHODS:
+        raise ValueError(f"{export_dir}: its levels were made with method={method!r}, which "
+                         f"tn_keras does not know; known: {', '.join(config.METHODS)}.")
+    return config.METHODS[method].short
+
+
 def _record(spec: CascadeSpec, sources: dict) -> dict:
     first = sources[min(sources)]
-    method = METHOD_NAMES[first["algorithm"]["method"]]
+    method = _short_name(first["algorithm"].get("method"), spec.export_dir)
     per_class = first["algorithm"]["per_class"]
     levels = {str(a): dict(images_per_class=min(m["images_per_class"].values()),
                            num_images=m["num_images"],
