@@ -1,17 +1,26 @@
 """The ``tn-keras`` console script: silence TensorFlow's start-up lines, then run `tn_keras.cli`.
 
 This module sits outside the ``tn_keras`` package on purpose. Importing anything from
-``tn_keras`` imports Keras and TensorFlow (the layers register with Keras on import), and
-TensorFlow's C++ libraries print their start-up lines (oneDNN, CPU features, the absl
-"before InitializeLog" banner) while they load, before any log level applies. So the console
-script sets the log levels and imports TensorFlow with file descriptor 2 sent to /dev/null
+``tn_keras`` imports Keras and TensorFlow (the layers register with Keras on import), which
+takes seconds: the quick commands (`is_quick`: ``--help``, ``--version``, ``list``) run with
+`light_imports` and load neither. Other commands load TensorFlow, whose C++ libraries print
+their start-up lines (oneDNN, CPU features, the absl "before InitializeLog" banner) while they
+load, before any log level applies. So the console script sets the log levels and imports TensorFlow with file descriptor 2 sent to /dev/null
 first; ``--verbose`` skips all of it. `tn_keras.cli.main` does the rest (Python warnings and
 loggers) and is what tests call in-process.
 """
+import contextlib
 import importlib.util
 import json
 import os
 import sys
+
+# Packages whose ``__init__`` imports Keras (``tn_keras`` registers its layers with it; the zoo
+# builds its architectures' registry; the others import their Keras code). A quick command loads
+# the plain modules it needs from them (``training.config``, ``distill.config``,
+# ``datasets.codecs``, ``zoo.checkpoints``) without running those ``__init__``s.
+LIGHT_PACKAGES = ("tn_keras", "tn_keras.zoo", "tn_keras.datasets", "tn_keras.distill",
+                  "tn_keras.training")
 
 
 def silence_tensorflow(import_now=True):
@@ -57,13 +66,48 @@ def loads_tensorflow(argv) -> bool:
     return not only_help or keras_backend() == "tensorflow"
 
 
+def is_quick(argv) -> bool:
+    """Whether the command answers from files alone, without Keras or TensorFlow: ``--help``
+    (of any command), ``--version``, no command at all (the usage error), and ``list`` without
+    ``--table`` (names read from the zoo's source, tags from the checkpoint folders)."""
+    if not argv or {"-h", "--help", "--version"} & set(argv):
+        return True
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return command == "list" and "--table" not in argv
+
+
+@contextlib.contextmanager
+def light_imports():
+    """Inside the block, `LIGHT_PACKAGES` are bare package modules (their ``__init__`` not run),
+    so importing a plain module of theirs (``tn_keras.cli``, ``tn_keras.zoo.checkpoints``)
+    imports no Keras. Every ``tn_keras`` module imported inside is dropped on the way out: a
+    later import in the same process (a test, a second command) loads the real package."""
+    before = set(sys.modules)
+    try:
+        for name in LIGHT_PACKAGES:
+            spec = importlib.util.find_spec(name)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            parent, _, child = name.rpartition(".")
+            if parent:
+                setattr(sys.modules[parent], child, module)
+        yield
+    finally:
+        for name in set(sys.modules) - before:
+            if name == "tn_keras" or name.startswith("tn_keras."):
+                del sys.modules[name]
+
+
 def main():
     argv = sys.argv[1:]
+    # Light only in a process that has not loaded tn_keras yet (once loaded, it is all there).
+    quick = is_quick(argv) and "tn_keras" not in sys.modules
     if "--verbose" not in argv:
-        silence_tensorflow(import_now=loads_tensorflow(argv))
-    from tn_keras.cli import main as cli_main
+        silence_tensorflow(import_now=not quick and loads_tensorflow(argv))
+    with light_imports() if quick else contextlib.nullcontext():
+        from tn_keras.cli import main as cli_main
 
-    return cli_main(argv)
+        return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -31,3 +31,11 @@ def test_card_holds_what_a_card_must(capsys):
     assert "JPEG-compressed" in card  # CIFAR-10's test-split caveat
     assert "| test_lossless | 80.60 % | 1,000 |" in card
     assert manifest.provenance.command in card and manifest.sha256 in card
+
+
+def test_card_says_how_to_load_the_file_and_points_at_its_citation():
+    card = cards.render(zoo.find("digits_taylornet").manifest)
+    assert "`import tn_keras` first" in card and "keras.saving.load_model" in card
+    assert "citation above" in card
+    assert card.index("## Citation") < card.index("## Licence")  # "above" is true
+    assert "compiled and ready for `fit`" in card

@@ -1,4 +1,5 @@
 """The zoo's public functions: list, info, build, load (names are ``arch`` or ``arch.tag``)."""
+import ast
 import dataclasses
 import functools
 import os
@@ -13,8 +14,8 @@ from tn_keras.zoo.registry import registered_names
 
 EMBEDDING_LAYER = "embedding"  # every zoo model's penultimate layer (features, distillation)
 # `compile_for_fine_tuning`'s default learning rates (docs/zoo.md, "Fine-tuning: measured").
-HEAD_LEARNING_RATE = 1e-3
-BODY_LEARNING_RATE = 1e-4
+HEAD_LEARNING_RATE = 1e-2
+BODY_LEARNING_RATE = 3e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +53,38 @@ def list_models(pattern="*", pretrained=None):
     ``pretrained=True`` lists every checkpoint as ``arch.tag`` (shipped tags, then local ones);
     ``False`` the architectures without any checkpoint.
     """
-    names = registered_names(pattern)
+    return _with_checkpoints(registered_names(pattern), pretrained)
+
+
+def list_builtin(pattern="*", pretrained=None):
+    """`list_models` of the zoo's own architectures, without importing Keras: the names are read
+    from the ``@register("NAME", ...)`` decorators in this package's source files, the tags from
+    the checkpoint folders. ``tn-keras list`` answers from it before Keras is loaded; it equals
+    `list_models` until a user registers an architecture (tests/test_cli_speed.py)."""
+    import fnmatch
+
+    names = set()
+    folder = os.path.dirname(os.path.abspath(__file__))
+    for file in sorted(os.listdir(folder)):
+        if file.endswith(".py"):
+            with open(os.path.join(folder, file), encoding="utf-8") as f:
+                names.update(_registered_in(ast.parse(f.read(), file)))
+    return _with_checkpoints(sorted(n for n in names if fnmatch.fnmatchcase(n, pattern)),
+                             pretrained)
+
+
+def _registered_in(tree):
+    """The names of ``@register("NAME", ...)`` / ``@zoo.register(...)`` decorators in ``tree``."""
+    for node in ast.walk(tree):
+        for decorator in getattr(node, "decorator_list", ()):
+            func = getattr(decorator, "func", None)
+            called = getattr(func, "id", None) or getattr(func, "attr", None)
+            if called == "register" and decorator.args and isinstance(
+                    decorator.args[0], ast.Constant) and isinstance(decorator.args[0].value, str):
+                yield decorator.args[0].value
+
+
+def _with_checkpoints(names, pretrained):
     if pretrained is None:
         return names
     if pretrained:
@@ -110,6 +142,48 @@ def load(name, weights="pretrained", compile=True, num_classes=None, include_top
         if compile:
             compile_for_fine_tuning(model)
     return model
+
+
+def predict(model, images, **kwargs):
+    """``model.predict(images, **kwargs)`` (``verbose=0`` unless given) for a zoo model, with
+    the input scale checked first (`check_pixel_scale`): every zoo model takes raw pixels
+    0..255, and images already divided by 255 give chance-level answers without any error."""
+    check_pixel_scale(images, stacklevel=3)
+    kwargs.setdefault("verbose", 0)
+    return model.predict(images, **kwargs)
+
+
+_scale_warned = False  # `check_pixel_scale` warns once per process, not once per batch
+
+
+def check_pixel_scale(images, argument="images", stacklevel=2):
+    """Warn (once) when ``images`` look like floats in 0..1 rather than raw pixels 0..255.
+
+    The test is: a floating-point array whose values all lie in [0, 1] with some strictly
+    between 0 and 1. Raw pixels are whole numbers, so they never match it (an all-black image
+    does not either). It costs one pass over the array, which is why `model.predict` does not
+    run it: call it, or `predict`, where the images come from outside. Returns whether it
+    warned.
+    """
+    import warnings
+
+    import numpy as np
+
+    global _scale_warned
+    if _scale_warned:
+        return False
+    array = np.asarray(images)
+    if array.size == 0 or not np.issubdtype(array.dtype, np.floating):
+        return False
+    low, high = float(array.min()), float(array.max())
+    if not (0.0 <= low and high <= 1.0) or not np.any((array > 0) & (array < 1)):
+        return False
+    _scale_warned = True
+    warnings.warn(f"{argument} look scaled to 0..1 (values {low:.3g}..{high:.3g}), but zoo "
+                  "models take raw pixels 0..255 and standardise them inside: multiply by 255 "
+                  "first, or the predictions are near chance. (Shown once.)",
+                  UserWarning, stacklevel=stacklevel)
+    return True
 
 
 def find(name, weights="pretrained"):
@@ -181,9 +255,11 @@ def compile_for_fine_tuning(model, learning_rate=None):
     """
     import keras
 
+    from tn_keras.zoo.saving import HEAD_LAYERS
+
     if learning_rate is None:
         body_trains = any(layer.trainable and layer.trainable_weights for layer in model.layers
-                          if layer.name not in ("logits", "predictions"))
+                          if layer.name not in HEAD_LAYERS)
         learning_rate = BODY_LEARNING_RATE if body_trains else HEAD_LEARNING_RATE
     try:
         from_logits = model.get_layer("predictions").get_config()["activation"] != "softmax"

@@ -10,7 +10,7 @@ from tn_keras.utils.files import atomic_write_bytes
 
 CARD_NAME = "README.md"
 LICENCE = ("Apache-2.0, as tn_keras (code and weights). The training data keeps its own terms; "
-           "see the dataset's citation below.")
+           "see the dataset's citation above.")
 
 
 def render(manifest: artifacts.Manifest) -> str:
@@ -24,7 +24,9 @@ def render(manifest: artifacts.Manifest) -> str:
         "tn_keras zoo registry. Do not edit: regenerate. -->\n\n"
         f"{spec.description}. Family: {_family(spec.family)}. Load it with "
         f"`tn_keras.zoo.load(\"{full}\")`; it takes raw pixels 0..255 of shape "
-        f"{tuple(manifest['input_shape'])} and returns {_output(manifest)}.",
+        f"{tuple(manifest['input_shape'])} and returns {_output(manifest)}. To read the "
+        "`.keras` file with `keras.saving.load_model` instead, `import tn_keras` first: that "
+        "registers its layers (`PolyCG` & co.) with Keras, which otherwise cannot find them.",
         _architecture(manifest, spec),
         _weights(manifest),
         _data(manifest),
@@ -32,8 +34,9 @@ def render(manifest: artifacts.Manifest) -> str:
         _training(manifest),
         "## Intended use\n\nResearch on coarse-grained polynomial networks (TaylorNet) and "
         "multi-level dataset distillation: a reproducible baseline, a starting point for "
-        f"fine-tuning (`zoo.load(\"{full}\", num_classes=N)`), and features from the "
-        "`embedding` layer (`include_top=False`).",
+        f"fine-tuning (`zoo.load(\"{full}\", num_classes=N)` returns it with a new head, "
+        "compiled and ready for `fit`; add `freeze_body=True` to train the head only), and "
+        "features from the `embedding` layer (`include_top=False`).",
         _limitations(manifest, spec),
         f"## Citation\n\n{spec.reference}\n\nData: {_dataset(manifest).citation}",
         f"## Licence\n\n{LICENCE}",

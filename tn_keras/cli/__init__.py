@@ -54,7 +54,7 @@ def build_parser():
         prog="tn-keras",
         description="TaylorNet model zoo: coarse-grained polynomial networks for Keras 3.",
     )
-    from tn_keras import __version__
+    from tn_keras.version import __version__  # not `tn_keras`: its __init__ imports Keras
 
     parser.add_argument("--version", action="version", version=f"tn_keras {__version__}")
     _add_global_flags(parser, default=False)

@@ -35,9 +35,20 @@ def markdown_table(names):
 
 
 def run(args):
-    from tn_keras import zoo
+    import sys
 
-    names = zoo.list(args.pattern, pretrained=True if args.pretrained else None)
+    pretrained = True if args.pretrained else None
+    zoo_module = sys.modules.get("tn_keras.zoo")
+    if args.table or hasattr(zoo_module, "list_models"):
+        from tn_keras import zoo
+
+        names = zoo.list(args.pattern, pretrained=pretrained)  # with the user's registrations
+    else:
+        # The zoo is not loaded, so only its own architectures exist: read them from its
+        # source, without importing Keras (the console script runs this under light imports).
+        from tn_keras.zoo import api
+
+        names = api.list_builtin(args.pattern, pretrained=pretrained)
     if args.table:
         print(markdown_table(names))
     else:

@@ -73,6 +73,7 @@ def _eight_bit(image, path):
 
 def run(args):
     from tn_keras import zoo
+    from tn_keras.zoo import api
 
     record = zoo.info(args.name)
     if args.top_k > len(record.class_names):
@@ -82,7 +83,7 @@ def run(args):
     checkpoint = zoo.find(args.name, args.weights)
     model = arguments.load_checkpoint(args.name, args.weights)
     print(f"tn-keras predict: using {checkpoint.describe()}", file=sys.stderr)
-    scores = model.predict(batch, verbose=0)
+    scores = api.predict(model, batch)  # the library's door: the pixel scale is checked
     for path, row in zip(args.images, scores):
         best = np.argsort(row)[::-1][: args.top_k]
         ranked = ", ".join(f"{record.class_names[i]} {row[i]:.3f}" for i in best)

@@ -1,0 +1,91 @@
+"""The quick commands (``tn-keras --help``, ``--version``, ``list``) import neither Keras nor
+TensorFlow, so they answer in a fraction of a second instead of the seconds those imports take.
+
+Checked in a child process where importing ``keras`` or ``tensorflow`` raises: if any quick
+path still needs them, the command fails. Timings vary with the machine, so none is asserted;
+docs/zoo.md gives the measured figures and the command that measures them.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+from tn_keras import zoo
+from tn_keras.zoo import api
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Runs first in the child: a finder that refuses keras and tensorflow (and their sub-modules).
+_BLOCK = textwrap.dedent(
+    """
+    import importlib.abc
+    import sys
+
+    class _Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("keras", "tensorflow"):
+                raise ModuleNotFoundError(f"{name} is blocked by the test", name=name)
+            return None
+
+    sys.meta_path.insert(0, _Block())
+    import tn_keras_cli
+    """
+)
+
+
+def _run_quick(*argv_lists):
+    """Run ``tn_keras_cli.main`` once per argv in one child process; returns its stdout lines
+    as ``[exit code, output]`` per run (each run prints a ``==> CODE`` line after itself)."""
+    code = _BLOCK + "".join(
+        f"sys.argv = ['tn-keras', *{list(argv)!r}]\n"
+        "try:\n    rc = tn_keras_cli.main()\nexcept SystemExit as e:\n    rc = e.code\n"
+        "print('==>', rc, flush=True)\n" for argv in argv_lists)
+    env = dict(os.environ, TN_KERAS_OFFLINE="1")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs, lines = [], []
+    for line in result.stdout.splitlines():
+        if line.startswith("==> "):
+            runs.append((int(line.split()[1]), lines))
+            lines = []
+        else:
+            lines.append(line)
+    return runs, result.stderr
+
+
+def test_quick_commands_import_neither_keras_nor_tensorflow():
+    runs, stderr = _run_quick(["--version"], ["--help"], ["train", "--help"], ["list"],
+                              ["list", "--pretrained", "digits*"])
+    (version, help_, train_help, names, digits) = runs
+    assert version[0] == 0 and version[1][0].startswith("tn_keras ")
+    assert help_[0] == 0 and help_[1][0].startswith("usage: tn-keras")
+    assert train_help[0] == 0 and "--init-from" in "\n".join(train_help[1])
+    assert names == (0, zoo.list())
+    assert digits == (0, zoo.list("digits*", pretrained=True))
+    assert "blocked" not in stderr
+
+
+def test_the_source_catalogue_is_the_registry():
+    """What ``tn-keras list`` reads from the source equals what importing the zoo registers."""
+    assert api.list_builtin() == zoo.list()
+    assert api.list_builtin("cifar*", pretrained=True) == zoo.list("cifar*", pretrained=True)
+    assert api.list_builtin(pretrained=False) == zoo.list(pretrained=False)
+
+
+def test_list_with_the_zoo_loaded_includes_user_registrations(capsys):
+    import keras
+
+    from tn_keras.cli import main
+
+    @zoo.register("test_speed_user_model", dataset="digits",
+                  recipe=zoo.TrainingRecipe(epochs=1))
+    def user_model(input_shape=(8, 8, 1), num_classes=10, name="user"):
+        """Registered, never built: `list` only reads the registry."""
+        return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(num_classes)])
+
+    try:
+        assert main(["list", "test_speed*"]) == 0
+        assert capsys.readouterr().out.split() == ["test_speed_user_model"]
+    finally:
+        zoo.unregister("test_speed_user_model")

@@ -1,0 +1,110 @@
+"""Fine-tuning straight after `zoo.load(..., num_classes=N)`, and the input-scale check at the
+zoo's door (synthetic data, the shipped digits_taylornet checkpoint)."""
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from tn_keras import zoo
+from tn_keras.zoo import api
+
+pytestmark = pytest.mark.skipif(not zoo.list("digits_taylornet", pretrained=True),
+                                reason="needs the shipped digits_taylornet checkpoint")
+
+
+def _classes(n=48, num_classes=3, seed=0):
+    """Images of ``num_classes`` synthetic classes (a bright square in a class-given corner),
+    raw pixels 0..255 as the zoo takes them."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % num_classes
+    x = rng.uniform(0, 40, size=(n, 8, 8, 1)).round().astype("float32")
+    for i, label in enumerate(y):
+        row, col = divmod(int(label), 2)
+        x[i, 4 * row:4 * row + 4, 4 * col:4 * col + 4] += 200.0
+    return x, y
+
+
+def _batch_norm_statistics(model):
+    return {layer.name: [w.copy() for w in layer.get_weights()[2:]] for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization)}
+
+
+def test_fit_runs_straight_after_load_with_a_new_head():
+    keras.utils.set_random_seed(0)
+    model = zoo.load("digits_taylornet", num_classes=3)
+    assert model.optimizer is not None and model.compiled
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(api.BODY_LEARNING_RATE)
+    x, y = _classes()
+    history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    assert set(history.history) >= {"loss", "accuracy"}
+    assert np.isfinite(history.history["loss"]).all()
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_freeze_body_trains_the_head_only_and_keeps_batch_norm_statistics():
+    keras.utils.set_random_seed(0)
+    model = zoo.load("digits_taylornet", num_classes=3, freeze_body=True)
+    assert {w.path.split("/")[0] for w in model.trainable_weights} == {"logits"}
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(api.HEAD_LEARNING_RATE)
+    body = {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers
+            if layer.name not in ("logits", "predictions")}
+    statistics = _batch_norm_statistics(model)
+    assert statistics  # digits_taylornet has BatchNorm: the check below means something
+    head = model.get_layer("logits").get_weights()[0].copy()
+    x, y = _classes()
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    for name, weights in body.items():  # BatchNorm in inference mode: moving stats unchanged
+        for got, want in zip(model.get_layer(name).get_weights(), weights):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+    assert not np.array_equal(model.get_layer("logits").get_weights()[0], head)
+    api.set_body_trainable(model, True)  # and back: unfrozen, compiled again, it all trains
+    api.compile_for_fine_tuning(model)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(api.BODY_LEARNING_RATE)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    moved = _batch_norm_statistics(model)
+    assert any(not np.array_equal(a, b) for name in statistics
+               for a, b in zip(moved[name], statistics[name]))
+
+
+def test_fine_tuning_options_are_checked():
+    with pytest.raises(ValueError, match="freeze_body=True needs num_classes"):
+        zoo.load("digits_taylornet", freeze_body=True)
+    uncompiled = zoo.load("digits_taylornet", num_classes=3, compile=False)
+    assert not uncompiled.compiled
+    logits = zoo.build("digits_taylornet", num_classes=3, classifier_activation=None)
+    api.compile_for_fine_tuning(logits, learning_rate=1e-3)
+    assert logits.loss.get_config()["from_logits"] is True
+
+
+@pytest.fixture
+def fresh_warning(monkeypatch):
+    monkeypatch.setattr(api, "_scale_warned", False)
+
+
+def _warned(images):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        api.check_pixel_scale(images)
+    return [str(w.message) for w in caught]
+
+
+def test_input_scale_warning_fires_on_0_to_1_floats_only(fresh_warning):
+    x, _ = _classes(n=4)
+    assert _warned(x) == []                        # raw 0..255 floats
+    assert _warned(x.astype("uint8")) == []        # raw 0..255 integers
+    assert _warned(np.zeros((2, 8, 8, 1), "float32")) == []  # a black image is not a hint
+    assert _warned(np.ones((2, 8, 8, 1), "float32")) == []   # whole numbers: raw pixels
+    messages = _warned(x / 255.0)
+    assert len(messages) == 1 and "multiply by 255" in messages[0]
+    assert "images look scaled to 0..1" in messages[0]
+    assert _warned(x / 255.0) == []                # once per process
+
+
+def test_predict_helper_warns_once_and_predicts(fresh_warning):
+    model = zoo.load("digits_taylornet")
+    x, _ = _classes(n=4)
+    with pytest.warns(UserWarning, match="multiply by 255"):
+        scaled = api.predict(model, x / 255.0)
+    np.testing.assert_allclose(api.predict(model, x), model.predict(x, verbose=0))
+    assert scaled.shape == (4, 10)
