@@ -172,10 +172,15 @@ def test_degree_of_every_zoo_model():
     expected = {"digits_taylornet": 8, "mnist7_taylor": 2, "mnist_taylornet": 32,
                 "fashion_taylornet": 32, "cifar_taylornet": 32,
                 # six residual blocks and five CG steps, each doubling the degree: 2 ** 11
-                "cifar_taylornet_res": 2048, "cifar_taylornet_res_small": 2048}
+                "cifar_taylornet_res": 2048, "cifar_taylornet_res_small": 2048,
+                # six T(z) = z + BN(PolyCG_1x1(z)), each doubling the degree: 2 ** 6
+                "cifar_taylornet_fast": 64, "cifar_taylornet_fast_small": 64}
     for name in zoo.list():
         model = zoo.build(name)
-        if name.endswith("_relu"):
+        if name == "cifar_convnet_fast_gelu":
+            with pytest.raises(interpret.NotAPolynomialError, match="'whiten_gelu'"):
+                interpret.degree(model)
+        elif name.endswith("_relu"):
             with pytest.raises(interpret.NotAPolynomialError, match="layer 'cg1_relu' \\(ReLU\\)"):
                 interpret.degree(model)
             with pytest.raises(interpret.NotAPolynomialError, match="cg1_relu"):

@@ -15,8 +15,11 @@ from tn_keras.zoo.registry import get_spec
 # Parameter counts as documented in the README's and docs/zoo.md's tables (all weights,
 # BatchNorm's moving statistics included); a change of architecture must update both.
 DOCUMENTED_PARAMETERS = {
+    "cifar_convnet_fast_gelu": 1_973_944,
     "cifar_convnet_relu": 928_714,
     "cifar_taylornet": 1_101_258,
+    "cifar_taylornet_fast": 2_789_560,
+    "cifar_taylornet_fast_small": 794_040,
     "cifar_taylornet_res": 4_933_578,
     "cifar_taylornet_res_small": 1_112_426,
     "digits_taylornet": 32_122,
@@ -85,7 +88,9 @@ def test_unknown_name_lists_the_closest():
 
 
 def test_list_patterns():
-    assert zoo.list("cifar*") == ["cifar_convnet_relu", "cifar_taylornet", "cifar_taylornet_res",
+    assert zoo.list("cifar*") == ["cifar_convnet_fast_gelu", "cifar_convnet_relu",
+                                  "cifar_taylornet", "cifar_taylornet_fast",
+                                  "cifar_taylornet_fast_small", "cifar_taylornet_res",
                                   "cifar_taylornet_res_small"]
     assert zoo.list("*relu") == ["cifar_convnet_relu", "mnist_convnet_relu"]
     assert zoo.list("nothing*") == []

@@ -8,6 +8,7 @@ import math
 
 from keras import layers
 
+from tn_keras.layers import PatchWhitening
 from tn_keras.layers import PolyCG
 from tn_keras.layers import TaylorDense
 
@@ -20,7 +21,7 @@ def layer_macs(layer):
         patch = math.prod(layer.kernel.shape[:3])
         products = sum((k - 1) * layer.rank for k in range(2, layer.order + 1))
         return sites * layer.filters * (patch * (1 + layer.num_factors) + products)
-    if isinstance(layer, layers.Conv2D):
+    if isinstance(layer, (layers.Conv2D, PatchWhitening)):
         _, *out_dims = layer.output.shape
         sites = math.prod(out_dims) // layer.filters
         return sites * math.prod(layer.kernel.shape)

@@ -16,6 +16,9 @@ def add_parser(subparsers):
                         "is checked first), with its top-1 agreement with the Keras model")
     p.add_argument("--data-dir")
     p.add_argument("--max-examples", type=arguments.positive_int)
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: classify by the mean output over the image, "
+                        "its mirror and both shifted one pixel (Keras models only)")
     p.set_defaults(run=run)
 
 
@@ -32,9 +35,12 @@ def run(args):
     model = arguments.load_checkpoint(args.name, args.weights)
     print(f"tn-keras evaluate: using {checkpoint.describe()}", file=sys.stderr)
     dataset = zoo.info(args.name).dataset
+    if args.tta and exported is not None:
+        raise ValueError("--tta evaluates the Keras checkpoint; it cannot be combined with "
+                         "--tflite.")
     if exported is None:
         results = evaluate(model, dataset, data_dir=args.data_dir,
-                           max_examples=args.max_examples)
+                           max_examples=args.max_examples, tta=args.tta)
     else:
         results = evaluate(exported, dataset, data_dir=args.data_dir,
                            max_examples=args.max_examples, reference=model)

@@ -36,7 +36,13 @@ class LookaheadAveraging(keras.callbacks.Callback):
         return [v for v in self.model.weights if "float" in str(v.dtype)]
 
     def on_train_begin(self, logs=None):
-        self._average = [np.array(v.numpy()) for v in self._variables()]
+        self._average = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Taken at the first step, not at on_train_begin: a resumed run's backup restores the
+        # weights in its own on_train_begin, which may run after this callback's.
+        if self._average is None:
+            self._average = [np.array(v.numpy()) for v in self._variables()]
 
     def _update(self, decay):
         for variable, average in zip(self._variables(), self._average):
