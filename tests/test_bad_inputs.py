@@ -527,11 +527,12 @@ def _dead_pid():
     return child.pid
 
 
-def _lock(target, pid):
+def _lock(target, pid, host=None):
     from tn_keras.utils.locks import lock_path
 
     with open(lock_path(target), "w") as f:
-        json.dump({"pid": pid, "host": socket.gethostname(), "started": "t", "command": "c"}, f)
+        json.dump({"pid": pid, "host": host or socket.gethostname(), "started": "t",
+                   "command": "c"}, f)
 
 
 EXPORT_CASES = {
@@ -559,9 +560,39 @@ EXPORT_CASES = {
     "calibration-no-manifest": lambda d: (d / "m.tflite", [
         "--format", "tflite_int8", "--calibration", _mkdir(d / "level_1")], "level_1"),
     "locked-by-a-live-run": lambda d: (_locked(d / "m.tflite", os.getpid()), [], "m.tflite"),
-    "stale-lock-of-a-killed-run": lambda d: (_locked(d / "m.tflite", _dead_pid()), [],
-                                             "m.tflite"),
+    "locked-by-another-host": lambda d: (_locked(d / "m.tflite", _dead_pid(), "elsewhere"), [],
+                                         "m.tflite"),
+    # --overwrite replaces an export only: not a user's folder or file, nor a checkpoint.
+    "overwrite-a-user-folder": lambda d: (_user_folder(d / "sm"), [
+        "--overwrite", "--format", "saved_model"], "sm"),
+    "overwrite-a-checkpoint-folder": lambda d: (_checkpoint_folder(d / "ck"), [
+        "--overwrite", "--format", "saved_model"], "ck"),
+    "overwrite-a-file-that-is-no-export": lambda d: (
+        (d / "m.tflite").write_bytes(b"mine") and d / "m.tflite", ["--overwrite"], "m.tflite"),
+    "overwrite-an-export-with-files-added": lambda d: (_export_with_notes(d / "sm"), [
+        "--overwrite", "--format", "saved_model"], "notes.txt"),
 }
+
+
+def _user_folder(path):
+    path.mkdir()
+    (path / "notes.txt").write_text("mine")
+    return path
+
+
+def _checkpoint_folder(path):
+    path.mkdir()
+    (path / "manifest.json").write_text(json.dumps({"kind": "checkpoint", "name": "x"}))
+    (path / "x.keras").write_bytes(b"weights")
+    return path
+
+
+def _export_with_notes(path):
+    _user_folder(path)
+    (path / "saved_model.pb").write_bytes(b"pb")
+    (path / "manifest.json").write_text(json.dumps({"kind": "export", "files": {
+        "saved_model.pb": "0" * 64}}))
+    return path
 
 
 def _touch(path):
@@ -574,8 +605,8 @@ def _mkdir(path):
     return path
 
 
-def _locked(target, pid):
-    _lock(target, pid)
+def _locked(target, pid, host=None):
+    _lock(target, pid, host)
     return target
 
 
@@ -587,9 +618,11 @@ def test_bad_export_path(case, capsys, tmp_path):
         argv += ["--format", "tflite"]
     code, _, err = run_cli(argv + extra, capsys)
     assert_one_clean_line(code, err, culprit)
-    if case.startswith(("locked", "stale")):
+    if case.startswith("locked"):
         assert code == EXIT_CODES["locked"]
-        assert ("stale lock" in err) == case.startswith("stale")
+    if case.startswith("overwrite"):
+        assert code == EXIT_CODES["input"]
+        assert os.path.exists(out)  # nothing deleted
 
 
 # ---------------------------------------------------------------- training folders
@@ -617,11 +650,44 @@ TRAIN_CASES = {
                                                      "notes.txt"),
     "out-is-a-file": lambda d: ((d / "o").write_text("x") and d / "o", [], "o"),
     "locked-by-a-live-run": lambda d: (_locked(d / "o", os.getpid()), [], "o"),
-    "stale-lock-of-a-killed-run": lambda d: (_locked(d / "o", _dead_pid()), [], "o"),
+    "locked-by-another-host": lambda d: (_locked(d / "o", _dead_pid(), "elsewhere"), [], "o"),
+    # Files training did not write, with or without --overwrite / --resume (issue 27, item 5).
+    "user-folder": lambda d: (_readme(d / "o"), [], "README.md"),
+    "user-folder-with-overwrite": lambda d: (_readme(d / "o"), ["--overwrite"], "README.md"),
+    "user-folder-with-resume": lambda d: (_readme(d / "o"), ["--resume"], "README.md"),
+    "shipped-checkpoint": lambda d: (_shipped("digits_taylornet", "e60"), ["--overwrite"],
+                                     "saved_models"),
     "backup-state-corrupt": lambda d: (_corrupt_state(_backup(d / "o")),
                                        ["--resume", "--epochs", "5", "--batch-size", "64"],
                                        "state.json"),
 }
+
+
+def _readme(out):
+    out.mkdir()
+    (out / "README.md").write_text("a user's own notes")
+    return out
+
+
+def _shipped(arch, tag):
+    from tn_keras.zoo import checkpoints
+
+    folder = checkpoints.shipped_dir(arch, tag)
+    if not os.path.isdir(folder):
+        pytest.skip(f"{arch}.{tag} does not ship here")
+    return folder
+
+
+def test_a_dead_runs_lock_is_taken_over(capsys, tmp_path):
+    """A killed run's lock does not stop the next run: one line says it was taken over (the
+    run then goes on to the folder's own rules, here: an interrupted run needs --resume)."""
+    out = _locked(_backup(tmp_path / "o"), _dead_pid())
+    code, _, err = run_cli(["train", "digits_taylornet", "--out", out, "--max-train-examples",
+                            "32"], capsys)
+    lines = err.strip().splitlines()
+    assert code == EXIT_CODES["input"] and len(lines) == 2, err
+    assert "took over the lock" in lines[0] and "--resume" in lines[1]
+    assert [p for p in os.listdir(tmp_path) if p.endswith(".lock")] == []
 
 
 def _finished(out):

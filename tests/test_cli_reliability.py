@@ -55,20 +55,80 @@ def test_lock_is_exclusive_and_released(tmp_path):
     locks.release(locks.lock_path(target))
 
 
-def test_stale_lock_is_reported_with_how_to_clear_it(tmp_path):
+def _dead_pid():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
+    return child.pid
+
+
+def _write_owner(target, **owner):
+    with open(locks.lock_path(target), "w") as f:
+        json.dump(owner, f)
+
+
+def test_lock_of_a_dead_owner_is_taken_over_with_one_line(tmp_path, capsys):
     target = tmp_path / "out"
-    with open(locks.lock_path(target), "w") as f:
-        json.dump({"pid": child.pid, "host": socket.gethostname()}, f)
-    with pytest.raises(locks.StaleLockError, match="delete .*\\.out\\.lock"):
+    _write_owner(target, pid=_dead_pid(), host=socket.gethostname(), command="killed run")
+    path = locks.acquire(target)
+    try:
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "took over the lock" in lines[0], lines
+        assert path in lines[0] and "killed run" in lines[0]
+        assert locks.read_lock(path)["pid"] == os.getpid()
+    finally:
+        locks.release(path)
+    assert not os.path.exists(path)
+
+
+def test_lock_of_a_live_pid_or_another_host_is_refused(tmp_path):
+    target = tmp_path / "out"
+    # A live pid that holds no OS lock: a run of an older tn_keras (or a reused pid).
+    _write_owner(target, pid=os.getpid(), host=socket.gethostname())
+    with pytest.raises(locks.OutputLockedError, match="being written by another run"):
         locks.acquire(target)
-    # A lock of another host is never judged stale: its pids cannot be checked from here.
-    with open(locks.lock_path(target), "w") as f:
-        json.dump({"pid": child.pid, "host": "elsewhere"}, f)
-    with pytest.raises(locks.OutputLockedError) as error:
+    # Another host's pids cannot be checked from here: reported, never broken.
+    _write_owner(target, pid=_dead_pid(), host="elsewhere")
+    with pytest.raises(locks.OutputLockedError, match="another host.*elsewhere"):
         locks.acquire(target)
-    assert not isinstance(error.value, locks.StaleLockError)
+    assert locks.read_lock(locks.lock_path(target))["host"] == "elsewhere"  # left as it was
+
+
+def test_lock_key_is_the_resolved_path(tmp_path):
+    (tmp_path / "o").mkdir()
+    os.symlink("o", tmp_path / "L")
+    assert locks.lock_path(tmp_path / "L") == locks.lock_path(tmp_path / "o")
+    assert locks.lock_path(tmp_path / "x" / ".." / "o") == locks.lock_path(tmp_path / "o")
+    with locks.locked(tmp_path / "o"):
+        with pytest.raises(locks.OutputLockedError):
+            locks.acquire(tmp_path / "L")
+
+
+# Loads locks.py alone (no TensorFlow start-up) in a child that holds the lock until killed.
+_HOLDER = """
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("locks", sys.argv[1])
+locks = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(locks)
+locks.acquire(sys.argv[2], "holder")
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_killed_owner_never_leaves_a_lock_that_blocks(tmp_path, capsys):
+    target = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, locks.__file__, str(target)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(locks.OutputLockedError, match="holder"):
+            locks.acquire(target)  # a live owner: refused
+    finally:
+        holder.kill()  # SIGKILL: no release ran; the kernel dropped the OS lock
+        holder.wait()
+    assert os.path.exists(locks.lock_path(target))
+    with locks.locked(target):
+        assert "took over the lock" in capsys.readouterr().err
 
 
 def test_release_leaves_another_process_lock_alone(tmp_path):

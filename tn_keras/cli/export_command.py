@@ -87,14 +87,18 @@ def run(args):
     import keras
 
     from tn_keras import zoo
+    from tn_keras.export.staging import check_replaceable
     from tn_keras.export.staging import recover_unlocked
     from tn_keras.utils.files import check_can_write
 
     # Refuse an existing output before loading anything (loading CIFAR weights takes a while),
-    # once what a killed export of it left is resolved (its previous state restored).
+    # once what a killed export of it left is resolved (its previous state restored); with
+    # --overwrite, one that is not an export (export() checks again under the lock).
     recover_unlocked(args.out)
     check_can_write(args.out, args.overwrite)
     config = config_from_args(args).checked()
+    if os.path.isdir(args.out) == config.writes_folder:  # else export() names the mismatch
+        check_replaceable(args.out, config.writes_folder)
     if args.calibration is not None:
         _check_level_dir(args.calibration)
     if args.weights.lower() == "none":

@@ -68,8 +68,9 @@ def export(model: keras.Model, path: Union[str, os.PathLike],
         ValueError: a bad field; not a single image input; an unknown input size for TFLite;
             quantisation without calibration data.
         ParityError, UnsupportedOpsError: the export differs from Keras; it needs Flex ops.
-        FileExistsError, OutputLockedError: ``path`` exists (and not ``overwrite``); another
-            export is writing it.
+        FileExistsError, OutputLockedError: ``path`` exists (and not ``overwrite``), or is not
+            an export of tn_keras (refused even with ``overwrite``); another export is
+            writing it.
     """
     config = config_from(config, keywords).checked()
     path = os.fspath(path)
@@ -78,6 +79,7 @@ def export(model: keras.Model, path: Union[str, os.PathLike],
     with locks.locked(path, f"tn_keras.export({config.format!r})"):
         staging.recover(path)  # what a killed export of this path left
         check_can_write(path, config.overwrite)
+        staging.check_replaceable(path, config.writes_folder)  # again: now under the lock
         with staging.staged(path, folder_export=config.writes_folder) as stage:
             exported = _write(model, stage, image_shape, config, os.path.basename(path))
             manifest = manifest_lib.build_manifest(config, exported, model.name, class_names)

@@ -21,6 +21,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -35,6 +36,19 @@ JOURNAL = "commit.json"
 def _staging_pattern(target):
     parent, base = os.path.split(os.path.abspath(target).rstrip(os.sep))
     return os.path.join(parent, f"{PREFIX}{glob.escape(base)}-*")
+
+
+# `tempfile.mkdtemp` ends its names with 8 characters of this set. Matching them exactly keeps
+# the recovery of ``m`` off ``.tmp-export-m-int8.tflite-XXXXXXXX``, the staging folder of
+# another (maybe running) export, ``m-int8.tflite``.
+_MKDTEMP_SUFFIX = re.compile(r"^[a-z0-9_]{8}$")
+
+
+def _staging_folders(target):
+    """The staging folders of ``target`` itself, never of a target whose name extends it."""
+    prefix = f"{PREFIX}{os.path.basename(os.path.abspath(target).rstrip(os.sep))}-"
+    return sorted(folder for folder in glob.glob(_staging_pattern(target))
+                  if _MKDTEMP_SUFFIX.match(os.path.basename(folder)[len(prefix):]))
 
 
 def _pairs(target, manifest_name):
@@ -117,18 +131,78 @@ def recover(target):
     Returns the list of what was done, for a message (empty when nothing was left).
     """
     done = []
-    for folder in sorted(glob.glob(_staging_pattern(target))):
+    for folder in _staging_folders(target):
         journal_path = os.path.join(folder, JOURNAL)
         journal = None
         if os.path.isfile(journal_path):
             with contextlib.suppress(OSError, ValueError):
                 with open(journal_path, encoding="utf-8") as f:
                     journal = json.load(f)
+        if isinstance(journal, dict) and not _same_path(journal.get("target"), target):
+            continue  # a journal of another target: not ours to resolve
         if isinstance(journal, dict):
             done.append(_finish_or_roll_back(folder, journal))
         shutil.rmtree(folder, ignore_errors=True)
         done.append(f"removed {folder}")
     return done
+
+
+def _same_path(recorded, target):
+    """True when the journal's ``recorded`` target is ``target`` (spelled either way)."""
+    if not isinstance(recorded, str):
+        return True  # an older journal without it: the exact folder name decided
+    return os.path.realpath(recorded) == os.path.realpath(os.fspath(target))
+
+
+def check_replaceable(target, folder_export):
+    """Refuse to replace an existing ``target`` that is not an export tn_keras wrote.
+
+    ``--overwrite`` replaces an export: a file with its export manifest ``<target>.json``, or
+    a folder whose ``manifest.json`` is an export's and lists every file in it. A user's
+    folder, a checkpoint folder, a ``.keras`` file or an export holding files added since
+    is refused, with the reason, whatever ``overwrite`` says.
+    """
+    target = os.fspath(target)
+    if not os.path.lexists(target):
+        return
+    manifest_path = _manifest_of(target, folder_export)
+    manifest = _export_manifest(manifest_path)
+    if manifest is None:
+        raise FileExistsError(
+            f"{target} is not an export written by tn_keras ({manifest_path} is missing or is "
+            "not an export manifest); overwrite replaces only exports. Choose another "
+            "output (--out) or move it away.")
+    if not folder_export:
+        return
+    listed = set(manifest.get("files") or {}) | {os.path.basename(manifest_path)}
+    foreign = sorted(rel for rel in _files_under(target) if rel not in listed)
+    if foreign:
+        raise FileExistsError(
+            f"{target} holds files its export manifest does not list ({', '.join(foreign[:5])}"
+            f"{' ...' if len(foreign) > 5 else ''}); overwrite would delete them. Choose "
+            "another output (--out) or move them.")
+
+
+def _export_manifest(path):
+    """The export manifest at ``path`` as a dict, or None (missing, unreadable, another kind)."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("kind") == "export" else None
+
+
+def _files_under(folder):
+    """Relative paths (with "/") of every file and link under ``folder``."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            rel = os.path.relpath(os.path.join(root, name), folder)
+            found.append(rel.replace(os.sep, "/"))
+    return found
 
 
 def recover_unlocked(target):

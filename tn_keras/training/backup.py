@@ -24,6 +24,7 @@ import glob
 import json
 import os
 import shutil
+import sys
 
 import keras
 
@@ -51,52 +52,51 @@ def _read_json(path, what):
     return data
 
 
-class CrashSafeBackup(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` whose backup is never half-written.
+class CrashSafeBackup(keras.callbacks.Callback):
+    """A training backup that is never half-written and falls back to the epoch before.
 
-    Same use as the Keras callback (``model.fit(..., callbacks=[CrashSafeBackup(dir)])``; an
-    interrupted ``fit`` called again with it resumes after the last complete epoch), with
-    three differences: each backup is complete before it replaces the previous one; it is
-    verified by sha256 before it is restored; and it is kept when ``fit`` ends (delete it with
-    `finish_output` once the model is saved, so a crash between the two loses nothing).
+    Used like `keras.callbacks.BackupAndRestore` (``model.fit(..., callbacks=
+    [CrashSafeBackup(dir)])``; an interrupted ``fit`` called again with it resumes after the
+    last complete epoch), but built on the public `keras.callbacks.Callback` hooks only, so a
+    Keras release cannot change it from under us. Differences: each backup is complete before
+    it replaces the previous one; the last two complete backups are kept, each with its sha256,
+    and a damaged newest one falls back to the one before (one line on stderr naming both);
+    and the backup is kept when ``fit`` ends (delete it with `finish_output` once the model is
+    saved, so a crash between the two loses nothing).
     """
 
     def __init__(self, backup_dir):
-        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
-        self._state_path = os.path.join(backup_dir, STATE_FILE)
-        self._restored_logs = None
+        super().__init__()
+        if not backup_dir:
+            raise ValueError("CrashSafeBackup: backup_dir is empty; name the backup folder.")
+        self.backup_dir = os.fspath(backup_dir)
+        self._state_path = os.path.join(self.backup_dir, STATE_FILE)
+        self._restored = None  # the state entry restored at the start of fit
         self._epochs_run = 0
         self._logs = {}
 
     def on_train_begin(self, logs=None):
         self._epochs_run = 0
-        self._load_model()
-
-    def _load_model(self):
-        if not os.path.exists(self._state_path):
+        self._restored = None
+        entry = usable_backup(self.backup_dir, warn=True)
+        if entry is None:
             return
-        state = _read_json(self._state_path, "training backup state")
-        weights = os.path.join(self.backup_dir, os.path.basename(str(state.get("weights"))))
-        if not os.path.isfile(weights) or sha256_file(weights) != state.get("sha256"):
-            raise ValueError(
-                f"{self._state_path} names {weights}, which is missing or does not match its "
-                "sha256: the backup was changed outside tn_keras. Delete the backup folder and "
-                "train again (--overwrite).")
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(weights)
-        self.model._initial_epoch = int(state["epoch"])
-        self._restored_logs = state.get("logs") or {}
+        self.model.load_weights(os.path.join(self.backup_dir, entry["weights"]))
+        _start_fit_at(self.model, int(entry["epoch"]))
+        self._restored = entry
 
     def on_epoch_end(self, epoch, logs=None):
         self._epochs_run += 1
         self._logs = {k: float(v) for k, v in (logs or {}).items()
                       if isinstance(v, (int, float))}
-        super().on_epoch_end(epoch, logs)
+        self._save(epoch + 1)
 
-    def _save_model(self):
+    def _save(self, epoch):
+        """Write the backup after ``epoch`` (1-based); the previous complete one is kept."""
         os.makedirs(self.backup_dir, exist_ok=True)
-        name = f"epoch-{self._current_epoch:05d}.weights.h5"
+        name = f"epoch-{epoch:05d}.weights.h5"
         final = os.path.join(self.backup_dir, name)
         tmp = os.path.join(self.backup_dir, f".tmp-{name}")  # Keras wants .weights.h5
         self.model.save_weights(tmp, overwrite=True)
@@ -104,21 +104,100 @@ class CrashSafeBackup(keras.callbacks.BackupAndRestore):
             os.fsync(f.fileno())
         fault_point("backup-write")  # the new weights are written, not yet renamed
         os.replace(tmp, final)
-        state = {"epoch": self._current_epoch, "weights": name, "sha256": sha256_file(final),
+        state = {"epoch": epoch, "weights": name, "sha256": sha256_file(final),
                  "logs": self._logs}
+        previous = self._fallback_for(name)
+        if previous is not None:
+            state["previous"] = previous
         atomic_write_json(self._state_path, state, overwrite=True)
+        keep = {name} | ({previous["weights"]} if previous else set())
         for old in glob.glob(os.path.join(self.backup_dir, "epoch-*.weights.h5")):
-            if os.path.basename(old) != name:
+            if os.path.basename(old) not in keep:
                 os.remove(old)
+
+    def _fallback_for(self, name):
+        """The entry to keep as ``previous`` beside the new backup ``name``: the newest intact
+        one recorded (checked by sha256, so a damaged file is never kept as the fallback)."""
+        if not os.path.exists(self._state_path):
+            return None
+        state = _read_json(self._state_path, "training backup state")
+        for entry in _entries(state):
+            if entry["weights"] != name and _intact(self.backup_dir, entry):
+                return entry
+        return None
 
     def on_train_end(self, logs=None):
         # Resumed from a backup of the last epoch (killed after fit, before the checkpoint was
         # saved): no epoch ran, so give the History the last epoch's logs from the backup.
         history = getattr(self.model, "history", None)
-        if self._epochs_run == 0 and self._restored_logs and history is not None:
-            for key, value in self._restored_logs.items():
+        restored_logs = (self._restored or {}).get("logs") or {}
+        if self._epochs_run == 0 and restored_logs and history is not None:
+            for key, value in restored_logs.items():
                 history.history.setdefault(key, []).append(value)
         fault_point("fit-finished")
+
+
+def _start_fit_at(model, epoch):
+    """Make the running ``fit`` start after ``epoch``.
+
+    Keras offers this publicly only as ``fit(initial_epoch=...)``, which a callback cannot
+    pass; every Keras 3 backend's ``fit`` reads ``model._initial_epoch`` after
+    ``on_train_begin`` (it is how `keras.callbacks.BackupAndRestore` resumes). It is the one
+    private name used here: if a Keras release drops it, resuming fails with this message
+    rather than silently training from epoch 1 (tests/test_training.py checks it too).
+    """
+    if not hasattr(model, "_initial_epoch"):
+        raise RuntimeError(
+            f"Keras {keras.__version__} has no Model._initial_epoch, through which a backup "
+            "resumes fit; this tn_keras cannot resume with it (train without --resume, or "
+            "use the Keras version tn_keras was tested with).")
+    model._initial_epoch = epoch
+
+
+def _entries(state):
+    """The backups ``state`` records, newest first: ``[{epoch, weights, sha256, logs}]``."""
+    entries = [state]
+    if isinstance(state.get("previous"), dict):
+        entries.append(state["previous"])
+    return [{"epoch": e.get("epoch"), "weights": os.path.basename(str(e.get("weights"))),
+             "sha256": e.get("sha256"), "logs": e.get("logs") or {}} for e in entries]
+
+
+def _intact(backup_dir, entry):
+    path = os.path.join(backup_dir, entry["weights"])
+    return (isinstance(entry["epoch"], int) and not isinstance(entry["epoch"], bool)
+            and os.path.isfile(path) and sha256_file(path) == entry["sha256"])
+
+
+def usable_backup(backup_dir, warn=False):
+    """The newest intact backup in ``backup_dir``, as ``{epoch, weights, sha256, logs}``.
+
+    None when nothing is backed up yet (no ``state.json``). When the newest backup is damaged
+    (missing, truncated, another sha256) the one before it is used, with one line on stderr
+    naming both if ``warn``.
+
+    Raises:
+        ValueError: no recorded backup is intact (the message names them and ``state.json``).
+    """
+    state_path = os.path.join(backup_dir, STATE_FILE)
+    if not os.path.exists(state_path):
+        return None
+    entries = _entries(_read_json(state_path, "training backup state"))
+    for entry in entries:
+        if _intact(backup_dir, entry):
+            if entry is not entries[0] and warn:
+                newest = entries[0]
+                print(f"tn_keras: the backup of epoch {newest['epoch']} "
+                      f"({os.path.join(backup_dir, newest['weights'])}) is missing or damaged; "
+                      f"resuming from the one before, epoch {entry['epoch']} "
+                      f"({os.path.join(backup_dir, entry['weights'])})",
+                      file=sys.stderr, flush=True)
+            return entry
+    names = " and ".join(os.path.join(backup_dir, e["weights"]) for e in entries)
+    raise ValueError(
+        f"{state_path} names {names}: none is complete (missing, or not matching its sha256 "
+        "in state.json), so there is no backup to resume from. Delete the backup folder and "
+        "train again (--overwrite).")
 
 
 def finished_manifest(out):
@@ -143,6 +222,9 @@ def prepare_output(out, name, config):
       loads the checkpoint). ``resume`` with other `run_settings` than the backup's is refused.
     - A fresh run refuses a folder with a finished run or an interrupted run's backup unless
       ``overwrite``, which first removes the previous result as a whole (`remove_previous`).
+    - Every run, with or without ``overwrite`` / ``resume``, refuses a folder holding anything
+      training did not write (`_refuse_foreign`: ``--out .`` must not replace a user's
+      README.md) and a folder inside the installed package's shipped data (`refuse_shipped`).
 
     Returns:
         The finished run's manifest when there is nothing to resume, else None.
@@ -150,14 +232,22 @@ def prepare_output(out, name, config):
     settings = run_settings(name, config)
     if os.path.exists(out) and not os.path.isdir(out):
         raise NotADirectoryError(f"{out} is a file; the output of a training run is a folder.")
+    manifest = finished_manifest(out)
+    if config.resume and manifest is not None:
+        # Read only (the caller loads and verifies the checkpoint), but for what a kill after
+        # the manifest left (a model card's .tmp-*), in a folder that is wholly training's.
+        if _shipped_root(out) is None and not _foreign_entries(out, name):
+            _sweep_temporaries(out)
+        return manifest
+    refuse_shipped(out)
+    _refuse_foreign(out, name)  # before the sweep: a user's own .tmp-* files are not ours
     _sweep_temporaries(out)
     backup = os.path.join(out, BACKUP_DIR)
-    manifest = finished_manifest(out)
     if config.resume:
-        if manifest is not None:
-            return manifest
         _check_same_settings(out, settings)
-        _truncate_log(os.path.join(out, LOG_FILE), _backup_epoch(out))
+        # The epoch the backup callback will restore (the one before a damaged newest one).
+        entry = usable_backup(backup)
+        _truncate_log(os.path.join(out, LOG_FILE), 0 if entry is None else entry["epoch"])
     else:
         if config.overwrite:
             remove_previous(out, name)
@@ -203,10 +293,89 @@ def _truncate_log(log_path, epochs):
         rows = list(csv.reader(f))
     kept = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < epochs]
     if len(kept) != len(rows):
-        tmp = log_path + ".tmp"
+        # A ".tmp-" name: a kill right here leaves what the next run's sweep removes.
+        tmp = os.path.join(os.path.dirname(log_path), ".tmp-" + os.path.basename(log_path))
         with open(tmp, "w", newline="") as f:
             csv.writer(f).writerows(kept)
         os.replace(tmp, log_path)
+
+
+def shipped_roots():
+    """The resolved folders of the installed package's shipped checkpoints and datasets
+    (``tn_keras.saved_models``, ``tn_keras.saved_datasets``) that exist."""
+    import importlib.resources
+
+    roots = []
+    for package in ("tn_keras.saved_models", "tn_keras.saved_datasets"):
+        try:
+            root = os.path.realpath(str(importlib.resources.files(package)))
+        except (ModuleNotFoundError, TypeError):  # a source tree without them
+            continue
+        if os.path.isdir(root):
+            roots.append(root)
+    return roots
+
+
+def refuse_shipped(out):
+    """Refuse ``out`` when it is, or is inside, the installed package's ``saved_models/`` or
+    ``saved_datasets/``: a run there would replace what `zoo.load` returns as "shipped"."""
+    root = _shipped_root(out)
+    if root is not None:
+        raise ValueError(
+            f"{out} is inside the installed tn_keras package's {root}, which holds the "
+            "shipped checkpoints and datasets; training never writes there. Train into "
+            "another folder (--out) and copy a result there by hand to ship it.")
+
+
+def _shipped_root(path):
+    resolved = os.path.realpath(path)
+    for root in shipped_roots():
+        if resolved == root or resolved.startswith(root + os.sep):
+            return root
+    return None
+
+
+def _refuse_foreign(out, name):
+    """Refuse ``out`` when it holds anything that training did not write.
+
+    A folder is training's when it holds a run's ``backup/run.json`` or a checkpoint manifest
+    (kind "checkpoint"), or only an empty ``backup/`` (a run killed right after creating it).
+    There, only the names `train` writes (and its ``.tmp-*`` / ``.worker-*`` temporaries) may
+    appear. In any other folder every entry is someone else's, even one named like ours (a
+    user's ``README.md`` is not a model card).
+    """
+    foreign = _foreign_entries(out, name)
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        raise FileExistsError(
+            f"{out} holds files that training {name} did not write ({', '.join(foreign[:5])}"
+            f"{more}); training writes only into a new or empty folder or one of its own runs, "
+            "with or without overwrite. Choose another output folder (--out) or move them.")
+
+
+def _foreign_entries(out, name):
+    """The sorted entries of ``out`` that training did not write (see `_refuse_foreign`)."""
+    if not os.path.isdir(out):
+        return []
+    entries = sorted(os.listdir(out))
+    if not _written_by_training(out):
+        return entries
+    owned = _owned_entries(name)
+    return [e for e in entries if e not in owned and not e.startswith((".tmp-", ".worker-"))]
+
+
+def _written_by_training(out):
+    run_file = os.path.join(out, BACKUP_DIR, RUN_FILE)
+    if os.path.isfile(run_file):
+        return True
+    manifest = os.path.join(out, MANIFEST_FILE)
+    if os.path.isfile(manifest):
+        try:
+            return _read_json(manifest, "checkpoint manifest").get("kind") == "checkpoint"
+        except ValueError:
+            return False
+    backup = os.path.join(out, BACKUP_DIR)
+    return os.path.isdir(backup) and all(e.startswith(".tmp-") for e in os.listdir(backup))
 
 
 def _owned_entries(name):
@@ -223,14 +392,16 @@ def remove_previous(out, name):
     """
     if not os.path.isdir(out):
         return
-    foreign = sorted(e for e in os.listdir(out)
-                     if e not in _owned_entries(name) and not e.startswith(".tmp-"))
-    if foreign:
-        raise ValueError(f"overwrite=True would delete {out}, which holds files training "
-                         f"does not write ({', '.join(foreign[:5])}); choose another output "
-                         "folder or remove them.")
-    trash = _trash_name(out)
-    os.replace(out, trash)  # atomic: the previous result is gone as a whole, or still whole
+    _refuse_foreign(out, name)
+    # The folder itself, not a symbolic link to it: renaming a link would leave the folder.
+    resolved = os.path.realpath(out)
+    cwd = os.path.realpath(os.getcwd())
+    if cwd == resolved or cwd.startswith(resolved + os.sep):
+        raise ValueError(f"overwrite=True would move away {out}, the current folder (or one "
+                         "above it); run from another folder.")
+    trash = _trash_name(resolved)
+    os.replace(resolved, trash)  # atomic: the previous result is gone as a whole, or whole
+    os.makedirs(resolved)  # at once: a symbolic link ``out`` keeps pointing at a folder
     shutil.rmtree(trash, ignore_errors=True)
 
 
@@ -241,10 +412,13 @@ def _trash_name(out):
 
 def _sweep_temporaries(out):
     """Delete what killed runs left: ``.tmp-*`` files in ``out`` and old trash beside it."""
-    out = os.path.abspath(out).rstrip(os.sep)
-    pattern = os.path.join(os.path.dirname(out), f".{glob.escape(os.path.basename(out))}.old-*")
+    out = os.path.realpath(out)
+    parent, base = os.path.split(out)
+    pattern = os.path.join(parent, f".{glob.escape(base)}.old-*")
     for trash in glob.glob(pattern):
-        shutil.rmtree(trash, ignore_errors=True)
+        # Exactly `_trash_name`'s ".<base>.old-<pid>": not the trash of "<base>.old-x".
+        if os.path.basename(trash)[len(base) + 6:].isdigit():
+            shutil.rmtree(trash, ignore_errors=True)
     for folder in (out, os.path.join(out, BACKUP_DIR)):
         for tmp in glob.glob(os.path.join(folder, ".tmp-*")):
             with contextlib.suppress(OSError):
