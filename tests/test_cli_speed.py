@@ -89,3 +89,29 @@ def test_list_with_the_zoo_loaded_includes_user_registrations(capsys):
         assert capsys.readouterr().out.split() == ["test_speed_user_model"]
     finally:
         zoo.unregister("test_speed_user_model")
+
+
+def test_training_progress_is_plain_when_redirected(tmp_path):
+    """Redirected to a file, ``tn-keras train`` prints one plain line per epoch: no carriage
+    return, backspace or ANSI escape code from the terminal progress bar."""
+    import io
+
+    from tn_keras.cli import train_command
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert train_command.progress_verbosity(Terminal()) == "auto"
+    assert train_command.progress_verbosity(io.StringIO()) == 2
+    log = tmp_path / "train.log"
+    with open(log, "w") as out:
+        result = subprocess.run(
+            [sys.executable, "-c", "import sys, tn_keras_cli; sys.exit(tn_keras_cli.main())",
+             "train", "digits_taylornet", "--epochs", "2", "--max-train-examples", "64",
+             "--max-eval-examples", "20", "--out", str(tmp_path / "run")],
+            stdout=out, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=600,
+            env=dict(os.environ, TN_KERAS_OFFLINE="1", TN_KERAS_HOME=str(tmp_path)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = log.read_text()
+    assert "Epoch 2/2" in text and not any(c in text for c in "\x1b\r\b"), text[:2000]

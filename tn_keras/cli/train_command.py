@@ -61,12 +61,21 @@ def config_from_args(args):
     return TrainConfig(**values)
 
 
+def progress_verbosity(stream):
+    """``fit``'s ``verbose`` for output going to ``stream``: the live progress bar on a
+    terminal; one plain line per epoch (``verbose=2``) when it is redirected, where the bar's
+    carriage returns, backspaces and ANSI colour codes would fill a log file."""
+    isatty = getattr(stream, "isatty", None)
+    return "auto" if isatty is not None and isatty() else 2
+
+
 def run(args):
     from tn_keras.training import train
     from tn_keras.training.backup import finished_manifest
     from tn_keras.zoo import checkpoints
 
     config = config_from_args(args)  # refused before anything runs
+    config = dataclasses.replace(config, verbose=progress_verbosity(sys.stdout))
     arch, name_tag = checkpoints.split_name(args.name)
     out = args.out or checkpoints.cache_dir(arch, args.tag or name_tag or checkpoints.LOCAL_TAG)
     finished = finished_manifest(out) if args.resume else None
