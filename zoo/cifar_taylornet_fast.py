@@ -25,10 +25,13 @@ Every layer of the activation-free network is affine at inference (Normalization
 PatchWhitening, Conv2D, BatchNormalization, average pooling, Dense, Rescaling), a sum, or a
 PolyCG; the logits are a polynomial of the raw pixels of degree ``2 ** 6 = 64`` (six ``T``).
 """
+import math
+
 import keras
 from keras import layers
 
 from tn_keras.layers import DiracUniform
+from tn_keras.layers import NoisyIdentity
 from tn_keras.layers import PatchWhitening
 from tn_keras.layers import PolyCG
 from tn_keras.zoo import blocks
@@ -40,6 +43,9 @@ WIDTHS = {"full": (64, 256, 256), "small": (64, 128, 128)}
 BN_MOMENTUM = 0.6
 BN_EPSILON = 1e-12
 LOGIT_SCALE = 1.0 / 9.0
+# GELU(z) = z Phi(z) = z / 2 + z^2 / sqrt(2 pi) + O(z^4): where the products start.
+GELU_LINEAR = 0.5
+GELU_QUADRATIC = 1.0 / math.sqrt(2.0 * math.pi)
 
 #: airbench94's hyperparameters in Keras terms (`tn_keras.training.optimizers`): a peak rate
 #: of 1.5 on the batch-mean gradient is airbench's 11.5 per 1024 summed examples, and the L2
@@ -59,7 +65,21 @@ def _batch_norm(x, name, trainable_scale=False, gamma_initializer="ones"):
 
 
 def taylor_activation(z, name):
-    """``T(z) = z + BN_0(PolyCG_1x1(z))``: the identity at initialisation (module docstring)."""
+    """``T(z) = BN(W z + (U z) * (V z))``, a 1x1 PolyCG of order 2 started at GELU's Taylor
+    expansion ``z / 2 + z^2 / sqrt(2 pi)`` per channel, then normalised (module docstring)."""
+    channels = z.shape[-1]
+    h = PolyCG(channels, kernel_size=1, strides=1, order=2, rank=1, use_bias=False,
+               kernel_initializer=NoisyIdentity(GELU_LINEAR),
+               factor_initializer=NoisyIdentity(math.sqrt(GELU_QUADRATIC)),
+               name=name + "_cg")(z)
+    # A square is heavy-tailed: normalising it keeps the next layer's input (and the logits,
+    # after the last one) at unit scale, and makes W, U, V scale-free as the convolutions are.
+    return _batch_norm(h, name + "_cg_bn")
+
+
+def gated_product(z, name):
+    """``T(z) = z + BN_0(PolyCG_1x1(z))`` with the PolyCG's default start (small products)
+    and BN_0's scale at zero: the identity at initialisation (``product="gated"``)."""
     channels = z.shape[-1]
     h = PolyCG(channels, kernel_size=1, strides=1, order=2, rank=1, use_bias=False,
                name=name + "_cg")(z)
@@ -67,35 +87,47 @@ def taylor_activation(z, name):
     return layers.Add(name=name + "_add")([z, h])
 
 
+#: ``product=`` -> the polynomial step that stands where the twin has a GELU.
+PRODUCTS = {"taylor": taylor_activation, "gated": gated_product}
+
+
 def _conv(x, filters, name):
     return layers.Conv2D(filters, 3, padding="same", use_bias=False,
                          kernel_initializer=DiracUniform(), name=name)(x)
 
 
-def _group(x, filters, name, polynomial):
+def _nonlinearity(x, name, product):
+    """The polynomial step ``PRODUCTS[product]``, or the twin's GELU (``product=None``)."""
+    if product is None:
+        return layers.Activation("gelu", name=name + "_gelu")(x)
+    return PRODUCTS[product](x, name + "_t")
+
+
+def _group(x, filters, name, product):
     x = _conv(x, filters, name + "_conv1")
-    pool = layers.AveragePooling2D if polynomial else layers.MaxPooling2D
+    pool = layers.MaxPooling2D if product is None else layers.AveragePooling2D
     x = pool(2, name=name + "_pool")(x)
     x = _batch_norm(x, name + "_bn1")
-    x = taylor_activation(x, name + "_t1") if polynomial else layers.Activation(
-        "gelu", name=name + "_gelu1")(x)
+    x = _nonlinearity(x, name + "_1", product)
     x = _conv(x, filters, name + "_conv2")
     x = _batch_norm(x, name + "_bn2")
-    return taylor_activation(x, name + "_t2") if polynomial else layers.Activation(
-        "gelu", name=name + "_gelu2")(x)
+    return _nonlinearity(x, name + "_2", product)
 
 
-def fast_network(widths, polynomial, input_shape=(32, 32, 3), num_classes=10,
+def fast_network(widths, product, input_shape=(32, 32, 3), num_classes=10,
                  classifier_activation="softmax", name="cifar_taylornet_fast"):
-    """The module's network with group widths ``widths``; ``polynomial=False`` is the twin."""
+    """The module's network with group widths ``widths``; ``product`` a key of `PRODUCTS`,
+    or None for the GELU twin."""
+    if product is not None and product not in PRODUCTS:
+        raise ValueError(f"product must be one of {sorted(PRODUCTS)}; received {product!r}.")
     inputs = keras.Input(input_shape, name="image")
     x = blocks.preprocessing(inputs, "cifar10")
     x = PatchWhitening(kernel_size=2, name="whiten")(x)
-    if not polynomial:
-        x = layers.Activation("gelu", name="whiten_gelu")(x)
+    if product != "gated":  # the gated step starts as the identity: nothing to add here
+        x = _nonlinearity(x, "whiten", product)
     for i, filters in enumerate(widths):
-        x = _group(x, filters, f"group{i + 1}", polynomial)
-    pool = layers.AveragePooling2D if polynomial else layers.MaxPooling2D
+        x = _group(x, filters, f"group{i + 1}", product)
+    pool = layers.MaxPooling2D if product is None else layers.AveragePooling2D
     x = pool(x.shape[1], name="final_pool")(x)
     x = layers.Flatten(name="embedding")(x)
     x = layers.Dense(num_classes, use_bias=False, name="classifier")(x)
@@ -115,9 +147,10 @@ def _widths(size, width):
           description="CIFAR-10: airbench94's skeleton without activations (PolyCG products, "
                       "average pooling), for the fast recipe")
 def cifar_taylornet_fast(input_shape=(32, 32, 3), num_classes=10, width=1.0,
-                         classifier_activation="softmax", name="cifar_taylornet_fast"):
+                         classifier_activation="softmax", name="cifar_taylornet_fast",
+                         product="taylor"):
     """The activation-free network at airbench94's widths 64/256/256 (module docstring)."""
-    return fast_network(_widths("full", width), True, input_shape, num_classes,
+    return fast_network(_widths("full", width), product, input_shape, num_classes,
                         classifier_activation, name)
 
 
@@ -126,9 +159,9 @@ def cifar_taylornet_fast(input_shape=(32, 32, 3), num_classes=10, width=1.0,
           description="CIFAR-10: the activation-free fast network at airbench93's widths")
 def cifar_taylornet_fast_small(input_shape=(32, 32, 3), num_classes=10, width=1.0,
                                classifier_activation="softmax",
-                               name="cifar_taylornet_fast_small"):
+                               name="cifar_taylornet_fast_small", product="taylor"):
     """The activation-free network at airbench93's widths 64/128/128."""
-    return fast_network(_widths("small", width), True, input_shape, num_classes,
+    return fast_network(_widths("small", width), product, input_shape, num_classes,
                         classifier_activation, name)
 
 
@@ -139,5 +172,5 @@ def cifar_taylornet_fast_small(input_shape=(32, 32, 3), num_classes=10, width=1.
 def cifar_convnet_fast_gelu(input_shape=(32, 32, 3), num_classes=10, width=1.0,
                             classifier_activation="softmax", name="cifar_convnet_fast_gelu"):
     """airbench94's network: the twin of `cifar_taylornet_fast` with GELU and max-pooling."""
-    return fast_network(_widths("full", width), False, input_shape, num_classes,
+    return fast_network(_widths("full", width), None, input_shape, num_classes,
                         classifier_activation, name)
