@@ -286,7 +286,7 @@ import dataclasses
                                          whitening_images=64, test_time_augmentation=False))
 def test_fast_tiny(input_shape=(32, 32, 3), num_classes=10, name="test_fast_tiny",
                    classifier_activation="softmax"):
-    return fast_network((4, 8, 8), "taylor", input_shape, num_classes, classifier_activation,
+    return fast_network((4, 8, 8), "gated", input_shape, num_classes, classifier_activation,
                         name)
 """
 

@@ -15,23 +15,27 @@ with every non-polynomial step replaced (the ``gelu`` twin keeps them all):
 
 ``PolyCG_1x1(z) = W z + (U z) * (V z)`` is the project's order-2, rank-1 coarse-graining layer
 on a 1x1 patch: a linear map plus the product of two linear maps of the channels at each site.
-``BN_0`` is a BatchNormalization whose scale starts at zero, so each ``T`` starts as the
-identity and the network as a linear one; the products grow in as they are learnt (R-PolyNets'
-``alpha``, Pi-nets' normalised products). Every other BatchNorm has a fixed unit scale and a
-trainable shift, momentum 0.6 and epsilon 1e-12 (airbench's). The convolutions start as
-`DiracUniform` kernels.
+``W`` starts at zero and ``U, V`` as Glorot-uniform projections, so the branch starts as a pure
+product; ``BN_0`` is a BatchNormalization whose scale starts at ``GATE_START`` (zero), so each
+``T`` starts as the identity and the network as a linear one, and the products grow in as they
+are learnt (R-PolyNets' ``alpha``, Pi-nets' normalised products). Every other BatchNorm has a
+fixed unit scale and a trainable shift, momentum 0.6 and epsilon 1e-12 (airbench's). The
+convolutions start as `DiracUniform` kernels. Unlike the twin, no product follows the
+whitening: whitening amplifies the rare patch directions, and a product of those outliers
+swamps the rest of the image.
+
+What was tried and measured (docs/zoo.md, "The fast family"): an elementwise square in place of
+each GELU (``z/2 + z^2/sqrt(2 pi)``, GELU's Taylor expansion), with or without BatchNorm after
+it, and with or without a product after the whitening, stays at chance; the gated ``T`` learns.
 
 Every layer of the activation-free network is affine at inference (Normalization,
 PatchWhitening, Conv2D, BatchNormalization, average pooling, Dense, Rescaling), a sum, or a
 PolyCG; the logits are a polynomial of the raw pixels of degree ``2 ** 6 = 64`` (six ``T``).
 """
-import math
-
 import keras
 from keras import layers
 
 from tn_keras.layers import DiracUniform
-from tn_keras.layers import NoisyIdentity
 from tn_keras.layers import PatchWhitening
 from tn_keras.layers import PolyCG
 from tn_keras.zoo import blocks
@@ -43,9 +47,7 @@ WIDTHS = {"full": (64, 256, 256), "small": (64, 128, 128)}
 BN_MOMENTUM = 0.6
 BN_EPSILON = 1e-12
 LOGIT_SCALE = 1.0 / 9.0
-# GELU(z) = z Phi(z) = z / 2 + z^2 / sqrt(2 pi) + O(z^4): where the products start.
-GELU_LINEAR = 0.5
-GELU_QUADRATIC = 1.0 / math.sqrt(2.0 * math.pi)
+GATE_START = 0.0
 
 #: airbench94's hyperparameters in Keras terms (`tn_keras.training.optimizers`): a peak rate
 #: of 1.5 on the batch-mean gradient is airbench's 11.5 per 1024 summed examples, and the L2
@@ -64,31 +66,22 @@ def _batch_norm(x, name, trainable_scale=False, gamma_initializer="ones"):
                                      name=name)(x)
 
 
-def taylor_activation(z, name):
-    """``T(z) = BN(W z + (U z) * (V z))``, a 1x1 PolyCG of order 2 started at GELU's Taylor
-    expansion ``z / 2 + z^2 / sqrt(2 pi)`` per channel, then normalised (module docstring)."""
-    channels = z.shape[-1]
-    h = PolyCG(channels, kernel_size=1, strides=1, order=2, rank=1, use_bias=False,
-               kernel_initializer=NoisyIdentity(GELU_LINEAR),
-               factor_initializer=NoisyIdentity(math.sqrt(GELU_QUADRATIC)),
-               name=name + "_cg")(z)
-    # A square is heavy-tailed: normalising it keeps the next layer's input (and the logits,
-    # after the last one) at unit scale, and makes W, U, V scale-free as the convolutions are.
-    return _batch_norm(h, name + "_cg_bn")
-
-
 def gated_product(z, name):
-    """``T(z) = z + BN_0(PolyCG_1x1(z))`` with the PolyCG's default start (small products)
-    and BN_0's scale at zero: the identity at initialisation (``product="gated"``)."""
+    """``T(z) = z + BN_g(W z + (U z) * (V z))``: the identity plus a normalised quadratic
+    branch (``product="gated"``). ``W`` starts at zero and ``U, V`` as Glorot-uniform
+    projections, so the branch starts as a pure product of two random projections of the
+    channels; BN_g's scale (``GATE_START``) sets how much of it the block starts with."""
     channels = z.shape[-1]
     h = PolyCG(channels, kernel_size=1, strides=1, order=2, rank=1, use_bias=False,
+               kernel_initializer="zeros", factor_initializer="glorot_uniform",
                name=name + "_cg")(z)
-    h = _batch_norm(h, name + "_cg_bn", trainable_scale=True, gamma_initializer="zeros")
+    h = _batch_norm(h, name + "_cg_bn", trainable_scale=True,
+                    gamma_initializer=keras.initializers.Constant(GATE_START))
     return layers.Add(name=name + "_add")([z, h])
 
 
 #: ``product=`` -> the polynomial step that stands where the twin has a GELU.
-PRODUCTS = {"taylor": taylor_activation, "gated": gated_product}
+PRODUCTS = {"gated": gated_product}
 
 
 def _conv(x, filters, name):
@@ -123,7 +116,9 @@ def fast_network(widths, product, input_shape=(32, 32, 3), num_classes=10,
     inputs = keras.Input(input_shape, name="image")
     x = blocks.preprocessing(inputs, "cifar10")
     x = PatchWhitening(kernel_size=2, name="whiten")(x)
-    if product != "gated":  # the gated step starts as the identity: nothing to add here
+    if product is None:
+        # Only the twin: whitening amplifies the rare patch directions, and a product of
+        # those outliers swamps the rest of the image (measured: training stays at chance).
         x = _nonlinearity(x, "whiten", product)
     for i, filters in enumerate(widths):
         x = _group(x, filters, f"group{i + 1}", product)
@@ -148,7 +143,7 @@ def _widths(size, width):
                       "average pooling), for the fast recipe")
 def cifar_taylornet_fast(input_shape=(32, 32, 3), num_classes=10, width=1.0,
                          classifier_activation="softmax", name="cifar_taylornet_fast",
-                         product="taylor"):
+                         product="gated"):
     """The activation-free network at airbench94's widths 64/256/256 (module docstring)."""
     return fast_network(_widths("full", width), product, input_shape, num_classes,
                         classifier_activation, name)
@@ -159,13 +154,13 @@ def cifar_taylornet_fast(input_shape=(32, 32, 3), num_classes=10, width=1.0,
           description="CIFAR-10: the activation-free fast network at airbench93's widths")
 def cifar_taylornet_fast_small(input_shape=(32, 32, 3), num_classes=10, width=1.0,
                                classifier_activation="softmax",
-                               name="cifar_taylornet_fast_small", product="taylor"):
+                               name="cifar_taylornet_fast_small", product="gated"):
     """The activation-free network at airbench93's widths 64/128/128."""
     return fast_network(_widths("small", width), product, input_shape, num_classes,
                         classifier_activation, name)
 
 
-@register("cifar_convnet_fast_gelu", parameters=1973944, macs_per_image=118147360,
+@register("cifar_convnet_fast_gelu", default_tag="e10", parameters=1973944, macs_per_image=118147360,
           dataset="cifar10", recipe=FAST_RECIPE, family="baseline",
           description="Baseline: airbench94 (GELU, max-pooling), the twin of "
                       "cifar_taylornet_fast at the same recipe")

@@ -39,36 +39,3 @@ class DiracUniform(initializers.Initializer):
     def get_config(self):
         return {"seed": self.seed}
 
-
-@register_keras_serializable(package="tn_keras")
-class NoisyIdentity(initializers.Initializer):
-    """``gain`` times the identity at the centre tap, tiled along the outputs, plus uniform
-    noise in ``+-noise/sqrt(fan_in)``: for a kernel ``(kh, kw, C, m * C)``, output ``j`` starts
-    as ``gain`` times input channel ``j mod C``.
-
-    Started so, a 1x1 `PolyCG` of order 2 with ``kernel = NoisyIdentity(a)`` and
-    ``factor_kernel = NoisyIdentity(sqrt(b))`` computes about ``a z + b z * z`` per channel:
-    the second-order Taylor expansion of an activation (``a = 1/2, b = 1/sqrt(2 pi)`` for GELU)
-    from which training may move to any mix of channels. The noise makes the two factors of
-    the product differ, so that their gradients do too.
-    """
-
-    def __init__(self, gain=1.0, noise=0.1, seed=None):
-        self.gain = float(gain)
-        self.noise = float(noise)
-        self.seed = seed
-
-    def __call__(self, shape, dtype=None):
-        if len(shape) != 4 or shape[3] % shape[2]:
-            raise ValueError(f"NoisyIdentity initialises kernels (kh, kw, C, m * C); received "
-                             f"shape {tuple(shape)}.")
-        kh, kw, channels, outputs = shape
-        bound = self.noise / math.sqrt(kh * kw * channels)
-        kernel = np.array(ops.convert_to_numpy(random.uniform(
-            shape, minval=-bound, maxval=bound, dtype="float32", seed=self.seed)))
-        columns = np.arange(outputs)
-        kernel[kh // 2, kw // 2, columns % channels, columns] += self.gain
-        return kernel.astype(dtype or "float32")
-
-    def get_config(self):
-        return {"gain": self.gain, "noise": self.noise, "seed": self.seed}
