@@ -1,13 +1,14 @@
 """The tn_keras model zoo: registered architectures and their trained checkpoints.
 
     >>> from tn_keras import zoo
-    >>> zoo.list("cifar*")
-    ['cifar_convnet_relu', 'cifar_taylornet']
+    >>> zoo.list("cifar*_relu")
+    ['cifar_convnet_relu']
     >>> zoo.list("cifar*", pretrained=True)
-    ['cifar_convnet_relu.relu_e18', 'cifar_taylornet.fig_s3']
+    ['cifar_convnet_fast_gelu.e10', 'cifar_convnet_relu.relu_e18', 'cifar_taylornet.fig_s3']
     >>> model = zoo.load("digits_taylornet")          # the default tag, sha256-verified
     >>> zoo.info("cifar_taylornet.fig_s3").test_accuracy   # from the manifest, nothing built
-    >>> tuned = zoo.load("mnist_taylornet", num_classes=5)    # pretrained body, fresh head
+    >>> tuned = zoo.load("mnist_taylornet", num_classes=5)    # pretrained body, fresh head,
+    ...                                                        # compiled, ready for fit
     >>> feats = zoo.load("mnist_taylornet", include_top=False)  # up to the `embedding` layer
     >>> fresh = zoo.build("mnist_taylornet", num_classes=5)   # untrained
 
@@ -36,7 +37,9 @@ from tn_keras.zoo import digits_taylornet  # noqa: F401,E402
 from tn_keras.zoo import mnist7_taylor  # noqa: F401,E402
 from tn_keras.zoo import mnist_taylornet  # noqa: F401,E402
 
-list = list_models  # noqa: A001  (timm-style ``zoo.list``; ``list_models`` is the same)
+# timm-style ``zoo.list``; ``list_models`` is the same. Not in ``__all__``: a star import
+# would shadow the builtin.
+list = list_models  # noqa: A001
 
 __all__ = [
     "ChecksumError",
@@ -46,7 +49,6 @@ __all__ = [
     "features",
     "find",
     "info",
-    "list",
     "list_models",
     "load",
     "register",

@@ -1,10 +1,11 @@
 """Train a zoo model with its recipe and write a verified checkpoint + manifest.
 
 Keras ``fit`` does the work; this module assembles what a recipe means: the data pipeline, the
-optimiser and its schedule, the callbacks that make a long run safe on a small machine
-(a crash-safe BackupAndRestore to resume, TerminateOnNaN, a CSV log with each epoch's duration), the
-placement (`tn_keras.training.placement`), and finally the checkpoint written atomically with
-its manifest. It runs under every Keras backend and imports TensorFlow only when that is the
+optimiser and its schedule (`tn_keras.training.optimizers`), the loss, Lookahead averaging and
+patch whitening where the recipe asks, the callbacks that make a long run safe on a small
+machine (a crash-safe backup of the last two epochs to resume from, TerminateOnNaN, a CSV log
+with each epoch's duration), the placement (`tn_keras.training.placement`), and finally the
+checkpoint written atomically with its manifest. It runs under every Keras backend and imports TensorFlow only when that is the
 backend.
 """
 import contextlib
