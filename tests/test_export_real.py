@@ -22,9 +22,12 @@ PRETRAINED = zoo.list(pretrained=True)
 # - cifar_taylornet.fig_s3, a degree-32 polynomial: about 95 %;
 # - fashion_taylornet.w15_e60: 98.91 %, and no activation quantile reaches 99 % on its test
 #   images (its 30-epoch sibling w15_e30 passes with 99.02 %).
+# - cifar_convnet_fast_gelu.e10 (airbench94's GELU network): 98.44 % of 5,000 test images
+#   (85.94 -> 85.80 % accuracy).
 # cifar_convnet_relu left this set when the input Normalization fold and the squared-difference
 # choice of the quantile came in (99.20 % of 5,000 test images, 81.72 -> 81.78 % accuracy).
-INT8_KNOWN_HARD = {"cifar_taylornet.fig_s3", "fashion_taylornet.w15_e60"}
+INT8_KNOWN_HARD = {"cifar_taylornet.fig_s3", "fashion_taylornet.w15_e60",
+                   "cifar_convnet_fast_gelu.e10"}
 # int16x8 runs on LiteRT's reference kernels (slow): fewer images.
 MAX_TEST_IMAGES_INT16 = 2000
 # One image at a time through the interpreter: all test images for the small models, a fixed
