@@ -133,11 +133,14 @@ def test_shipped_checkpoint_matches_its_manifest_and_loads(name):
     assert manifest.kind == "checkpoint" and manifest["tag"] == checkpoint.tag
     assert manifest["parameters"] == DOCUMENTED_PARAMETERS[checkpoint.arch]
     assert manifest.provenance.command.startswith(f"tn-keras train {checkpoint.arch}")
-    # No stale recipe fields: exactly the fields TrainingRecipe has today.
+    # No stale recipe fields: every recorded field is one TrainingRecipe has today. Fields
+    # added since the run take defaults that reproduce the older trainer (AdamW, no label
+    # smoothing, no averaging), so the record still builds the recipe it was trained with.
     import dataclasses
 
-    assert set(manifest["training"]["recipe"]) == {
-        f.name for f in dataclasses.fields(zoo.TrainingRecipe)}
+    recipe = manifest["training"]["recipe"]
+    assert set(recipe) <= {f.name for f in dataclasses.fields(zoo.TrainingRecipe)}
+    assert dataclasses.asdict(zoo.TrainingRecipe(**recipe)).items() >= recipe.items()
     if checkpoint.arch in ("digits_taylornet", "mnist7_taylor"):  # the fast ones
         model = zoo.load(name)
         assert model.input_shape[1:] == tuple(manifest["input_shape"])
@@ -377,8 +380,13 @@ def test_tags_info_and_loading_work_without_tensorflow():
         "p = zoo.load('digits_taylornet').predict(np.zeros((2, 8, 8, 1), 'float32'), verbose=0)\n"
         "print(np.allclose(p.sum(-1), 1.0))\n")
     assert result.returncode == 0, result.stderr[-2000:]
+    # The shipped CIFAR checkpoints, read off the package folder rather than listed here.
+    shipped_root = os.path.join(os.path.dirname(os.path.dirname(__file__)), "saved_models")
+    shipped_cifar = sorted(f"{arch}.{tag}" for arch in os.listdir(shipped_root)
+                           if arch.startswith("cifar")
+                           for tag in os.listdir(os.path.join(shipped_root, arch)))
     assert result.stdout.splitlines()[-5:] == [
-        "['cifar_convnet_relu.relu_e18', 'cifar_taylornet.fig_s3']", "1101258",
+        str(shipped_cifar), str(DOCUMENTED_PARAMETERS["cifar_taylornet"]),
         "digits_taylornet.e60", "(None, 3)", "True"]
 
 

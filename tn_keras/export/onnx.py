@@ -8,7 +8,8 @@ tf2onnx's ``from_function`` leaves as *graph inputs* (the exported graph then as
 variable and captured constant is frozen into the graph, and the frozen GraphDef is converted.
 
 The polynomial layers need no custom op: PolyCG / DilatedPolyCG are one convolution followed by
-element-wise products and sums, TaylorDense is MatMul, Mul and Add; `check_ops` refuses any op
+element-wise products and sums, TaylorDense is MatMul, Mul and Add (the GELU baseline's ``Erfc``
+is rewritten as ``1 - Erf``, `STANDARD_REWRITES`); `check_ops` refuses any op
 outside the standard ONNX domain, so a graph that needs one can never be written silently.
 
 Input ``image`` (float32, NHWC raw pixels 0..255, dynamic batch), output ``predictions``.
@@ -77,11 +78,29 @@ def convert(model, image_shape, opset=OPSET) -> bytes:
     inputs = [t.name for t in frozen.inputs]
     outputs = [t.name for t in frozen.outputs]
     proto, _ = tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=inputs,
-                                              output_names=outputs, opset=opset)
+                                              output_names=outputs, opset=opset,
+                                              custom_op_handlers=STANDARD_REWRITES)
     _rename(proto.graph, inputs[0], INPUT_NAME)
     _rename(proto.graph, outputs[0], OUTPUT_NAME)
     check_ops(proto)
     return proto.SerializeToString()
+
+
+def _erfc_as_erf(ctx, node, name, args):
+    """TensorFlow's exact GELU is ``x/2 * erfc(-x/sqrt 2)``, and tf2onnx has no ``Erfc``:
+    rewrite it as ``1 - Erf(x)``, both standard ONNX ops (exact, not an approximation)."""
+    from tf2onnx import utils
+
+    x = node.input[0]
+    erf = ctx.make_node("Erf", [x], op_name_scope=node.name)
+    one = ctx.make_const(utils.make_name(node.name + "_one"),
+                         np.array(1, dtype=utils.map_onnx_to_numpy_type(ctx.get_dtype(x))))
+    node.type = "Sub"
+    ctx.replace_inputs(node, [one.output[0], erf.output[0]])
+
+
+#: TensorFlow ops tf2onnx cannot convert, written here in standard ONNX ops instead.
+STANDARD_REWRITES = {"Erfc": (_erfc_as_erf, [])}
 
 
 def _rename(graph, old, new):
