@@ -7,12 +7,16 @@ one, on every Keras backend:
     >>> model = zoo.load("cifar_taylornet")
     >>> interpret.degree(model)                          # 32
     >>> parts = interpret.order_decomposition(model, x)  # (N, 33, 10): f = sum_k f_k
+    >>> parts = interpret.order_decomposition(model, x, about="mean")  # f(x0 + d) = sum_k f_k(d)
+    >>> interpret.order_share(model, x, about="mean").pooled[2]  # share of orders <= 2
     >>> e = interpret.taylor_expansion(model, center, order=2, classes=[3], window=(0, 8, 0, 8))
     >>> templates = interpret.class_templates(model)     # order-1 images per class
 
 Modules: `graph` (which layers are polynomial, the degree), `decomposition` (orders along a
-ray), `expansion` (value, gradient, Hessian by automatic differentiation), `autodiff` (the
-per-backend gradients), `precision` (float64 copies), `validation` (input checks).
+ray), `expansion` (value, gradient, Hessian by automatic differentiation), `points` (the
+expansion point ``about=``: an image, "zero", "mean", "class_mean"), `share` (how much the low
+orders carry, how much the orders cancel), `autodiff` (the per-backend gradients), `precision`
+(float64 copies), `validation` (input checks).
 """
 from tn_keras.interpret.decomposition import order_decomposition
 from tn_keras.interpret.decomposition import reconstruction_error
@@ -22,13 +26,17 @@ from tn_keras.interpret.expansion import pixel_interactions
 from tn_keras.interpret.expansion import taylor_expansion
 from tn_keras.interpret.graph import NotAPolynomialError
 from tn_keras.interpret.graph import degree
+from tn_keras.interpret.share import OrderShare
+from tn_keras.interpret.share import order_share
 
 __all__ = [
     "NotAPolynomialError",
+    "OrderShare",
     "TaylorExpansion",
     "class_templates",
     "degree",
     "order_decomposition",
+    "order_share",
     "pixel_interactions",
     "reconstruction_error",
     "taylor_expansion",

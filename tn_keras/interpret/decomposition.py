@@ -1,11 +1,11 @@
 """The contribution of each polynomial order to a model's output, exactly.
 
-For a model ``f`` that is a polynomial of degree ``D`` in its raw input, expanded about a centre
-``x0`` (the zero image unless given),
+For a model ``f`` that is a polynomial of degree ``D`` in its raw input, expanded about a point
+``x0`` (``about=``: the zero image unless given; see `tn_keras.interpret.points`),
 
-    f(x) = sum_{k=0..D} f_k(x),      f_k(c (x - x0) + x0) = c^k f_k(x),
+    f(x) = f(x0 + d) = sum_{k=0..D} f_k(x),      d = x - x0,   f_k(c (x - x0) + x0) = c^k f_k(x),
 
-where ``f_k`` collects every term of order ``k`` in ``x - x0``. Along the ray
+where ``f_k`` collects every term of order ``k`` in ``d``. Along the ray
 ``g(t) = f(x0 + t (x - x0))`` each ``f_k`` contributes ``t^k f_k(x)``: ``g`` is a polynomial of
 degree ``D`` in the single variable ``t`` whose coefficients *are* the ``f_k(x)``. Evaluating
 ``g`` at ``D + 1`` distinct nodes ``t_j`` and solving the Vandermonde system
@@ -33,7 +33,7 @@ from tn_keras.interpret.graph import polynomial_part
 from tn_keras.interpret.precision import check_dtype
 from tn_keras.interpret.precision import float64_scope
 from tn_keras.interpret.precision import with_dtype
-from tn_keras.interpret.validation import check_center
+from tn_keras.interpret import points as points_lib
 from tn_keras.interpret.validation import check_images
 from tn_keras.interpret.validation import image_shape
 
@@ -69,32 +69,63 @@ def evaluate(model, x, batch_size=DEFAULT_BATCH_SIZE):
     return np.concatenate(out).reshape(len(x), -1)
 
 
-def _ray_values(poly, x, center, nodes, batch_size, dtype):
-    """``g(t_j)`` for every image: ``(N, len(nodes), C)``."""
+def _ray_values(poly, x, centers, nodes, batch_size, dtype):
+    """``g(t_j)`` for every image: ``(N, len(nodes), C)``; ``centers`` is ``(N,) + shape``
+    (a broadcast view when all images share one point)."""
     per_batch = max(1, batch_size // len(nodes))
     values = []
     for start in range(0, len(x), per_batch):
-        chunk = x[start:start + per_batch] - center
-        points = center.reshape(1, 1, -1) + nodes[None, :, None] * chunk.reshape(
-            len(chunk), 1, -1)
+        center = centers[start:start + per_batch].reshape(-1, 1, x[0].size)
+        chunk = (x[start:start + per_batch] - centers[start:start + per_batch]).reshape(
+            -1, 1, x[0].size)
+        points = center + nodes[None, :, None] * chunk
         points = points.reshape((-1,) + x.shape[1:]).astype(dtype)
         values.append(evaluate(poly, points, batch_size).reshape(len(chunk), len(nodes), -1))
     return np.concatenate(values)
 
 
+def expansion_points(model, x, about=None, center=None, data=None, labels=None,
+                     output="logits"):
+    """The point each image of ``x`` is expanded about: float64 ``(N,) + input shape``.
+
+    ``about`` (or its former name ``center``), ``data`` and ``labels`` as in
+    `order_decomposition`; ``x`` is checked as there. Points shared by every image are a
+    broadcast view (no copy per image).
+    """
+    poly, _ = polynomial_part(model, output)
+    return _points(model, poly, check_images(x, image_shape(poly)), about, center, data,
+                   labels)
+
+
+def _points(model, poly, x, about, center, data, labels):
+    name, about = points_lib.pick(about, center)
+    # "class_mean" without labels: the class the model itself predicts (its own dtype).
+    predict = lambda images: evaluate(poly, images)  # noqa: E731
+    point = points_lib.resolve(model, about, x.shape[1:], x, data=data, labels=labels,
+                               predict=predict, name=name)
+    return np.broadcast_to(point, x.shape) if point.shape == x.shape[1:] else point
+
+
 def order_decomposition(model, x, output="logits", center=None, dtype="float64",
-                        batch_size=DEFAULT_BATCH_SIZE):
-    """The contribution of each order ``k`` to the output: ``f(x) = sum_k f_k(x)``.
+                        batch_size=DEFAULT_BATCH_SIZE, *, about=None, data=None, labels=None):
+    """The contribution of each order ``k`` to the output: ``f(x0 + d) = sum_k f_k(d)``.
 
     Args:
         model: a functional Keras model whose ``output`` is a polynomial of its raw input
             (every TaylorNet of the zoo); see `degree`.
         x: images ``(N,) + input_shape`` (or one image), raw pixels as the model takes them.
         output: ``"logits"`` (the output before the final softmax) or a layer name.
-        center: the expansion point ``x0``: None (the zero image), a number or an image.
+        center: the former name of ``about`` (still accepted; not both).
         dtype: ``"float64"`` (a float64 copy of the model; exact to rounding) or
             ``"float32"`` (the model as it is).
         batch_size: model evaluations per call (each image needs ``degree + 1``).
+        about: the expansion point ``x0``: None or ``"zero"`` (the zero image), a number, an
+            image, one image per image of ``x``, ``"mean"`` (the training mean image) or
+            ``"class_mean"`` (per image, the training mean image of its class: ``labels`` if
+            given, else the class the model predicts). See `tn_keras.interpret.points`.
+        data: the training images for ``"mean"`` / ``"class_mean"``: images, ``(images,
+            labels)`` or a dataset name; default: the zoo model's own dataset.
+        labels: for ``"class_mean"``: one class per image of ``x``.
 
     Returns:
         float64 array ``(N, degree + 1, outputs)``; ``[:, k, c]`` is ``f_k`` of output ``c``,
@@ -102,17 +133,16 @@ def order_decomposition(model, x, output="logits", center=None, dtype="float64",
 
     Raises:
         NotAPolynomialError: the model is not a polynomial (naming the layer).
-        ValueError: images of the wrong shape, NaN or infinite values, a bad ``center``.
+        ValueError: images of the wrong shape, NaN or infinite values, a bad ``about``.
     """
     check_dtype(dtype)
     poly, order = polynomial_part(model, output)
-    shape = image_shape(poly)
-    x = check_images(x, shape)
-    center = check_center(center, shape)
+    x = check_images(x, image_shape(poly))
+    centers = _points(model, poly, x, about, center, data, labels)
     nodes = chebyshev_nodes(order + 1)
     with float64_scope(dtype == "float64"):
         poly = with_dtype(poly, dtype)
-        values = _ray_values(poly, x, center, nodes, int(batch_size), dtype)
+        values = _ray_values(poly, x, centers, nodes, int(batch_size), dtype)
     return solve_orders(values, nodes)
 
 

@@ -1,6 +1,6 @@
 """Value, gradient and Hessian of a model's logits about a point, by automatic differentiation.
 
-About a centre ``x0`` a polynomial model is exactly
+About a point ``x0`` (``about=``, see `tn_keras.interpret.points`) a polynomial model is exactly
 
     f_c(x0 + h) = f_c(x0) + sum_i g_ci h_i + 1/2 sum_ij H_cij h_i h_j + (orders >= 3),
 
@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from tn_keras.interpret import autodiff
+from tn_keras.interpret import points as points_lib
 from tn_keras.interpret.decomposition import evaluate
 from tn_keras.interpret.graph import polynomial_part
 from tn_keras.interpret.precision import check_dtype
@@ -139,14 +140,16 @@ def _hessian(poly, center, classes, pixels, dtype, batch_size):
     return hessian
 
 
-def taylor_expansion(model, center, order=2, output="logits", classes=None, window=None,
+def taylor_expansion(model, center=None, order=2, output="logits", classes=None, window=None,
                      dtype="float64", max_hessian_bytes=MAX_HESSIAN_BYTES,
-                     batch_size=DEFAULT_BATCH_SIZE):
-    """The exact value, gradient and (``order=2``) Hessian of ``output`` about ``center``.
+                     batch_size=DEFAULT_BATCH_SIZE, *, about=None, data=None, label=None):
+    """The exact value, gradient and (``order=2``) Hessian of ``output`` about ``x0``.
+
+    ``f_c(x0 + h) = value_c + gradient_c . h + 1/2 h^T hessian_c h + (orders >= 3)``.
 
     Args:
         model: a functional Keras model; ``output`` must be a polynomial of its raw input.
-        center: the expansion point: one image (raw pixels), a number, or None (zero image).
+        center: the former name of ``about`` (still accepted, also positionally; not both).
         order: 1 (value and gradient) or 2 (and the Hessian).
         output: ``"logits"`` (before the final softmax) or a layer name.
         classes: output indices to expand (default all).
@@ -155,6 +158,13 @@ def taylor_expansion(model, center, order=2, output="logits", classes=None, wind
         dtype: ``"float64"`` (a float64 copy of the model) or ``"float32"``.
         max_hessian_bytes: refuse a larger Hessian (see the module docstring for the sizes).
         batch_size: Hessian rows per automatic-differentiation call.
+        about: the expansion point ``x0``: None or ``"zero"`` (the zero image), a number, an
+            image (raw pixels), ``"mean"`` (the training mean image) or ``"class_mean"`` (the
+            training mean image of class ``label``). See `tn_keras.interpret.points`.
+        data: the training images for ``"mean"`` / ``"class_mean"``: images, ``(images,
+            labels)`` or a dataset name; default: the zoo model's own dataset.
+        label: the class of ``"class_mean"``; default: the one class of ``classes`` when a
+            single class is asked for.
 
     Returns:
         `TaylorExpansion`.
@@ -165,8 +175,11 @@ def taylor_expansion(model, center, order=2, output="logits", classes=None, wind
                          "contribution of every order).")
     poly, _ = polynomial_part(model, output)
     shape = image_shape(poly)
-    center = check_center(center, shape)
     classes = _check_classes(classes, int(np.prod(poly.outputs[0].shape[1:])))
+    name, about = points_lib.pick(about, center)
+    if label is None and len(classes) == 1:
+        label = classes[0]
+    center = points_lib.resolve(model, about, shape, data=data, labels=label, name=name)
     pixels = window_pixels(shape, window) if order == 2 else None
     if order == 2:
         _check_hessian_size(classes, pixels, max_hessian_bytes)
