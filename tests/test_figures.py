@@ -85,6 +85,10 @@ def test_fig_s1_is_computed_from_real_layers():
     scale = max(abs(c) for c in poly.values())
     nonzero = {e for e, c in poly.items() if abs(c) > 1e-9 * scale}
     assert nonzero == fig_s1_nonzero_monomials() and len(nonzero) == 54
+    # The red box: the tree of linear maps (a convolution) keeps 1, x1, x2 (row b = 1) and
+    # x3, x4 (column a = 1); indices into PAIR_MONOMIALS, x1 / x3 at 1 and x2 / x4 at 5.
+    boxed = fig_s1.nonzero_grid(fig_s1.tree_polynomial(seed=3, order=1))
+    assert sorted(map(tuple, np.argwhere(boxed))) == [(0, 0), (0, 1), (0, 5), (1, 0), (5, 0)]
 
 
 @pytest.mark.backend_neutral
@@ -98,6 +102,66 @@ def test_magnitude_levels_and_order_bins():
     bins = order_bins(32)
     assert bins[0] == (0, 0) and bins[-1][1] == 32
     assert [k for low, high in bins for k in range(low, high + 1)] == list(range(33))
+
+
+def test_fig_s4_csv_is_the_layers_per_monomial_weights(tmp_path):
+    """The figure's Q_ij against the TaylorDense's own weights, read with NumPy: Q_ij of the
+    monomial x_i x_j (i <= j) is quadratic_kernel's row of (i, j) in numpy.triu_indices order,
+    divided by std^2 of the Normalization in front (raw pixels in). Counts: a NumPy histogram."""
+    import csv
+
+    from tn_keras import zoo
+    from tn_keras.figures import fig_s4
+
+    model = zoo.load("mnist7_taylor", compile=False)
+    fig_s4.make(str(tmp_path), model)
+    kernel = np.asarray(model.get_layer("taylor").quadratic_kernel, np.float64)  # (1225, 10)
+    norm = next(layer for layer in model.layers if type(layer).__name__ == "Normalization")
+    variance = float(np.asarray(norm.get_config()["variance"], np.float64).reshape(-1)[0])
+    expected = kernel / variance  # Q_ij / std^2, rows (i, j) in triu order
+    rows = list(csv.DictReader(open(tmp_path / "fig_s4_quadratic.csv")))
+    assert len(rows) == 10 * 1225
+    got = np.array([float(r["weight"]) for r in rows]).reshape(10, 1225).T
+    i = np.array([int(r["i"]) for r in rows[:1225]])
+    j = np.array([int(r["j"]) for r in rows[:1225]])
+    np.testing.assert_array_equal((i, j), np.triu_indices(49))
+    # float32 weights and the float32 variance the layer holds: agreement to float32 rounding.
+    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6 * np.abs(expected).max())
+    relative = np.abs(expected) / np.abs(expected).max(axis=0)
+    levels = np.array([int(r["level"]) for r in rows]).reshape(10, 1225)
+    counts = list(csv.DictReader(open(tmp_path / "fig_s4_counts.csv")))
+    for c in range(10):
+        histogram, _ = np.histogram(relative[:, c], bins=[0, 0.01, 0.05, 0.2, 0.5, 1.0])
+        np.testing.assert_array_equal(np.bincount(levels[c], minlength=5), histogram)
+        np.testing.assert_array_equal([int(r["count"]) for r in counts if r["class"] == str(c)],
+                                      histogram)
+    assert [int(r["count"]) for r in counts if r["class"] == "0"] == [94, 314, 588, 210, 19]
+
+
+@pytest.mark.backend_neutral
+def test_examples_bars_sit_on_their_ticks(tmp_path, monkeypatch):
+    """A row with one series (a right prediction) centres its bars on the order ticks; a row
+    with two (a wrong one) puts them either side."""
+    from tn_keras.figures import style
+    from tn_keras.figures import whole_model
+
+    figures = []
+    monkeypatch.setattr(style, "save", lambda fig, folder, name, record: figures.append(fig))
+    rng = np.random.default_rng(0)
+    orders = rng.normal(size=(8, 5, 3))
+    logits = orders.sum(axis=1)
+    y = np.argmax(logits, axis=1)
+    y[5:] = (y[5:] + 1) % 3  # three wrong
+    whole_model._examples(str(tmp_path), "toy", rng.uniform(0, 255, (8, 4, 4, 1)), y, orders,
+                          logits, ["a", "b", "c"])
+    bar_axes = figures[0].axes[1::2]
+    assert len(bar_axes) == 6
+    k = np.arange(5)
+    for row, ax in enumerate(bar_axes):
+        centres = np.array([p.get_x() + p.get_width() / 2 for p in ax.patches])
+        expected = k if row < 3 else np.concatenate([k - 0.2, k + 0.2])
+        np.testing.assert_allclose(centres, expected, atol=1e-12)
+        np.testing.assert_array_equal(ax.get_xticks(), k)
 
 
 @pytest.mark.backend_neutral

@@ -5,7 +5,9 @@ second-order Taylor expansion: PolyCG with a (1, 2) kernel and stride, then Poly
 kernel and stride, on a 2x2 image. ``z`` is composed exactly from the two layers'
 ``taylor_coefficients()`` (polynomials as ``{exponents: coefficient}``), with generic random
 weights, so every monomial the structure allows has a non-zero coefficient: 54 of the 70
-monomials of degree <= 4 in four variables.
+monomials of degree <= 4 in four variables. The paper boxes in red the terms that a convolution
+keeps; here they are computed too, as the monomials of the same tree with order-1 (linear) maps:
+1, x1, x2, x3, x4.
 """
 from __future__ import annotations
 
@@ -42,13 +44,14 @@ def _apply(coefficients, inputs, variables=4):
     return result
 
 
-def tree_polynomial(seed=0):
-    """``{(e1, e2, e3, e4): coefficient}`` of the tree with random PolyCG weights."""
+def tree_polynomial(seed=0, order=2):
+    """``{(e1, e2, e3, e4): coefficient}`` of the tree with random PolyCG weights; ``order=1``
+    is the tree of linear maps, a convolution."""
     from tn_keras.layers import PolyCG
 
     rng = np.random.default_rng(seed)
-    first = PolyCG(1, kernel_size=(1, 2), strides=(1, 2), order=2, dtype="float64")
-    second = PolyCG(1, kernel_size=(2, 1), strides=(2, 1), order=2, dtype="float64")
+    first = PolyCG(1, kernel_size=(1, 2), strides=(1, 2), order=order, dtype="float64")
+    second = PolyCG(1, kernel_size=(2, 1), strides=(2, 1), order=order, dtype="float64")
     first.build((None, 2, 2, 1))
     second.build((None, 2, 1, 1))
     for variable in first.weights + second.weights:
@@ -60,24 +63,36 @@ def tree_polynomial(seed=0):
     return _apply(second.taylor_coefficients(), [y1, y2])
 
 
+def nonzero_grid(poly):
+    """``(15, 15)`` booleans: row ``b`` (monomial of x3, x4), column ``a`` (of x1, x2), True
+    where the monomial ``a b`` has a non-zero coefficient in ``poly``."""
+    scale = max(abs(c) for c in poly.values())
+    grid = np.zeros((15, 15), bool)
+    for row, b in enumerate(PAIR_MONOMIALS):
+        for col, a in enumerate(PAIR_MONOMIALS):
+            grid[row, col] = abs(poly.get(a + b, 0.0)) > 1e-9 * scale
+    return grid
+
+
 def make(folder, record_cls=style.Figure):
     """Writes ``fig_s1.png/svg`` and ``fig_s1.csv``; returns the figure's record."""
     poly = tree_polynomial()
     scale = max(abs(c) for c in poly.values())
-    grid = np.zeros((15, 15))
-    for row, b in enumerate(PAIR_MONOMIALS):
-        for col, a in enumerate(PAIR_MONOMIALS):
-            grid[row, col] = abs(poly.get(a + b, 0.0)) > 1e-9 * scale
-    count = int(grid.sum())
+    grid = nonzero_grid(poly)
+    convolution = nonzero_grid(tree_polynomial(order=1))
+    count, kept = int(grid.sum()), int(convolution.sum())
     record = record_cls(
         "fig_s1", "Fig. S1: monomials of the x-then-y coarse-graining tree",
         f"Paper: the two-level tree (x1, x2) -> y1, (x3, x4) -> y2, (y1, y2) -> z of order-2 "
-        f"maps has 54 non-zero monomials. Measured: composing the taylor_coefficients() of two "
-        f"real PolyCG layers (random non-zero weights) gives {count} non-zero monomials of the "
-        "225 products a(x1, x2) b(x3, x4) shown (filled: non-zero).")
+        f"maps has 54 non-zero monomials; a red box marks the terms that show up in a "
+        f"convolution. Measured: composing the taylor_coefficients() of two real PolyCG "
+        f"layers (random non-zero weights) gives {count} non-zero monomials of the 225 "
+        f"products a(x1, x2) b(x3, x4) shown (filled: non-zero); red outlines: the {kept} "
+        "monomials of the same tree with order-1 (linear) maps, i.e. a convolution: 1, x1, "
+        "x2, x3, x4.")
     plt = style.pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 6.0))
-    ax.imshow(grid, cmap="Greys", vmin=0, vmax=1.4)
+    ax.imshow(grid.astype(float), cmap="Greys", vmin=0, vmax=1.4)
     labels = [_label(e, ("x1", "x2")) for e in PAIR_MONOMIALS]
     ax.set_xticks(range(15), labels, rotation=90)
     ax.set_yticks(range(15), [_label(e, ("x3", "x4")) for e in PAIR_MONOMIALS])
@@ -87,6 +102,12 @@ def make(folder, record_cls=style.Figure):
     ax.set_xticks(np.arange(-0.5, 15), minor=True)
     ax.set_yticks(np.arange(-0.5, 15), minor=True)
     ax.grid(which="minor", color="0.8", linewidth=0.5)
+    for row, col in zip(*np.nonzero(convolution)):
+        ax.add_patch(plt.Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red",
+                                   linewidth=2.0, zorder=3))
+    ax.plot([], [], "s", markerfacecolor="none", markeredgecolor="red", markersize=9,
+            markeredgewidth=2, label="terms of a convolution (1, x1, x2, x3, x4)")
+    ax.legend(loc="upper right", bbox_to_anchor=(1.0, -0.24), frameon=False)
     style.save(fig, folder, "fig_s1", record)
     rows = [(*e, _label(e, ("x1", "x2", "x3", "x4")), c) for e, c in sorted(poly.items())
             if abs(c) > 1e-9 * scale]

@@ -154,12 +154,15 @@ def _examples(folder, name, x, y, orders, logits, class_names):
         _show_image(image_ax, x[i])
         p, t = predicted[i], y[i]
         image_ax.set_title(f"true {class_names[t]}, predicted {class_names[p]}", fontsize=8)
-        bar_ax.bar(k - 0.2, orders[i, :, p], width=0.4, color="tab:blue",
+        # One series sits on its ticks; two sit side by side, either side of them.
+        offset, width = (0.2, 0.4) if p != t else (0.0, 0.8)
+        bar_ax.bar(k - offset, orders[i, :, p], width=width, color="tab:blue",
                    label=f"predicted {class_names[p]}: f = {logits[i, p]:.3g}")
         if p != t:
-            bar_ax.bar(k + 0.2, orders[i, :, t], width=0.4, color="tab:orange",
+            bar_ax.bar(k + offset, orders[i, :, t], width=width, color="tab:orange",
                        label=f"true {class_names[t]}: f = {logits[i, t]:.3g}")
         _symlog_axis(bar_ax, np.abs(orders[i, :, [p, t]]).max())
+        bar_ax.set_xticks(k if len(k) <= 12 else k[::max(1, len(k) // 12)])
         bar_ax.legend(loc="lower right", bbox_to_anchor=(1.0, 0.98), ncol=2, fontsize=7,
                       frameon=False)
         bar_ax.set_ylabel("f_k")
