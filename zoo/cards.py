@@ -31,6 +31,7 @@ def render(manifest: artifacts.Manifest) -> str:
         _weights(manifest),
         _data(manifest),
         _metrics(manifest),
+        *_readability(manifest),
         _training(manifest),
         "## Intended use\n\nResearch on coarse-grained polynomial networks (TaylorNet) and "
         "multi-level dataset distillation: a reproducible baseline, a starting point for "
@@ -121,6 +122,14 @@ def _metrics(manifest):
              f"{_count(metrics.get(s + '_examples'))} |" for s in splits]
     return (f"## Metrics\n\nMeasured when the checkpoint was written; re-measure with "
             f"`{manifest.get('evaluation_command')}`.\n\n" + "\n".join(rows))
+
+
+def _readability(manifest):
+    """The "Readability" section, when the manifest records it (`tn_keras.zoo.readability`)."""
+    from tn_keras.zoo import readability
+
+    result = manifest.get(readability.KEY)
+    return [f"## Readability\n\n{readability.describe(result)}"] if result else []
 
 
 def _training(manifest):
