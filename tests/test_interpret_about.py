@@ -218,8 +218,10 @@ def test_order_share_on_known_orders():
                                magnitude.sum(axis=1) / np.abs(a.sum(axis=1)), rtol=1e-9)
     assert share.pooled[-1] == pytest.approx(1.0)
     summary = share.summary()
-    assert set(summary) == {"share_orders_le_0", "share_orders_le_1", "share_orders_le_2",
-                            "median_cancellation"}
+    assert set(summary) == {f"{m}share_orders_le_{k}" for m in ("", "median_") for k in range(3)
+                            } | {"median_cancellation"}
+    assert summary["median_share_orders_le_1"] == pytest.approx(
+        np.median(np.cumsum(magnitude, axis=1)[:, 1] / magnitude.sum(axis=1)))
     assert summary["median_cancellation"] == pytest.approx(np.median(share.cancellation))
     # A given target (the labels) picks that output.
     labels = 1 - target
@@ -238,3 +240,35 @@ def test_order_share_of_a_pure_power_is_one_order():
     share = interpret.order_share(model, np.ones((2, 2, 2, 1)), target=0)
     np.testing.assert_allclose(share.cumulative, [[0, 0, 0, 1]] * 2, atol=1e-9)
     np.testing.assert_allclose(share.cancellation, 1.0, rtol=1e-9)
+
+
+def test_hessian_vector_product_is_the_hessian_times_the_vector():
+    model, _ = graded_model(seed=5)
+    rng = np.random.default_rng(5)
+    x0, v = rng.normal(size=4), rng.normal(size=4)
+    hessian = interpret.taylor_expansion(model, about=x0, classes=[1]).hessian[0]
+    np.testing.assert_allclose(interpret.hessian_vector_product(model, v, 1, about=x0),
+                               hessian @ v, rtol=1e-12)
+
+
+def test_low_order_parts_images_sum_to_their_orders():
+    """docs/interpretation.md's figure: sum_i g_i d_i = f_1, sum_i d_i (H d)_i / 2 = f_2, and
+    the parts add up to f(x): against the NumPy orders of the graded model about zero."""
+    from tn_keras.figures.parts import low_order_parts
+
+    model, numpy_orders = graded_model(seed=6)
+    x = np.random.default_rng(6).normal(size=4)
+    reference = numpy_orders(x[None])[0]  # (4 orders, 2 outputs)
+    parts = low_order_parts(model, x, about="zero", class_=1)
+    np.testing.assert_allclose(parts.orders, reference[:, 1], rtol=1e-9, atol=1e-12)
+    assert parts.linear.sum() == pytest.approx(reference[1, 1], rel=1e-12)
+    assert parts.quadratic.sum() == pytest.approx(reference[2, 1], rel=1e-12)
+    assert parts.rest == pytest.approx(reference[3, 1], rel=1e-9)
+    assert parts.value == pytest.approx(reference[:, 1].sum(), rel=1e-12)
+    # About a class mean: the point is that class's mean training image.
+    images, labels = np.random.default_rng(7).normal(size=(10, 4)), np.arange(10) % 2
+    parts = low_order_parts(model, x, class_=0, data=(images, labels))
+    np.testing.assert_allclose(parts.point, images[labels == 0].mean(axis=0), rtol=1e-15)
+    assert parts.value == pytest.approx(reference[:, 0].sum(), rel=1e-12)
+    assert parts.linear.sum() == pytest.approx(parts.orders[1], rel=1e-9)
+    assert parts.quadratic.sum() == pytest.approx(parts.orders[2], rel=1e-9)

@@ -9,16 +9,16 @@ with every non-polynomial step replaced (the ``gelu`` twin keeps them all):
 
     group(c):  Conv3x3 -> pool(2) -> BN -> T -> Conv3x3 -> BN -> T
 
-    activation-free:  pool = AveragePooling2D,  T(z) = z + BN_0(PolyCG_1x1(z))
+    activation-free:  pool = AveragePooling2D,  T(z) = z + BN_g(PolyCG_1x1(z))
     gelu twin:        pool = MaxPooling2D,      T(z) = GELU(z)   (and a GELU after whitening,
                       a max-pooling at the end: airbench94 itself)
 
 ``PolyCG_1x1(z) = W z + (U z) * (V z)`` is the project's order-2, rank-1 coarse-graining layer
 on a 1x1 patch: a linear map plus the product of two linear maps of the channels at each site.
 ``W`` starts at zero and ``U, V`` as Glorot-uniform projections, so the branch starts as a pure
-product; ``BN_0`` is a BatchNormalization whose scale starts at ``GATE_START`` (zero), so each
-``T`` starts as the identity and the network as a linear one, and the products grow in as they
-are learnt (R-PolyNets' ``alpha``, Pi-nets' normalised products). Every other BatchNorm has a
+product; ``BN_g`` is a BatchNormalization whose scale starts at ``GATE_START`` (one): the
+normalised product branch starts as large as the identity path beside it (R-PolyNets'
+``alpha``, Pi-nets' normalised products), and the network can turn each product down or up. Every other BatchNorm has a
 fixed unit scale and a trainable shift, momentum 0.6 and epsilon 1e-12 (airbench's). The
 convolutions start as `DiracUniform` kernels. Unlike the twin, no product follows the
 whitening: whitening amplifies the rare patch directions, and a product of those outliers
@@ -47,7 +47,9 @@ WIDTHS = {"full": (64, 256, 256), "small": (64, 128, 128)}
 BN_MOMENTUM = 0.6
 BN_EPSILON = 1e-12
 LOGIT_SCALE = 1.0 / 9.0
-GATE_START = 0.0
+# The product branch's starting scale. A start at zero (each T the identity, the network
+# linear) learnt no faster than a linear network; docs/zoo.md has the measured comparison.
+GATE_START = 1.0
 
 #: airbench94's hyperparameters in Keras terms (`tn_keras.training.optimizers`): a peak rate
 #: of 1.5 on the batch-mean gradient is airbench's 11.5 per 1024 summed examples, and the L2

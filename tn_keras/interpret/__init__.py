@@ -22,6 +22,7 @@ from tn_keras.interpret.decomposition import order_decomposition
 from tn_keras.interpret.decomposition import reconstruction_error
 from tn_keras.interpret.expansion import TaylorExpansion
 from tn_keras.interpret.expansion import class_templates
+from tn_keras.interpret.expansion import hessian_vector_product
 from tn_keras.interpret.expansion import pixel_interactions
 from tn_keras.interpret.expansion import taylor_expansion
 from tn_keras.interpret.graph import NotAPolynomialError
@@ -35,6 +36,7 @@ __all__ = [
     "TaylorExpansion",
     "class_templates",
     "degree",
+    "hessian_vector_product",
     "order_decomposition",
     "order_share",
     "pixel_interactions",

@@ -231,25 +231,51 @@ def class_templates(model, center="mean", output="logits", dtype="float64"):
     return expansion.gradient
 
 
+def hessian_vector_product(model, direction, class_, center=None, output="logits",
+                           dtype="float64", *, about=None, data=None):
+    """``H_c(x0) v``: the Hessian of output ``class_`` at ``x0`` applied to ``direction``.
+
+    One automatic-differentiation call, whatever the image size (no Hessian is formed). With
+    ``v = d = x - x0`` it gives the order-2 part of the expansion as an image:
+    ``f_2(d) = 1/2 d^T H d = sum_i q_i`` with ``q_i = 1/2 d_i (H d)_i``.
+
+    Args:
+        direction: one image ``v`` of the model's input shape.
+        class_: the output index.
+        about, center, data: the point ``x0``, as in `taylor_expansion` (``"class_mean"`` is
+            the training mean image of ``class_``).
+
+    Returns:
+        float64 image ``(H_c v)`` of the input shape.
+    """
+    poly, _ = polynomial_part(model, output)
+    shape = image_shape(poly)
+    classes = _check_classes(class_, int(np.prod(poly.outputs[0].shape[1:])))
+    name, about = points_lib.pick(about, center)
+    point = points_lib.resolve(model, about, shape, data=data, labels=classes[0], name=name)
+    direction = check_center(direction, shape, "direction")
+    with float64_scope(dtype == "float64"):
+        poly = with_dtype(poly, check_dtype(dtype))
+        fn = _class_fn(poly, [classes[0]])
+        row = autodiff.hessian_rows(fn, point[None].astype(dtype),
+                                    direction[None].astype(dtype))
+    return np.asarray(row[0], dtype=np.float64).reshape(shape)
+
+
 def pixel_interactions(model, pixel, class_, center="mean", output="logits", dtype="float64"):
     """One row of the order-2 coefficients of class ``class_``, as an image.
 
     ``pixel = (row, col)`` or ``(row, col, channel)`` (channel 0 when omitted). Entry ``j`` of
     the result is ``H_{pixel, j} / 2``: the coefficient of ``h_pixel h_j`` (doubled off the
-    diagonal, as the monomial appears twice in the symmetric form) about ``center``.
+    diagonal, as the monomial appears twice in the symmetric form) about ``center`` (here
+    ``"mean"`` is the per-channel mean of the model's Normalization layer, see `mean_image`).
     """
     poly, _ = polynomial_part(model, output)
     shape = image_shape(poly)
     index = tuple(int(p) for p in pixel) + (0,) * (len(shape) - len(tuple(pixel)))
     if len(index) != len(shape) or not all(0 <= i < s for i, s in zip(index, shape)):
         raise ValueError(f"pixel={pixel!r} is outside the image of shape {shape}.")
-    flat = int(np.ravel_multi_index(index, shape))
+    direction = np.zeros(shape)
+    direction.reshape(-1)[int(np.ravel_multi_index(index, shape))] = 1.0
     center = check_center(_resolve_center(model, center), shape)
-    classes = _check_classes(class_, int(np.prod(poly.outputs[0].shape[1:])))
-    with float64_scope(dtype == "float64"):
-        poly = with_dtype(poly, check_dtype(dtype))
-        directions = np.zeros((1,) + shape, dtype=dtype)
-        directions.reshape(-1)[flat] = 1.0
-        fn = _class_fn(poly, [classes[0]])
-        row = autodiff.hessian_rows(fn, center[None].astype(dtype), directions)
-    return np.asarray(row[0], dtype=np.float64) / 2.0
+    return hessian_vector_product(model, direction, class_, center, output, dtype) / 2.0

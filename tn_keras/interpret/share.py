@@ -60,9 +60,13 @@ class OrderShare:
         return float(np.median(self.cancellation))
 
     def summary(self, up_to=2):
-        """``{"share_orders_le_k": S_pool(k) for k <= up_to, "median_cancellation": ...}``."""
-        out = {f"share_orders_le_{k}": float(self.pooled[k])
-               for k in range(min(up_to, len(self.pooled) - 1) + 1)}
+        """For ``k <= up_to``: ``share_orders_le_k`` (``S_pool(k)``) and
+        ``median_share_orders_le_k`` (the median over images of ``S_n(k)``: a few images whose
+        orders are huge can dominate the pooled share), and ``median_cancellation``."""
+        orders = range(min(up_to, len(self.pooled) - 1) + 1)
+        out = {f"share_orders_le_{k}": float(self.pooled[k]) for k in orders}
+        out.update({f"median_share_orders_le_{k}": float(np.median(self.cumulative[:, k]))
+                    for k in orders})
         out["median_cancellation"] = self.median_cancellation
         return out
 
