@@ -33,7 +33,8 @@ def test_card_states_readability_when_the_manifest_records_it():
 
 
 def test_describe_formats_small_shares_and_degree_two():
-    result = {"images": 10, "split": "test", "degree": 2, "share_orders_le_0": 0.163,
+    result = {"about": "mean", "images": 10, "split": "test", "degree": 2,
+              "share_orders_le_0": 0.163,
               "share_orders_le_1": 0.000741, "share_orders_le_2": 1.0,
               "median_cancellation": 1.28, "command": "cmd"}
     text = readability.describe(result)
