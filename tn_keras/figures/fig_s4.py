@@ -114,7 +114,7 @@ def _draw_quadratic(folder, levels, counts, record):
     from matplotlib.colors import ListedColormap
 
     plt = style.pyplot()
-    fig, axes = plt.subplots(2, 5, figsize=(13.5, 6.2))
+    fig, axes = plt.subplots(2, 5, figsize=(13.5, 6.8))
     cmap = ListedColormap(LEVEL_COLOURS)
     n = levels.shape[-1]
     ticks = [0, 12, 24, 36, 48] if n == 49 else [0, n - 1]
@@ -132,7 +132,7 @@ def _draw_quadratic(folder, levels, counts, record):
                loc="lower center", ncol=5, frameon=False)
     fig.suptitle("mnist7_taylor: weight Q_ij of each monomial x_i x_j (raw pixels), "
                  "five magnitude levels")
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97), h_pad=1.5)
     style.save(fig, folder, record.name, record)
 
 
