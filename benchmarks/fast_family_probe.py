@@ -1,0 +1,161 @@
+"""Which step learns in place of GELU in the fast skeleton: short runs, one variant each.
+
+Each run builds airbench93's skeleton (`zoo.cifar_taylornet_fast`, widths 64/128/128) with one
+variant in place of every GELU, adapts its whitening to 5,000 training images, trains it with
+`FAST_RECIPE`'s optimizer, loss and schedule compressed to ``--epochs`` passes over the first
+``--images`` training images (batch ``--batch-size``, no augmentation, seed 0), and prints the
+train accuracy of each pass and the accuracy on the first 2,000 test images. A short run ranks
+how fast a variant starts to learn, not where it ends. Needs ``TN_KERAS_DATA`` (cifar10.npz).
+
+    python benchmarks/fast_family_probe.py linear gated0 gated1 square0 gelu_avg gelu
+
+Variants (the step after each BatchNorm; pooling average unless said):
+    gelu        GELU and max-pooling: airbench93 itself
+    gelu_avg    GELU with average pooling
+    linear      nothing: a linear network
+    gatedG      the family's T(z) = z + BN_g(PolyCG_1x1(z)), BN_g's scale starting at G
+    squareA     z + a z^2, a per-channel weight starting at A
+    VARIANT+vpB the variant with variance pooling, avg(x) + b (avg(x^2) - avg(x)^2), b from B
+"""
+import dataclasses
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import _common  # noqa: E402
+
+
+def square_step(a0):
+    import keras
+
+    class Square(keras.layers.Layer):
+        """``z + a z^2`` with one ``a`` per channel."""
+
+        def build(self, input_shape):
+            self.a = self.add_weight(shape=(input_shape[-1],),
+                                     initializer=keras.initializers.Constant(a0), name="a")
+
+        def call(self, z):
+            return z + self.a * z * z
+
+    return lambda z, name: Square(name=name + "_square")(z)
+
+
+def variance_pooling(b0):
+    import keras
+
+    class VariancePooling(keras.layers.Layer):
+        """Average pooling plus ``b`` times the variance inside each window (max-like)."""
+
+        def __init__(self, pool_size, name=None):
+            super().__init__(name=name)
+            self.pool = keras.layers.AveragePooling2D(pool_size)
+
+        def build(self, input_shape):
+            self.b = self.add_weight(shape=(input_shape[-1],),
+                                     initializer=keras.initializers.Constant(b0), name="b")
+
+        def call(self, x):
+            mean = self.pool(x)
+            return mean + self.b * (self.pool(x * x) - mean * mean)
+
+    return VariancePooling
+
+
+def gated_step(gate):
+    from tn_keras.zoo import cifar_taylornet_fast as fast
+
+    def step(z, name):
+        previous, fast.GATE_START = fast.GATE_START, gate
+        try:
+            return fast.gated_product(z, name)
+        finally:
+            fast.GATE_START = previous
+
+    return step
+
+
+def build(variant):
+    """The skeleton with ``variant``; the product registry `PRODUCTS` is the hook."""
+    import keras
+    from tn_keras.zoo import cifar_taylornet_fast as fast
+
+    variant, _, pooling = variant.partition("+vp")
+    if pooling:
+        pool = variance_pooling(float(pooling))
+
+        class Layers:  # keras.layers with average pooling replaced, for this build only
+            def __getattr__(self, key):
+                return pool if key == "AveragePooling2D" else getattr(keras.layers, key)
+
+        fast.layers = Layers()
+    if variant == "gelu":
+        product = None
+    else:
+        if variant == "gelu_avg":
+            step = lambda z, name: keras.layers.Activation("gelu", name=name + "_gelu")(z)  # noqa
+        elif variant == "linear":
+            step = lambda z, name: z  # noqa: E731
+        elif variant.startswith("gated"):
+            step = gated_step(float(variant[5:]))
+        elif variant.startswith("square"):
+            step = square_step(float(variant[6:]))
+        else:
+            raise SystemExit(f"unknown variant {variant!r}; see --help")
+        product = "probe_" + variant
+        fast.PRODUCTS[product] = step
+    try:
+        return fast.fast_network(fast._widths("small", 1.0), product)
+    finally:
+        fast.layers = keras.layers
+
+
+def run(variant, x_train, y_train, x_test, y_test, epochs, batch_size):
+    import keras
+    from tn_keras.training.losses import make_loss
+    from tn_keras.training.optimizers import make_optimizer
+    from tn_keras.training.whitening import adapt_whitening
+    from tn_keras.zoo.cifar_taylornet_fast import FAST_RECIPE
+
+    keras.utils.set_random_seed(0)
+    model = build(variant)
+    recipe = dataclasses.replace(FAST_RECIPE, epochs=epochs, batch_size=batch_size)
+    adapt_whitening(model, x_train[:5000])
+    model.compile(optimizer=make_optimizer(recipe, len(x_train) // batch_size, epochs),
+                  loss=make_loss(recipe), metrics=["accuracy"])
+    start = time.perf_counter()
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0)
+    seconds = time.perf_counter() - start
+    test_accuracy = model.evaluate(x_test, y_test, verbose=0, batch_size=500)[1]
+    finite = bool(np.isfinite(model.predict(x_test[:500], verbose=0)).all())
+    return {"variant": variant, "train_accuracy": [round(a, 4) for a in
+                                                   history.history["accuracy"]],
+            "test_accuracy": round(float(test_accuracy), 4), "finite": finite,
+            "seconds": round(seconds, 1)}
+
+
+def main():
+    p = _common.parser(__doc__)
+    p.add_argument("variants", nargs="+")
+    p.add_argument("--images", type=int, default=10240)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--epochs", type=int, default=2)
+    args = p.parse_args()
+    data = np.load(os.path.join(os.environ["TN_KERAS_DATA"], "cifar10.npz"))
+    x_train = data["x_train"][:args.images].astype("float32")
+    y_train = data["y_train"][:args.images].reshape(-1)
+    x_test = data["x_test"][:2000].astype("float32")
+    y_test = data["y_test"][:2000].reshape(-1)
+    report = []
+    for variant in args.variants:
+        report.append(run(variant, x_train, y_train, x_test, y_test, args.epochs,
+                          args.batch_size))
+        print(report[-1], flush=True)
+    _common.write_report(args.json, report)
+
+
+if __name__ == "__main__":
+    main()
