@@ -104,8 +104,12 @@ def test_saved_model_manifest(case, saved_model_export):
 def test_tflite_matches_keras(case, tflite_export):
     path, _ = tflite_export
     tfl = TFLiteModel(path)
-    assert tfl.input_shape == (1, *case.shape) and not tfl.quantized
+    assert tfl.input_shape == (None, *case.shape) and not tfl.quantized
     np.testing.assert_allclose(tfl.predict(case.x), case.expected, atol=1e-4, rtol=0)
+    # A dynamic batch: whole batches, batches of 3 (a partial last one) and one image at a
+    # time give the same outputs.
+    np.testing.assert_allclose(tfl.predict(case.x, batch_size=3), tfl.predict(case.x, 1),
+                               atol=1e-6, rtol=0)
     # uint8 images, as datasets.load returns them, give the same as their float values.
     pixels = np.round(case.x).astype(np.uint8)
     np.testing.assert_allclose(tfl.predict(pixels), tfl.predict(pixels.astype(np.float32)))
@@ -134,7 +138,7 @@ def test_tflite_manifest(case, tflite_export):
     assert read_manifest(path) == json.loads(json.dumps(manifest))
     assert manifest["sha256"] == sha256_file(path)
     assert manifest["size_bytes"] == os.path.getsize(path)
-    assert manifest["input"]["shape"] == [1, *case.shape]
+    assert manifest["input"]["shape"] == [None, *case.shape]
     assert manifest["input"]["dtype"] == "float32"
     assert manifest["quantization"] is None
     assert manifest["parity_check"]["max_abs_diff"] <= 1e-4

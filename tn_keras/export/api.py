@@ -188,7 +188,10 @@ def _export_tflite(model, stage, image_shape, config, file_name) -> ExportedFile
             format=config.format)
     graph_model, transforms, pixel_tensors = export_graph(model, config)
     folder = os.path.join(stage.work, "saved_model")
-    saved_model_lib.write_saved_model(graph_model, folder, batch_size=1)
+    # A dynamic batch: the flatbuffer's input signature is (-1, H, W, C), so a runtime may
+    # resize it to any batch (a static batch of one cannot be resized: LiteRT's reshapes
+    # keep the traced 1).
+    saved_model_lib.write_saved_model(graph_model, folder, batch_size=None, static_image=True)
     if mode == "int8":
         flatbuffer, ranges_record = quantise_int8(model, folder, images,
                                                   config.activation_quantile, pixel_tensors)

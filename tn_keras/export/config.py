@@ -34,7 +34,7 @@ class ExportConfig:
         format: one of `FORMATS`:
             ``"saved_model"``: a TensorFlow SavedModel folder (endpoint ``serve``, signature
             ``serving_default``), dynamic batch; ``manifest.json`` inside the folder.
-            ``"tflite"``: a float32 LiteRT/TFLite flatbuffer, batch 1, builtin ops only;
+            ``"tflite"``: a float32 LiteRT/TFLite flatbuffer, dynamic batch, builtin ops only;
             manifest ``<path>.json`` (so for every format but saved_model).
             ``"tflite_int8"``: full-integer quantised flatbuffer (int8 weights, activations,
             input and output), calibrated on raw training images.

@@ -20,8 +20,9 @@ class TFLiteModel:
         tfl = TFLiteModel("digits.tflite")
         probabilities = tfl.predict(images)    # (N, 8, 8, 1) raw 0..255 -> (N, 10)
 
-    The exported files have a static batch of one (see `tn_keras.export.tflite`), so ``predict``
-    runs the images one at a time; that is also how an on-device app would call it.
+    Files exported by tn_keras have a dynamic batch (input signature ``(-1, H, W, C)``):
+    ``predict`` resizes the input to ``batch_size`` images and runs them together. Files with
+    a static batch (older exports, or other converters) run one image at a time.
     Full-integer (int8) files get their input quantised with the input tensor's scale and
     zero-point and their output dequantised, so the result is float32 probabilities for both
     float and int8 files.
@@ -54,12 +55,21 @@ class TFLiteModel:
 
     @property
     def input_shape(self) -> tuple:
-        """``(1, H, W, C)``: the batch-1 input tensor's shape."""
-        return tuple(int(d) for d in self._input["shape"])
+        """``(None, H, W, C)`` for a file with a dynamic batch, else ``(1, H, W, C)``."""
+        return (None if self.dynamic_batch else 1,) + tuple(
+            int(d) for d in self._input["shape"][1:])
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """True when the input's batch may be resized (its signature's batch is -1)."""
+        signature = self._input.get("shape_signature")
+        return signature is not None and len(signature) > 0 and int(signature[0]) == -1
 
     @property
     def output_shape(self) -> tuple:
-        return tuple(int(d) for d in self._output["shape"])
+        """``(None, classes)`` for a file with a dynamic batch, else ``(1, classes)``."""
+        return (None if self.dynamic_batch else 1,) + tuple(
+            int(d) for d in self._output["shape"][1:])
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -101,19 +111,35 @@ class TFLiteModel:
 
     def predict_one(self, image: np.ndarray) -> np.ndarray:
         """One float32 image ``(1, H, W, C)`` (raw pixels) -> float32 output ``(1, classes)``."""
-        self._interpreter.set_tensor(self._input["index"], self._quantize(image))
+        return self._run(image)
+
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        """Run a float32 batch through the interpreter, resizing its input to the batch."""
+        if int(self._input["shape"][0]) != len(images):
+            self._interpreter.resize_tensor_input(
+                self._input["index"], [len(images), *self._input["shape"][1:]])
+            self._interpreter.allocate_tensors()
+            # Resizing replaces the details (the shapes, not the tensor indices).
+            self._input = self._interpreter.get_input_details()[0]
+            self._output = self._interpreter.get_output_details()[0]
+        self._interpreter.set_tensor(self._input["index"], self._quantize(images))
         self._interpreter.invoke()
         return self._dequantize(self._interpreter.get_tensor(self._output["index"]))
 
-    def predict(self, x) -> np.ndarray:
+    def predict(self, x, batch_size: int = 256, verbose=None) -> np.ndarray:
         """Outputs (float32, ``(N, classes)``) for a batch of raw images ``(N, H, W, C)``.
 
-        ``x`` may be uint8 or float; any batch size (images run one at a time).
+        ``x`` may be uint8 or float, of any length. ``batch_size``: images per interpreter
+        call for a file with a dynamic batch (one at a time otherwise). ``verbose`` is
+        accepted and ignored, so code written for ``keras.Model.predict`` runs unchanged.
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int; received {batch_size!r}.")
         x = as_image_batch(x, self.input_shape[1:], allow_empty=True)
+        step = batch_size if self.dynamic_batch else 1
         out = np.empty((len(x),) + self.output_shape[1:], np.float32)
-        for i in range(len(x)):
-            out[i] = self.predict_one(x[i:i + 1])[0]
+        for start in range(0, len(x), step):
+            out[start:start + step] = self._run(x[start:start + step])
         return out
 
     __call__ = predict

@@ -3,7 +3,8 @@
 ``Model.export(format="tf_saved_model")`` traces the model's inference call (``training=False``)
 into a standalone artifact: no tn_keras, no custom-layer code is needed to reload it, and it
 serves the endpoint ``serve`` plus the ``serving_default`` signature. The same artifact, traced
-with a batch of exactly one, is what the TFLite converter starts from (`tn_keras.export.tflite`).
+with a known image size and a dynamic batch, is what the TFLite converter starts from
+(`tn_keras.export.tflite`).
 """
 from typing import Optional
 
@@ -25,17 +26,18 @@ def input_name(model: keras.Model) -> str:
     return name if name.isidentifier() else "image"
 
 
-def write_saved_model(model: keras.Model, folder: str, batch_size: Optional[int] = None) -> None:
+def write_saved_model(model: keras.Model, folder: str, batch_size: Optional[int] = None,
+                      static_image: bool = False) -> None:
     """Write ``model`` as a SavedModel into ``folder`` (which must not exist yet).
 
     Args:
         model: a single-input image model.
         folder: the SavedModel directory to create.
-        batch_size: None keeps the batch dimension dynamic (the ``saved_model`` format);
-            an int fixes it (1 for TFLite: the converter then sees only static shapes and emits
-            plain builtin ops with no dynamic reshapes).
+        batch_size: None keeps the batch dimension dynamic; an int fixes it.
+        static_image: require a known ``(H, W, C)`` (the TFLite formats: LiteRT plans every
+            tensor from the image size, and only the batch may then be resized at run time).
     """
-    shape = image_input_shape(model, require_static=batch_size is not None)
+    shape = image_input_shape(model, require_static=static_image or batch_size is not None)
     spec = tf.TensorSpec((batch_size,) + shape, tf.float32, name=input_name(model))
     model.export(folder, format="tf_saved_model", input_signature=[spec], verbose=False)
 

@@ -1,4 +1,4 @@
-"""SavedModel (batch 1) -> TFLite flatbuffer, with builtin ops only.
+"""SavedModel (known image size, dynamic batch) -> TFLite flatbuffer, with builtin ops only.
 
 Only builtin op sets are allowed (``TFLITE_BUILTINS`` for float, ``TFLITE_BUILTINS_INT8`` for
 full-integer, the builtin 16x8 set for int16 activations): a model
@@ -50,11 +50,11 @@ def convert_saved_model(
     mode: str = "float",
     representative_data: Optional[np.ndarray] = None,
 ) -> bytes:
-    """Convert a batch-1 SavedModel to TFLite bytes (builtin ops only).
+    """Convert a SavedModel to TFLite bytes (builtin ops only).
 
     Args:
         saved_model_dir: written by `tn_keras.export.saved_model.write_saved_model` with
-            ``batch_size=1``.
+            ``static_image=True`` (a dynamic batch is kept: ``shape_signature`` ``(-1, H, W, C)``).
         mode: ``"float"``; ``"int8"``: full-integer quantisation with int8 input and output,
             TFLite's min/max activation ranges (see `calibrate_int8` for quantile ranges);
             ``"int16x8"``: int16 activations and int8 weights (TFLite's experimental 16x8
@@ -97,7 +97,7 @@ def _converter(saved_model_dir, mode, representative_data):
         raise ValueError(f"{mode} quantisation needs representative_data (calibration "
                          "images).")
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    # The signature has batch 1: the calibration images go in one by one.
+    # The calibration images go in one by one (a batch of one per representative sample).
     converter.representative_dataset = activation_ranges.calibration_generator(
         representative_data)
     if mode == "int8":

@@ -48,7 +48,7 @@ def evaluate(model, dataset, splits=None, data_dir=None, batch_size=256, max_exa
 def _top1(model, x, batch_size):
     if isinstance(model, keras.Model):
         return np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=-1)
-    return np.argmax(model.predict(x), axis=-1)  # TFLiteModel: one image at a time
+    return np.argmax(model.predict(x, batch_size=batch_size), axis=-1)  # TFLiteModel
 
 
 def tta_views(x):
