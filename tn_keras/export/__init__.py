@@ -11,9 +11,10 @@
 
 Every export is checked against the Keras model right after it is written and gets a manifest
 (sha256, input spec, class names, quantisation parameters, versions). TFLite files use builtin
-ops only and a dynamic batch (``TFLiteModel.predict`` runs batches of 256). Before conversion to TFLite, each BatchNormalization is folded
-into the polynomial layer before it (`tn_keras.export.folding`) and the input Normalization into
-the first Conv2D (`tn_keras.export.input_folding`); int8 activation ranges are quantiles chosen
+ops only and a dynamic batch (``TFLiteModel.predict`` runs batches of 256). Before conversion
+to TFLite, each BatchNormalization is folded into the polynomial layer before it
+(`tn_keras.export.folding`) and the input Normalization into the first Conv2D
+(`tn_keras.export.input_folding`); int8 activation ranges are quantiles chosen
 by the least squared difference from the Keras outputs (`tn_keras.export.activation_ranges`).
 ``format="tflite_int16x8"`` (int16 activations, int8 weights) is the fallback for deep
 polynomial networks that int8 activations cannot represent well enough.
