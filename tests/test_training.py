@@ -67,6 +67,22 @@ def test_train_with_model_kwargs_records_and_reloads_them(tmp_path):
 
 
 @pytest.mark.backend_neutral
+def test_epoch_time_goes_to_the_csv_log_not_the_progress_line(tmp_path, capsys):
+    import csv
+
+    from tn_keras.training import train
+
+    out = str(tmp_path / "timed")
+    train("digits_taylornet", epochs=2, out=out, max_train_examples=64, verbose=2)
+    printed = capsys.readouterr().out
+    assert "loss" in printed and "epoch_seconds" not in printed
+    with open(os.path.join(out, "training_log.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert all(float(row["epoch_seconds"]) > 0 for row in rows)
+
+
+@pytest.mark.backend_neutral
 def test_train_names_an_unknown_model_kwarg():
     from tn_keras.training import train
 

@@ -71,16 +71,20 @@ def training_dataset(spec, x, y, config, placement=None):
     return ds
 
 
-class EpochSeconds(keras.callbacks.Callback):
-    """Adds ``epoch_seconds`` to the logs, so the CSV log records how long each epoch took
-    (summed across resumed runs, that is the training time)."""
+class TimedCSVLogger(keras.callbacks.CSVLogger):
+    """A `keras.callbacks.CSVLogger` whose rows also record ``epoch_seconds``, how long each
+    epoch took (summed across resumed runs, that is the training time).
+
+    The time goes into the CSV row only, not into the shared ``logs``: a value added there
+    would also be printed by the progress bar and returned in ``History`` as if it were a
+    metric."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["epoch_seconds"] = time.perf_counter() - self._start
+        super().on_epoch_end(epoch, dict(logs or {},
+                                         epoch_seconds=time.perf_counter() - self._start))
 
 
 def _name_and_tag(name, tag):
@@ -258,8 +262,7 @@ def _fit(model, train_ds, run, placement, steps_per_epoch):
         *recipe_callbacks,
         run_backup.CrashSafeBackup(run.folder.backup),
         keras.callbacks.TerminateOnNaN(),
-        EpochSeconds(),
-        keras.callbacks.CSVLogger(run.folder.log, append=True),
+        TimedCSVLogger(run.folder.log, append=True),
         *run.callbacks,
     ]
     fixes = contextlib.nullcontext()
