@@ -140,7 +140,7 @@ def test_shipped_checkpoint_matches_its_manifest_and_loads(name):
 
     recipe = manifest["training"]["recipe"]
     assert set(recipe) <= {f.name for f in dataclasses.fields(zoo.TrainingRecipe)}
-    assert dataclasses.asdict(zoo.TrainingRecipe(**recipe)).items() >= recipe.items()
+    zoo.TrainingRecipe(**recipe)  # raises on a value the recipe no longer accepts
     if checkpoint.arch in ("digits_taylornet", "mnist7_taylor"):  # the fast ones
         model = zoo.load(name)
         assert model.input_shape[1:] == tuple(manifest["input_shape"])
