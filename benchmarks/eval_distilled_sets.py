@@ -7,8 +7,11 @@
 For every level and seed, a fresh evaluator (`tn_keras.distill.evaluation`, ConvNet-3 by
 default) is trained ONCE on the level's images and scored on every test split, so that the
 figures on CIFAR-10's 1,000 lossless test images and on all 10,000 come from the same trained
-networks. The baseline is as many random real training images per class, a fresh draw per seed
-(`random_real_subset`), trained and scored the same way. The JSON is rewritten after every level,
+networks. The baseline is random real training images at the same storage, a fresh draw per
+seed (`random_real_subset`), trained and scored the same way: as many per class as the level
+stores, or for a level made with multi-formation (``f^2`` coarse images a stored slot,
+`tn_keras.distill.formation`) ``f^2`` times as many, coarse-grained into slots and decoded as
+the level's are, so that the figure says what the matching adds to the format. The JSON is rewritten after every level,
 so a run cut short keeps what it measured. The results go into the shipped sets' manifests
 (`python -m tn_keras.distill.shipping`, docs/distillation.md).
 """
@@ -64,16 +67,29 @@ def evaluate_level(export, level, train, tests, seeds, args) -> dict:
     from tn_keras.distill import load_level
     from tn_keras.distill.evaluation import PROTOCOLS, random_real_subset, training_length
 
+    from tn_keras.distill import formation
+    from tn_keras.distill.export import level_dir, level_formation
+
     lx, ly = load_level(export, level)
-    per_class = int(np.bincount(ly).min())
+    factor = level_formation(level_dir(export, level))
+    per_class = int(np.bincount(ly).min())  # decoded images per class
     t0 = time.perf_counter()
     distilled = [train_and_score(lx, ly, tests, s, args.evaluator, args.steps) for s in seeds]
     real = []
     for s in seeds:
         rx, ry = random_real_subset(*train, per_class, seed=s)
+        if factor > 1:  # the same format: f^2 coarse real images a slot, decoded
+            rx, ry = formation.decode_to_uint8(formation.encode(rx, factor),
+                                               ry[::factor * factor], factor)
         real.append(train_and_score(rx, ry, tests, s, args.evaluator, args.steps))
     _, steps, _ = training_length(args.evaluator, len(ly), args.steps)
-    return dict(level=int(level), images_per_class=per_class, images=int(len(ly)),
+    baseline = ("as many random training images per class, a fresh draw per seed" if factor == 1
+                else f"{per_class} random training images per class, a fresh draw per seed, "
+                     f"coarse-grained {factor}x{factor} and stored {factor * factor} to a slot "
+                     "as the set's are (multi-formation without matching)")
+    return dict(level=int(level), images_per_class=per_class // factor ** 2,
+                decoded_images_per_class=per_class, formation=factor, images=int(len(ly)),
+                baseline=baseline,
                 steps=int(steps), seeds=list(seeds), evaluator=args.evaluator,
                 protocol=PROTOCOLS[args.evaluator],
                 test_examples={k: int(len(v[1])) for k, v in tests.items()},

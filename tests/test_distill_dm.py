@@ -179,3 +179,27 @@ def test_siamese_augmentation_kinds_against_numpy():
     identity["colour"][:] = 0.5
     np.testing.assert_allclose(np.asarray(dsa.augment(images[:1], **identity)), images[:1],
                                atol=1e-5)
+
+
+def test_the_cli_shows_dm_progress_lines(monkeypatch, capsys):
+    """``tn-keras distill --method dm`` prints the loss and seconds per iteration as it goes
+    (an hour-long level is not silent)."""
+    import logging
+
+    from tn_keras.cli.distill_command import show_progress
+
+    logger = logging.getLogger("tn_keras.distill")
+    before = list(logger.handlers)
+    try:
+        show_progress()
+        show_progress()  # once only
+        assert len(logger.handlers) == len(before) + 1
+        monkeypatch.setattr(cm, "LOG_EVERY", 2)
+        x, y = synthetic_data()
+        cm.match_classes(x[:2].astype(np.float32), y[:2], x, y, _settings(steps=4),
+                         np.random.default_rng(0))
+    finally:
+        logger.handlers[:] = before
+    lines = [l for l in capsys.readouterr().err.splitlines() if "dm iteration" in l]
+    assert [l.split(":")[1].strip() for l in lines] == ["dm iteration 2/4", "dm iteration 4/4"]
+    assert all(l.startswith("tn-keras distill: ") and "s/iteration" in l for l in lines)

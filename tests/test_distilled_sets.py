@@ -41,19 +41,19 @@ SHIPPED = {
 SHAPE, CLASSES, START = (6, 5, 3), 3, 16
 
 
-def _fake_export(folder, levels=4, seed=0, method="distribution"):
+def _fake_export(folder, levels=4, seed=0, method="distribution", shape=SHAPE, **recorded):
     """A distillation export of random images: level a has START / 2**a images per class."""
     rng = np.random.default_rng(seed)
     algorithm = dict(method=method, per_class=START, seed=seed, steps=1,
-                     algorithm=config.METHODS[method].algorithm)
+                     algorithm=config.METHODS[method].algorithm, **recorded)
     for a in range(levels + 1):
         n = START >> a
-        x = rng.integers(0, 256, (n * CLASSES, *SHAPE), dtype=np.uint8)
+        x = rng.integers(0, 256, (n * CLASSES, *shape), dtype=np.uint8)
         y = np.repeat(np.arange(CLASSES), n).astype(np.int64)
         path = export.level_dir(folder, a)
         os.makedirs(path)
         export.write_images(path, x, y)
-        record = dict(level=a, num_images=len(y), image_shape=list(SHAPE),
+        record = dict(level=a, num_images=len(y), image_shape=list(shape),
                       images_per_class={str(c): n for c in range(CLASSES)},
                       source={"dataset": "digits", "split": "train"},
                       model={"name": "digits_taylornet.x", "sha256": "0" * 64},
@@ -183,6 +183,33 @@ def test_every_method_ships_under_its_own_short_name(tmp_path, method):
     assert ("does not use it" in card) == (not config.METHODS[method].needs_model)
     x, _ = catalogue.load_dataset(f"digits.{short}.ipc4", root=out)
     assert x.shape == (12, *SHAPE)
+
+
+def test_a_multi_formation_cascade_ships_slots_and_loads_decoded_images(tmp_path):
+    from tn_keras.distill import formation
+
+    shape = (8, 6, 3)
+    _fake_export(tmp_path / "export", levels=1, method="dm", shape=shape, formation=2)
+    spec = shipping.CascadeSpec(export_dir=str(tmp_path / "export"), dataset="digits",
+                                first_level=1, final_levels=(1,), command="tn-keras distill ...")
+    out = str(tmp_path / "sets")
+    folder = shipping.ship(spec, out)
+    # The name says the format: ipc8 counts stored slots (of four coarse images each).
+    assert os.path.basename(folder) == "digits.dmfull-mf2.from16"
+    assert catalogue.list_datasets(root=out) == ["digits.dmfull-mf2.ipc8"]
+    info = catalogue.dataset_info("digits.dmfull-mf2.ipc8", root=out)
+    assert (info.method, info.formation, info.images_per_class) == ("dmfull", 2, 8)
+    assert info.levels[1]["decoded_images_per_class"] == 32
+    slots, slot_labels = catalogue.load_dataset("digits.dmfull-mf2.ipc8", root=out,
+                                                decode=False)
+    x, y = catalogue.load_dataset("digits.dmfull-mf2.ipc8", root=out)
+    expected = formation.decode_to_uint8(slots, slot_labels, 2)
+    np.testing.assert_array_equal(x, expected[0])
+    assert x.shape == (4 * 8 * CLASSES, *shape) and list(y) == list(expected[1])
+    card = open(os.path.join(folder, "DATACARD.md"), encoding="utf-8").read()
+    assert "Multi-formation (factor 2)" in card and datacard.IDC_CITATION in card
+    assert "| level | stored per class | decoded per class |" in card
+    assert "| 1 | 8 | 32 |" in card
 
 
 def test_the_method_registry_is_one_table():

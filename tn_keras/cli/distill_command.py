@@ -5,6 +5,7 @@ same `DistillSettings` / `ExportOptions` the library takes.
 """
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -42,6 +43,10 @@ def add_parser(subparsers):
                         f"{config.DM_DEFAULTS['real_batch']})")
     p.add_argument("--dsa", action=argparse.BooleanOptionalAction,
                    help="--method dm: DSA siamese augmentation (default on)")
+    p.add_argument("--formation", type=arguments.positive_int,
+                   help="--method dm: multi-formation factor f, f^2 images at 1/f of the size "
+                        "stored in each image (needs --levels 1; default "
+                        f"{config.DM_DEFAULTS['formation']})")
     p.add_argument("--init", choices=config.INIT_MODES,
                    help="start of each image: the group's mean or first member (default: the "
                         "method's)")
@@ -64,10 +69,25 @@ def settings_from_args(args) -> config.DistillSettings:
         learning_rate=args.learning_rate, ce_weight=args.ce_weight,
         embedding_layer=args.embedding_layer, per_class=args.per_class, seed=args.seed,
         init=args.init, method=args.method, match_against=args.match_against,
-        embedding_network=args.embedding_network, real_batch=args.real_batch, dsa=args.dsa)
+        embedding_network=args.embedding_network, real_batch=args.real_batch, dsa=args.dsa,
+        formation=args.formation)
+
+
+def show_progress():
+    """The distillation's progress lines (``method="dm"`` logs its loss and seconds per
+    iteration every 500 iterations to the ``tn_keras.distill`` logger) on stderr, so that a
+    level that takes an hour says where it is."""
+    logger = logging.getLogger("tn_keras.distill")
+    if not any(getattr(h, "tn_keras_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("tn-keras distill: %(message)s"))
+        handler.tn_keras_cli = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def run(args):
+    show_progress()
     from tn_keras import datasets
     from tn_keras import zoo
     from tn_keras.distill import distill

@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from tn_keras.distill import export as export_mod
+from tn_keras.distill import formation as formation_mod
 from tn_keras.distill.checks import check_plan
 from tn_keras.distill.checks import validate_data
 from tn_keras.distill.class_matching import match_classes
@@ -40,6 +41,7 @@ from tn_keras.distill.config import split_keywords
 from tn_keras.distill.distribution_matching import match
 from tn_keras.distill.embedding_matching import Synthesiser
 from tn_keras.distill.embedding_matching import check_embedding_layer
+from tn_keras.distill.groups import group_members
 from tn_keras.distill.groups import group_start
 from tn_keras.distill.groups import make_groups
 from tn_keras.distill.groups import starting_subset
@@ -93,6 +95,7 @@ def check_inputs(model, x, y, settings: DistillSettings):
                              "embeddings; pass the trained model.")
         x, y = validate_data(x, y, int(np.max(y)) + 1 if len(y) else 1)
         check_plan(y, settings.levels, settings.group_size, settings.per_class)
+        _check_formation(x, settings)
         return x, y
     if METHODS[settings.method].needs_model:
         check_embedding_layer(model, settings.embedding_layer)
@@ -102,7 +105,23 @@ def check_inputs(model, x, y, settings: DistillSettings):
     if tuple(x.shape[1:]) != expected:
         raise ValueError(f"Images have shape {x.shape[1:]} but the model takes {expected}.")
     check_plan(y, settings.levels, settings.group_size, settings.per_class)
+    _check_formation(x, settings)
     return x, y
+
+
+def _check_formation(x, settings: DistillSettings):
+    if settings.formation:
+        formation_mod.check_factor(settings.formation, np.shape(x)[1:])
+
+
+def _start(previous: Level, group_of, count: int, settings: DistillSettings) -> np.ndarray:
+    """Each new image's starting pixels: `group_start`, or with multi-formation ``f`` the
+    group's first ``f^2`` members coarse-grained and tiled into one slot."""
+    factor = settings.formation or formation_mod.NO_FORMATION
+    if factor == formation_mod.NO_FORMATION:
+        return group_start(previous.x, group_of, count, settings.init)
+    members = group_members(group_of, count, factor * factor).reshape(-1)
+    return formation_mod.encode(previous.x[members], factor)
 
 
 class LevelMaker:
@@ -127,7 +146,7 @@ class LevelMaker:
         s = self.settings
         group_of, labels = make_groups(previous.y, s.group_size, s.seed, a)
         if not METHODS[s.method].needs_model:  # the distribution methods
-            start = group_start(previous.x, group_of, len(labels), s.init)
+            start = _start(previous, group_of, len(labels), s)
             real_x, real_y = self._target(previous, level0)
             rng = np.random.default_rng([s.seed, a, 17])
             if s.method == "distribution":

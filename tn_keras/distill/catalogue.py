@@ -40,6 +40,7 @@ from typing import Optional
 
 from tn_keras import artifacts
 from tn_keras.distill import export
+from tn_keras.distill import formation
 from tn_keras.distill.datacard import CARD_NAME
 
 KIND = "distilled_dataset"
@@ -88,6 +89,12 @@ class DistilledSetInfo:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def formation(self) -> int:
+        """The multi-formation factor ``f`` of its stored images (1: one image a slot);
+        `load_dataset` returns ``f^2`` decoded images a slot."""
+        return int(self.settings.get("formation") or formation.NO_FORMATION)
 
 
 def default_root() -> str:
@@ -216,7 +223,8 @@ def verify_dataset(name: str, root: Optional[str] = None,
 
 
 def load_dataset(name: str, level: Optional[int] = None, as_dataset: bool = False,
-                 root: Optional[str] = None, data_dir: Optional[str] = None):
+                 root: Optional[str] = None, data_dir: Optional[str] = None,
+                 decode: bool = True):
     """A shipped distilled set's images and labels, verified first.
 
     Args:
@@ -228,10 +236,15 @@ def load_dataset(name: str, level: Optional[int] = None, as_dataset: bool = Fals
         root: a folder of cascades laid out as the shipped one (default: the package's).
         data_dir: a data folder holding ``distilled/<cascade>/``, read for images that are
             neither in the package nor under ``$TN_KERAS_DATA/distilled/`` (`image_candidates`).
+        decode: a set made with multi-formation (its settings' ``formation`` f > 1) stores
+            ``ipc<N>`` slots per class, each holding ``f^2`` images at ``1/f`` of the size:
+            return them decoded, ``f^2 N`` full-size images per class (default), or the
+            stored slots (False).
 
     Returns:
-        ``(x, y)``: uint8 images ``(N, H, W, C)``, raw 0..255, and int64 labels ``(N,)``; or
-        the ``tf.data.Dataset``.
+        ``(x, y)``: uint8 images ``(N, H, W, C)``, raw 0..255, and int64 labels ``(N,)``
+        (``N`` = ``f^2`` times the stored slots for a multi-formation set); or the
+        ``tf.data.Dataset``.
 
     Raises:
         ValueError: an unknown name (the message lists the known ones) or level.
@@ -247,4 +260,7 @@ def load_dataset(name: str, level: Optional[int] = None, as_dataset: bool = Fals
     verify_dataset(name, root, data_dir)
     rel = f"{os.path.basename(export.level_dir(info.folder, level))}/{IMAGES}"
     x, y = export.read_images(os.path.dirname(image_path(info.folder, rel, data_dir)))
+    factor = info.formation if decode else formation.NO_FORMATION
+    if factor > formation.NO_FORMATION:
+        x, y = formation.decode_to_uint8(x, y, factor)
     return export.as_tf_dataset(x, y) if as_dataset else (x, y)

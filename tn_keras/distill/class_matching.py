@@ -20,6 +20,10 @@ and learning rate 1.0, 20,000 iterations per level, and projected back into the 
 after every step (DM leaves them unbounded; here every level is exported as uint8, so the
 optimum is sought among exportable images).
 
+With multi-formation (``formation=f > 1``, `tn_keras.distill.formation`), ``S`` holds slots
+and the images matched are their decoded tiles, ``f^2`` a slot, each with its slot's class:
+the gradient reaches the stored pixels through the (linear) decoding.
+
 The multi-level hierarchy is kept: level ``a`` starts from one image per group of level
 ``a - 1`` (`tn_keras.distill.groups`), and every level is matched against the whole class.
 
@@ -38,6 +42,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from tn_keras.distill import formation as formation_mod
 from tn_keras.distill import siamese_augmentation as dsa
 from tn_keras.distill.config import PIXEL_MAX
 
@@ -137,14 +142,17 @@ class ClassMatcher(keras.Model):
     ``mean_syn - mean_real`` of the embeddings. Its loss is `SumOfSquares` of that.
 
     Inputs (one iteration): ``real`` (uint8 or float, 0..255), ``real_class``, ``syn_class``
-    (dense ids), ``kernels`` (the random network), and with DSA ``real_aug`` / ``syn_aug``
-    (`siamese_augmentation.draw_parameters`).
+    (dense ids of the decoded images), ``kernels`` (the random network), and with DSA
+    ``real_aug`` / ``syn_aug`` (`siamese_augmentation.draw_parameters`). ``formation``: the
+    multi-formation factor of the stored slots (1: the slots are the images).
     """
 
-    def __init__(self, start_normalised, num_classes, network, use_dsa, mean, std, **kwargs):
+    def __init__(self, start_normalised, num_classes, network, use_dsa, mean, std,
+                 formation=formation_mod.NO_FORMATION, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(name="class_matcher", **kwargs)
         self.num_classes, self.network, self.use_dsa = int(num_classes), network, bool(use_dsa)
+        self.formation = int(formation)
         self.mean = [float(v) for v in mean]
         self.std = [float(v) for v in std]
         low = [(0.0 - m) / s for m, s in zip(self.mean, self.std)]
@@ -161,7 +169,8 @@ class ClassMatcher(keras.Model):
 
     def call(self, inputs):
         real = ops.stop_gradient(self.normalise(inputs["real"]))
-        syn = ops.convert_to_tensor(self.pixels)
+        # Decoding is linear with rows summing to 1, so it commutes with the normalisation.
+        syn = formation_mod.decode_ops(ops.convert_to_tensor(self.pixels), self.formation)
         if self.use_dsa:
             real = dsa.augment(real, **inputs["real_aug"])
             syn = dsa.augment(syn, **inputs["syn_aug"])
@@ -207,12 +216,15 @@ def _dense_labels(start_labels, pool_labels):
 
 
 def build_matcher(start, start_labels, pool_x, pool_y, settings, stats=None):
-    """``(matcher, pool, syn_class)`` for one level, compiled with DM's optimiser."""
+    """``(matcher, pool, syn_class)`` for one level, compiled with DM's optimiser;
+    ``syn_class`` holds one dense id per decoded image (``f^2`` per slot)."""
     classes, syn_class = _dense_labels(start_labels, pool_y)
+    factor = int(getattr(settings, "formation", None) or formation_mod.NO_FORMATION)
+    syn_class = np.repeat(syn_class, factor * factor)
     mean, std = stats if stats is not None else pixel_statistics(pool_x)
     start = (np.asarray(start, np.float32) / PIXEL_MAX - mean) / std
     matcher = ClassMatcher(start, len(classes), settings.embedding_network, settings.dsa,
-                           mean, std)
+                           mean, std, formation=factor)
     matcher.compile(optimizer=keras.optimizers.SGD(settings.learning_rate, momentum=MOMENTUM),
                     loss=SumOfSquares())
     return matcher, ClassPool(pool_x, pool_y, classes), syn_class

@@ -91,7 +91,7 @@ METHODS = {m.name: m for m in (
            card="distribution matching (`method=\"distribution\"`, after DM)",
            citation=DM_CITATION),
     Method("dm", "dmfull", 20000, 1.0, "first", "distribution-matching-full/v1", "class",
-           needs_model=False, recorded=("embedding_network", "real_batch", "dsa"),
+           needs_model=False, recorded=("embedding_network", "real_batch", "dsa", "formation"),
            help="distribution matching at the published scale (Zhao & Bilen 2023: "
                 "ConvNet-3, DSA, 20,000 iterations per level, the whole class)",
            card="distribution matching at the published scale (`method=\"dm\"`, DM)",
@@ -125,7 +125,7 @@ DEFAULT_MATCH_AGAINST = {m.name: m.match_against for m in METHODS.values()}
 EMBEDDING_NETWORKS = ("convnet3", "small")
 #: "dm" only: its defaults for the fields that other methods do not have (as published: real
 #: batch 256 per class, DSA siamese augmentation, ConvNet-3).
-DM_DEFAULTS = {"embedding_network": "convnet3", "real_batch": 256, "dsa": True}
+DM_DEFAULTS = {"embedding_network": "convnet3", "real_batch": 256, "dsa": True, "formation": 1}
 #: The train-from-scratch evaluators (`tn_keras.distill.evaluation`); the first is the default.
 EVALUATORS = ("small", "convnet3")
 #: Cross-architecture evaluation (`tn_keras.distill.cross_architecture`): ConvNet-3, the zoo's
@@ -171,9 +171,12 @@ class DistillSettings:
         match_against: ``"previous"``, ``"level0"`` or ``"class"`` ("distribution", "dm";
             None: the method's, `DEFAULT_MATCH_AGAINST`).
         chunk_size: groups optimised together (bounds memory; the result is the same).
-        embedding_network, real_batch, dsa: "dm" only (None: `DM_DEFAULTS`): the random
-            embedding networks (`EMBEDDING_NETWORKS`), real images per class and iteration,
-            and whether DSA siamese augmentation is applied.
+        embedding_network, real_batch, dsa, formation: "dm" only (None: `DM_DEFAULTS`): the
+            random embedding networks (`EMBEDDING_NETWORKS`), real images per class and
+            iteration, whether DSA siamese augmentation is applied, and the multi-formation
+            factor ``f`` (`tn_keras.distill.formation`): each stored image holds ``f^2``
+            images at ``1/f`` of the size, decoded by upsampling. ``f > 1`` makes one level
+            from real images (``levels=1``), each slot starting as ``f^2`` members of its group.
     """
 
     levels: int = 1
@@ -191,6 +194,7 @@ class DistillSettings:
     embedding_network: Optional[str] = None
     real_batch: Optional[int] = None
     dsa: Optional[bool] = None
+    formation: Optional[int] = None
 
     def resolved(self) -> "DistillSettings":
         """A checked copy with the method's defaults filled in; ValueError naming the field."""
@@ -231,8 +235,16 @@ class DistillSettings:
         if int(own["real_batch"]) != own["real_batch"] or own["real_batch"] < 1:
             raise ValueError(f"real_batch must be a positive integer; got "
                              f"{own['real_batch']!r}.")
+        formation = own["formation"]
+        if isinstance(formation, bool) or int(formation) != formation or formation < 1:
+            raise ValueError(f"formation must be a positive integer; got {formation!r}.")
+        if formation > 1 and self.levels != 1:
+            # A slot's tiles are coarse images; a deeper level would tile tiles.
+            raise ValueError(f"formation={formation} makes one level from real images: pass "
+                             f"levels=1 (got levels={self.levels}).")
         return dataclasses.replace(self, embedding_network=str(own["embedding_network"]),
-                                   real_batch=int(own["real_batch"]), dsa=bool(own["dsa"]))
+                                   real_batch=int(own["real_batch"]), dsa=bool(own["dsa"]),
+                                   formation=int(formation))
 
     @property
     def algorithm(self) -> str:

@@ -26,13 +26,13 @@ def render(manifest: artifacts.Manifest) -> str:
         f"{_method(manifest['method'], 'card')} in one cascade that starts from "
         f"{manifest['start_images_per_class']} real images per class and halves them level by "
         f"level. Images are uint8 {tuple(manifest['image_shape'])}, raw 0..255; labels "
-        f"int64, {manifest['num_classes']} classes.",
+        f"int64, {manifest['num_classes']} classes.{_formation(manifest)}",
         _use(names),
         _contents(manifest),
         _making(manifest),
         _accuracy(manifest),
         "## Limitations\n\n" + (manifest.get("note") or "None recorded."),
-        f"## Citation\n\n{citation(manifest['dataset'], manifest['method'])}",
+        f"## Citation\n\n{citation(manifest['dataset'], manifest['method'], _factor(manifest))}",
         f"## Licence\n\n{LICENCE}",
     ]
     return "\n\n".join(sections) + "\n"
@@ -41,6 +41,26 @@ def render(manifest: artifacts.Manifest) -> str:
 def write_card(folder: str, manifest: artifacts.Manifest):
     """Write ``folder/DATACARD.md`` atomically."""
     atomic_write_bytes(os.path.join(folder, CARD_NAME), render(manifest).encode("utf-8"))
+
+
+#: Multi-formation's source (`tn_keras.distill.formation`).
+IDC_CITATION = ("J.-H. Kim et al., \"Dataset Condensation via Efficient Synthetic-Data "
+                "Parameterization\", ICML 2022 (multi-formation)")
+
+
+def _factor(manifest) -> int:
+    return int(manifest.get("formation") or 1)
+
+
+def _formation(manifest) -> str:
+    f = _factor(manifest)
+    if f == 1:
+        return ""
+    return (f"\n\nMulti-formation (factor {f}): each stored image is a slot of {f * f} images "
+            f"at 1/{f} of the size, {f}x{f} tiles; `load_dataset` decodes them by bilinear "
+            f"upsampling into {f * f} full-size images a slot (`decode=False` returns the "
+            f"slots). A set's `ipc<N>` counts stored slots per class, as the literature counts "
+            f"storage; it trains on {f * f}N images per class.")
 
 
 def _use(names):
@@ -54,14 +74,21 @@ def _use(names):
 
 
 def _contents(manifest):
+    decoded = _factor(manifest) > 1
     rows = ["| level | images per class | images | seconds to make | in sets |",
             "| --- | --- | --- | --- | --- |"]
+    if decoded:
+        rows[0] = rows[0].replace("| images per class |",
+                                  "| stored per class | decoded per class |")
+        rows[1] += " --- |"
     for a, lv in sorted(manifest["levels"].items(), key=lambda kv: int(kv[0])):
         sets = [n for n, e in sorted(manifest["sets"].items()) if int(a) in e["levels"]]
         final = [n for n in sets if manifest["sets"][n]["final_level"] == int(a)]
         mark = ", ".join(f"**{n}**" if n in final else n for n in sets)
         seconds = lv.get("seconds")
-        rows.append(f"| {a} | {lv['images_per_class']} | {lv['num_images']} | "
+        per_class = (f"{lv['images_per_class']} | {lv['decoded_images_per_class']}" if decoded
+                     else f"{lv['images_per_class']}")
+        rows.append(f"| {a} | {per_class} | {lv['num_images']} | "
                     f"{'' if seconds is None else f'{seconds:.1f}'} | {mark} |")
     first = manifest["first_shipped_level"]
     skipped = ("Level 0 (real images) is" if first <= 1
@@ -101,8 +128,9 @@ def _accuracy(manifest):
         parts.append(
             f"**{name}** (level {entry['final_level']}, {ev['images']} images): a fresh "
             f"{ev['evaluator']} trained {ev['steps']} steps on the set, seeds {ev['seeds']} "
-            f"(mean ± std); random real: as many random training images per class, a fresh "
-            f"draw per seed, trained the same way. Protocol: {ev['protocol']}.\n\n"
+            f"(mean ± std); random real: "
+            f"{ev.get('baseline', 'as many random training images per class, a fresh draw per seed')}"
+            f", trained the same way. Protocol: {ev['protocol']}.\n\n"
             + "\n".join(rows) + f"\n\n```bash\n{ev.get('command')}\n```")
     return "\n\n".join(parts)
 
@@ -123,8 +151,9 @@ def _method(short: str, field: str):
         return short
 
 
-def citation(dataset: str, method: str) -> str:
-    """What to cite for a set: its method, and the dataset it was distilled from."""
+def citation(dataset: str, method: str, formation: int = 1) -> str:
+    """What to cite for a set: its method (and multi-formation's source when it is stored
+    that way), and the dataset it was distilled from."""
     from tn_keras import datasets
 
     try:
@@ -132,4 +161,6 @@ def citation(dataset: str, method: str) -> str:
     except ValueError:  # a dataset tn_keras does not know
         data = dataset
     cite = _method(method, "citation")
+    if formation > 1:
+        cite = f"{cite}; {IDC_CITATION}"
     return f"Method: {cite}.\n\nData: {data}"

@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 from tn_keras import artifacts
+from tn_keras.distill import formation
 from tn_keras.utils.faults import fault_point
 from tn_keras.utils.files import atomic_directory
 from tn_keras.utils.files import atomic_path
@@ -178,9 +179,24 @@ def write_images(folder: str, x: np.ndarray, y: np.ndarray):
 
 
 def read_images(folder: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` from a level folder's ``images.npz``."""
+    """``(x, y)`` from a level folder's ``images.npz``: the stored images (slots, for a level
+    made with multi-formation)."""
     with np.load(os.path.join(folder, LEVEL_FILE)) as data:
         return data["x"], data["y"].astype(np.int64)
+
+
+def level_formation(folder: str) -> int:
+    """The multi-formation factor a level folder's manifest records (1 when none)."""
+    manifest = read_manifest(folder) or {}
+    return int((manifest.get("algorithm") or {}).get("formation") or formation.NO_FORMATION)
+
+
+def read_training_images(folder: str, decode: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """`read_images`, with a multi-formation level's slots decoded into their ``f^2`` tiles
+    each (uint8, full size, `tn_keras.distill.formation`) unless ``decode=False``."""
+    x, y = read_images(folder)
+    factor = level_formation(folder) if decode else formation.NO_FORMATION
+    return formation.decode_to_uint8(x, y, factor) if factor > 1 else (x, y)
 
 
 def as_tf_dataset(x: np.ndarray, y: np.ndarray):
@@ -233,7 +249,8 @@ def reusable_level(export_dir: str, level: int, settings, context: dict):
     return read_images(path)
 
 
-def load_level(export_dir: str, level: int, as_dataset: bool = False, verify: bool = True):
+def load_level(export_dir: str, level: int, as_dataset: bool = False, verify: bool = True,
+               decode: bool = True):
     """A level's images and labels.
 
     Args:
@@ -242,6 +259,9 @@ def load_level(export_dir: str, level: int, as_dataset: bool = False, verify: bo
         as_dataset: return a ``tf.data.Dataset`` of ``(image uint8, label int64)`` elements
             (unbatched) instead of arrays (needs TensorFlow; the arrays do not).
         verify: check every file's sha256 against the manifest first.
+        decode: a level made with multi-formation (``formation=f``) stores slots of ``f^2``
+            coarse images; return them decoded, ``f^2`` full-size images a slot (default), or
+            the stored slots (False).
 
     Returns:
         ``(x, y)`` numpy arrays (uint8 images, raw 0..255; int64 labels), or a tf.data.Dataset.
@@ -254,7 +274,7 @@ def load_level(export_dir: str, level: int, as_dataset: bool = False, verify: bo
     if verify and verify_level(path) is None:
         raise ValueError(f"{path} is incomplete or its files do not match their sha256 in "
                          f"{MANIFEST}.")
-    x, y = read_images(path)
+    x, y = read_training_images(path, decode)
     return as_tf_dataset(x, y) if as_dataset else (x, y)
 
 

@@ -58,6 +58,15 @@ def first_members(group_of: np.ndarray, count: int) -> np.ndarray:
     return first
 
 
+def group_members(group_of: np.ndarray, count: int, size: int) -> np.ndarray:
+    """``(count, size)`` image indices: each group's members in order, repeated cyclically when
+    the group has fewer than ``size`` (a multi-formation slot's ``f^2`` starting tiles)."""
+    members = [[] for _ in range(count)]
+    for j, g in enumerate(group_of):
+        members[g].append(j)
+    return np.asarray([[m[i % len(m)] for i in range(size)] for m in members], dtype=np.int64)
+
+
 def segment_mean(values: np.ndarray, segments: np.ndarray, count: int) -> np.ndarray:
     """Mean of ``values`` rows per segment id ``0..count-1`` (float32; float64 sums)."""
     out = np.zeros((count,) + values.shape[1:], dtype=np.float64)

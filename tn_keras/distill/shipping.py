@@ -98,12 +98,19 @@ def _copy_level(source: dict, src_dir: str, dst_dir: str):
     artifacts.write(path, dataclasses.replace(manifest, files=files))
 
 
-def _set_entries(spec, method, levels: dict, evaluations: dict) -> dict:
-    """``{set name: entry}``; ``levels`` is the record's ``{"a": {"images_per_class"}}``."""
+def name_part(method: str, factor: int) -> str:
+    """The middle of a set's name: the method's short name, and ``-mf<f>`` for sets stored
+    with multi-formation (``cifar10.dmfull-mf2.ipc10``: ten slots per class, four images each)."""
+    return method if factor == 1 else f"{method}-mf{factor}"
+
+
+def _set_entries(spec, part, levels: dict, evaluations: dict) -> dict:
+    """``{set name: entry}``; ``levels`` is the record's ``{"a": {"images_per_class"}}`` (stored
+    images, slots with multi-formation: ``ipc<N>`` counts what is stored, as in the literature)."""
     sets = {}
     for final in sorted(spec.final_levels):
         ipc = levels[str(final)]["images_per_class"]
-        sets[f"{spec.dataset}.{method}.ipc{ipc}"] = dict(
+        sets[f"{spec.dataset}.{part}.ipc{ipc}"] = dict(
             final_level=final, images_per_class=ipc,
             levels=list(range(spec.first_level, final + 1)),
             evaluation=evaluations.get(final, {}))
@@ -122,23 +129,29 @@ def _record(spec: CascadeSpec, sources: dict) -> dict:
     first = sources[min(sources)]
     method = _short_name(first["algorithm"].get("method"), spec.export_dir)
     per_class = first["algorithm"]["per_class"]
+    factor = int(first["algorithm"].get("formation") or 1)
     levels = {str(a): dict(images_per_class=min(m["images_per_class"].values()),
                            num_images=m["num_images"],
                            seconds=m.get("wall_time_seconds"))
               for a, m in sources.items()}
+    if factor > 1:
+        for entry in levels.values():
+            entry["decoded_images_per_class"] = entry["images_per_class"] * factor ** 2
+    part = name_part(method, factor)
     return dict(
-        dataset=spec.dataset, method=method, start_images_per_class=per_class,
+        dataset=spec.dataset, method=method, name_part=part, formation=factor,
+        start_images_per_class=per_class,
         image_shape=first["image_shape"], num_classes=len(first["images_per_class"]),
         dtype="uint8", preprocessing=first["preprocessing"], algorithm=first["algorithm"],
         levels=levels, first_shipped_level=spec.first_level, note=spec.note,
-        sets=_set_entries(spec, method, levels, _evaluations(spec)))
+        sets=_set_entries(spec, part, levels, _evaluations(spec)))
 
 
 def ship(spec: CascadeSpec, root: str, overwrite: bool = False) -> str:
     """Write the cascade folder of ``spec`` under ``root``; return its path."""
     sources = _source_levels(spec)
     record = _record(spec, sources)
-    folder = os.path.join(root, f"{spec.dataset}.{record['method']}.from"
+    folder = os.path.join(root, f"{spec.dataset}.{record['name_part']}.from"
                                 f"{record['start_images_per_class']}")
     first = sources[min(sources)]
     with atomic_directory(folder, overwrite=overwrite) as tmp:

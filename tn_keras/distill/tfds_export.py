@@ -94,6 +94,6 @@ def to_tfds(name: str, directory: str, overwrite: bool = False, root=None) -> st
             tfds.folder_dataset.write_metadata(
                 data_dir=folder, features=features, split_infos=None,
                 filename_template=FILENAME_TEMPLATE, description=_builder_description(info),
-                citation=datacard.citation(info.dataset, info.method), check_data=True,
+                citation=datacard.citation(info.dataset, info.method, info.formation), check_data=True,
                 supervised_keys=("image", "label"))  # as_supervised=True gives (x, y) pairs
     return os.path.join(directory, tfds_name(name), VERSION)
