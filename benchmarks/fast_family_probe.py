@@ -15,7 +15,11 @@ Variants (the step after each BatchNorm; pooling average unless said):
     linear      nothing: a linear network
     gatedG      the family's T(z) = z + BN_g(PolyCG_1x1(z)), BN_g's scale starting at G
     squareA     z + a z^2, a per-channel weight starting at A
+    hermite     z/2 + BN(z^2)/sqrt(4 pi): ReLU's Hermite expansion to order 2, each basis
+                function normalised on its own (AESPA's basis-wise normalisation)
     VARIANT+vpB the variant with variance pooling, avg(x) + b (avg(x^2) - avg(x)^2), b from B
+    VARIANT+qpG the variant with quadratic 2x2 pooling, avg(x) + BN_g(sum_ij b_ij x_i x_j)
+                over the window's four sites per channel, BN_g's scale starting at G
 """
 import dataclasses
 import os
@@ -65,6 +69,57 @@ def variance_pooling(b0):
     return VariancePooling
 
 
+def hermite_step(z, name):
+    """ReLU's probabilists' Hermite expansion to order 2 (coefficients 1/2 and 1/sqrt(4 pi) of
+    the normalised He_1 = z and He_2 = (z^2 - 1)/sqrt(2)), with He_2 normalised by its own
+    BatchNorm, as AESPA does for every basis function (z arrives normalised)."""
+    import keras
+
+    square = keras.layers.Lambda(lambda t: t * t, name=name + "_square")(z)
+    square = keras.layers.BatchNormalization(momentum=0.6, epsilon=1e-12, scale=False,
+                                             name=name + "_square_bn")(square)
+    linear = keras.layers.Rescaling(0.5, name=name + "_h1")(z)
+    square = keras.layers.Rescaling(1.0 / np.sqrt(4.0 * np.pi), name=name + "_h2")(square)
+    return keras.layers.Add(name=name + "_hermite")([linear, square])
+
+
+def quadratic_pooling(gate):
+    import keras
+
+    class QuadraticPooling(keras.layers.Layer):
+        """2x2 pooling: the window's average plus a normalised quadratic form of its four
+        sites, per channel, ``BN_g(sum_{i<=j} b_ij x_i x_j)`` (10 weights a channel, Glorot
+        start); larger windows (the final pooling) stay averages."""
+
+        def __init__(self, pool_size, name=None):
+            super().__init__(name=name)
+            self.pool_size = pool_size
+            self.pool = keras.layers.AveragePooling2D(pool_size)
+            if pool_size == 2:
+                self.norm = keras.layers.BatchNormalization(
+                    momentum=0.6, epsilon=1e-12,
+                    gamma_initializer=keras.initializers.Constant(gate))
+
+        def build(self, input_shape):
+            if self.pool_size == 2:
+                self.b = self.add_weight(shape=(10, input_shape[-1]),
+                                         initializer="glorot_uniform", name="b")
+                height, width = input_shape[1] // 2, input_shape[2] // 2
+                self.norm.build((None, height, width, input_shape[-1]))
+
+        def call(self, x, training=None):
+            mean = self.pool(x)
+            if self.pool_size != 2:
+                return mean
+            height, width = mean.shape[1], mean.shape[2]
+            sites = [x[:, i:2 * height:2, j:2 * width:2] for i in (0, 1) for j in (0, 1)]
+            pairs = [(i, j) for i in range(4) for j in range(i, 4)]
+            quad = sum(self.b[k] * sites[i] * sites[j] for k, (i, j) in enumerate(pairs))
+            return mean + self.norm(quad, training=training)
+
+    return QuadraticPooling
+
+
 def gated_step(gate):
     from tn_keras.zoo import cifar_taylornet_fast as fast
 
@@ -83,9 +138,10 @@ def build(variant):
     import keras
     from tn_keras.zoo import cifar_taylornet_fast as fast
 
-    variant, _, pooling = variant.partition("+vp")
+    variant, _, pooling = variant.partition("+")
     if pooling:
-        pool = variance_pooling(float(pooling))
+        kind, start = pooling[:2], float(pooling[2:])
+        pool = {"vp": variance_pooling, "qp": quadratic_pooling}[kind](start)
 
         class Layers:  # keras.layers with average pooling replaced, for this build only
             def __getattr__(self, key):
@@ -97,6 +153,8 @@ def build(variant):
     else:
         if variant == "gelu_avg":
             step = lambda z, name: keras.layers.Activation("gelu", name=name + "_gelu")(z)  # noqa
+        elif variant == "hermite":
+            step = hermite_step
         elif variant == "linear":
             step = lambda z, name: z  # noqa: E731
         elif variant.startswith("gated"):
