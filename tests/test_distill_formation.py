@@ -109,3 +109,42 @@ def test_matching_moves_the_slots_through_the_decoder(tmp_path):
                       **dict(TINY, steps=0))
     assert levels[1].x.shape == start[1].x.shape
     assert np.abs(levels[1].x.astype(int) - start[1].x.astype(int)).max() > 0
+
+
+def test_evaluation_baseline_is_random_real_in_the_same_format(tmp_path, monkeypatch):
+    """benchmarks/eval_distilled_sets.py compares a multi-formation level with random real
+    images stored the same way (f^2 coarse images a slot, decoded), not with full-size ones."""
+    import importlib.util
+    import types
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    monkeypatch.syspath_prepend(os.path.join(root, "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        "eval_distilled_sets", os.path.join(root, "benchmarks", "eval_distilled_sets.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    x, y = synthetic_data()
+    out = str(tmp_path / "mf")
+    D.distill(None, x, y, levels=1, per_class=8, group_size=4, formation=2, export_dir=out,
+              seed=3, **dict(TINY, steps=0))
+    trained = []
+
+    def fake_train_and_score(tx, ty, tests, seed, evaluator, steps):
+        trained.append((np.asarray(tx), np.asarray(ty)))
+        return {split: 0.5 for split in tests}
+
+    monkeypatch.setattr(bench, "train_and_score", fake_train_and_score)
+    args = types.SimpleNamespace(evaluator="small", steps=2)
+    row = bench.evaluate_level(out, 1, (x, y), {"test": (x[:4], y[:4])}, (0,), args)
+    (dx, dy), (rx, ry) = trained
+    assert dx.shape == rx.shape == (4 * 2 * len(np.unique(y)),) + x.shape[1:]
+    assert list(np.bincount(ry)) == list(np.bincount(dy))
+    from tn_keras.distill.evaluation import random_real_subset
+
+    real, real_labels = random_real_subset(x, y, 8, seed=0)  # the seed's draw, then the format
+    expected = F.decode_to_uint8(F.encode(real, 2), real_labels[::4], 2)
+    np.testing.assert_array_equal(rx, expected[0])
+    np.testing.assert_array_equal(ry, expected[1])
+    assert (row["formation"], row["images_per_class"], row["decoded_images_per_class"]) == (
+        2, 2, 8)
+    assert "stored 4 to a slot" in row["baseline"]
