@@ -5,6 +5,7 @@ library changes, and check the shape of what they write.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -90,3 +91,28 @@ def test_eval_distill(tmp_path):
     assert report["distill_settings"]["method"] == "embedding"
     assert {"reference_distilled", "scratch_distilled", "scratch_random_real"} <= set(
         report["rows"][1])
+
+
+def test_similarity_nulls(tmp_path):
+    """An export with its level 0, then without it (as a shipped cascade): level 0 rebuilt from
+    the recorded seed and per_class gives the same nulls, and every image's start is found."""
+    levels = str(tmp_path / "levels")
+    result = subprocess.run([sys.executable, "-m", "tn_keras.cli", "distill", "digits_taylornet",
+                             "--per-class", "8", "--levels", "2", "--steps", "1", "--method",
+                             "distribution", "--init", "first", "--out", levels],
+                            capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reports = []
+    for name in ("with_level_0.json", "rebuilt.json"):
+        _run_benchmark("similarity_nulls.py", levels, "--json", str(tmp_path / name))
+        with open(tmp_path / name) as f:
+            reports.append(json.load(f)["reports"][0])
+        shutil.rmtree(os.path.join(levels, "level_0"), ignore_errors=True)
+    exported, rebuilt = reports
+    assert (exported["level_0"], rebuilt["level_0"]) == ("the export's", "rebuilt")
+    assert rebuilt["start_found"] == 1.0
+    assert exported["curves"]["averaging_only"] == rebuilt["curves"]["averaging_only"]
+    curves = rebuilt["curves"]
+    assert set(curves) == {"distilled", "averaging_only", "random_real"}
+    assert [curves["random_real"][str(a)]["3"]["n"] for a in range(3)] == [8, 4, 2]
+    assert curves["distilled"]["0"] == curves["averaging_only"]["0"]

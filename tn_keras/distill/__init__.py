@@ -12,12 +12,14 @@ Modules: `config` (every choice and default, the config objects), `algorithm` (t
 loop), `groups` (level 0 and the random groups), `embedding_matching`,
 `distribution_matching` and `class_matching` (the methods; `siamese_augmentation` is DSA for
 the last), `pixels` (images as Keras weights), `checks`,
-`similarity` (Eq. S3), `export` (level folders, `load_level`), `callback`
+`similarity` (Eq. S3), `null_curves` (what Eq. S3's s does with no network: averaging only,
+random real), `export` (level folders, `load_level`), `callback`
 (`MultiLevelDistillation` for ``model.fit``), `evaluation` (reference classification,
 train-from-scratch protocol), `cross_architecture` (a level trained into several networks),
-`plot` (s, d vs level). The shipped distilled sets: `catalogue` (`load_dataset`,
-`list_datasets`, `dataset_info`), `datacard`, `shipping` (how they are made), `tfds_export`
-(`to_tfds`). Works under every Keras backend; docs/distillation.md has the guide.
+`plot` (s, d vs level; s with its null curves). The shipped distilled sets: `catalogue`
+(`load_dataset`, `list_datasets`, `dataset_info`), `datacard`, `shipping` (how they are
+made), `tfds_export` (`to_tfds`). Works under every Keras backend; docs/distillation.md has
+the guide.
 """
 from tn_keras.distill.algorithm import Level
 from tn_keras.distill.algorithm import distill
@@ -37,6 +39,7 @@ from tn_keras.distill.evaluation import train_from_scratch
 from tn_keras.distill.export import load_level
 from tn_keras.distill.export import verify_level
 from tn_keras.distill.plot import plot_similarity
+from tn_keras.distill.plot import plot_similarity_curves
 from tn_keras.distill.similarity import similarity
 from tn_keras.distill.tfds_export import to_tfds
 
@@ -53,6 +56,7 @@ __all__ = [
     "load_level",
     "max_levels",
     "plot_similarity",
+    "plot_similarity_curves",
     "reference_classification",
     "similarity",
     "similarity_by_level",

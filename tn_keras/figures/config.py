@@ -21,6 +21,13 @@ class DistillationSpec:
     steps: int             # Adam steps per level (the distillation's default is 40)
     test_split: str
     test_images: int       # test images classified by nearest reference (the first ones)
+    group_size: int = 2    # images averaged into one per level, by the cascade and its null
+
+    def __post_init__(self):
+        # Checked here: max_levels(n, 1) would never end.
+        if isinstance(self.group_size, bool) or not isinstance(self.group_size, int) \
+                or self.group_size < 2:
+            raise ValueError(f"group_size must be an integer >= 2; got {self.group_size!r}.")
 
 
 @dataclasses.dataclass(frozen=True)

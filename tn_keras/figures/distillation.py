@@ -1,5 +1,9 @@
 """Figs. S5 / S6 (Eq. S3's s and d per class against the level) and reference classification.
 
+Figs. S5 / S6 draw the distillation's s beside two null curves on the same level 0
+(`tn_keras.distill.null_curves`): the pixel means of the cascade's random groups, with no
+network, and random real images; a rising s alone is what averaging does.
+
 Reference classification (the paper's use of distilled images): each test image gets the class
 of its nearest reference by cosine similarity of the network's embeddings
 (`tn_keras.distill.reference_classification`). Each level is compared with the same number of
@@ -46,31 +50,93 @@ def reference_rows(model, levels, train, test, seed):
     return rows
 
 
-def similarity_figure(folder, spec, dataset, levels, seconds, seed):
-    """The S5 / S6 plot from distilled levels ``[Level, ...]``; returns the record."""
-    from tn_keras.distill import plot_similarity
+def _checked_nulls(nulls, table):
+    """``nulls`` (`tn_keras.distill.null_curves.null_curves`), checked against the distilled
+    table: both curves, the same levels and the same images per class at every level."""
+    from tn_keras.distill.null_curves import AVERAGING
+    from tn_keras.distill.null_curves import RANDOM_REAL
+
+    if not isinstance(nulls, dict) or set(nulls) != {AVERAGING, RANDOM_REAL}:
+        got = sorted(nulls) if isinstance(nulls, dict) else type(nulls).__name__
+        raise ValueError(f"nulls must be null_curves()'s dict with keys {AVERAGING!r} and "
+                         f"{RANDOM_REAL!r}; got {got}.")
+    counts = {lv: {int(c): v["n"] for c, v in classes.items()} for lv, classes in table.items()}
+    for name in (AVERAGING, RANDOM_REAL):
+        theirs = {int(lv): {int(c): v["n"] for c, v in classes.items()}
+                  for lv, classes in nulls[name].items()}
+        if theirs != counts:
+            raise ValueError(f"nulls: the {name!r} curve has other levels or images per class "
+                             f"than the distillation ({theirs} against {counts}); compute it "
+                             "from the same level 0 with the same group size.")
+    return {AVERAGING: nulls[AVERAGING], RANDOM_REAL: nulls[RANDOM_REAL]}
+
+
+def _series(means, levels):
+    return ", ".join(f"{means[lv]:.3f}" for lv in levels if not math.isnan(means[lv]))
+
+
+def _similarity_caption(spec, dataset, levels, seconds, seed, curves, means):
+    from tn_keras.distill.null_curves import AVERAGING
+    from tn_keras.distill.null_curves import DISTILLED
+    from tn_keras.distill.null_curves import RANDOM_REAL
+    from tn_keras.distill.null_curves import last_paired_level
+
+    order = sorted(means[DISTILLED])
+    last = last_paired_level(curves)
+    per_class = max(v["n"] for v in curves[DISTILLED][last].values())
+    distilled, averaged, real = (means[k][last] for k in (DISTILLED, AVERAGING, RANDOM_REAL))
+    start = means[DISTILLED][order[0]]
+    flat = [means[RANDOM_REAL][lv] for lv in order if not math.isnan(means[RANDOM_REAL][lv])]
+    return (
+        f"Paper: within-class cosine similarity s rises and squared distance d (= 2 - 2s, so "
+        f"only s is drawn) falls with the distillation level, for every class. Measured: "
+        f"{spec.model} distilling {spec.per_class} real {dataset} training images per class, "
+        f"divided by {spec.group_size} per level down to one ({len(levels) - 1} levels), "
+        f"{spec.steps} Adam steps per level"
+        f"{'' if spec.steps == 40 else ' (the default is 40; fewer to fit 2 CPU cores)'}, "
+        f"seed {seed}; {seconds:.0f} s of distillation. Beside it, two null curves computed "
+        "with NumPy alone from the same level 0 with as many images per class: averaging "
+        "only (each level the pixel means of the cascade's own random groups of the level "
+        "before, no network) and random real (as many random real training images per "
+        f"class). Mean s over classes per level: distilled {_series(means[DISTILLED], order)}; "
+        f"averaging only {_series(means[AVERAGING], order)}; random real "
+        f"{_series(means[RANDOM_REAL], order)}. At level {last} ({per_class} images per "
+        f"class): distilled {distilled:.3f}, averaging only {averaged:.3f}, random real "
+        f"{real:.3f}. What the signature shows: a class's distilled images become alike. What "
+        f"it does not show: that the network put anything into them. Averaging alone takes s "
+        f"from {start:.3f} to {averaged:.3f}; the network's part is the distance between the "
+        f"distilled and averaging-only curves ({distilled - averaged:+.3f} here). Random real "
+        f"subsets of the same sizes stay flat (mean s {min(flat):.3f} to {max(flat):.3f}; the "
+        "spread grows as the sets shrink). The last level has one image per class, hence no "
+        "pair: a shaded gap.")
+
+
+def similarity_figure(folder, spec, dataset, levels, seconds, seed, nulls):
+    """The S5 / S6 plot from distilled levels ``[Level, ...]`` with its two null curves
+    (``nulls``: `tn_keras.distill.null_curves.null_curves` from the same level 0); returns the
+    record. The JSON holds the three curves' tables and their means over classes."""
+    from tn_keras.distill.null_curves import DISTILLED
+    from tn_keras.distill.null_curves import LABELS
+    from tn_keras.distill.null_curves import mean_s as mean_over_classes
+    from tn_keras.distill.plot import plot_similarity_curves
 
     name = f"{dataset}_similarity"
     table = {lv.level: lv.similarity for lv in levels}
-    mean_s = [np.nanmean([v["s"] for v in table[lv].values()]) if not all(
-        math.isnan(v["s"]) for v in table[lv].values()) else math.nan for lv in sorted(table)]
-    shown = ", ".join(f"{s:.3f}" for s in mean_s if not math.isnan(s))
-    record = style.Figure(
-        name, f"{spec.figure}: Eq. (S3) per class against the level",
-        f"Paper: within-class cosine similarity s rises and squared distance d falls with the "
-        f"distillation level, for every class. Measured: {spec.model} distilling "
-        f"{spec.per_class} real {dataset} training images per class, halved per level down to "
-        f"one ({len(levels) - 1} levels), {spec.steps} Adam steps per level"
-        f"{'' if spec.steps == 40 else ' (the default is 40; fewer to fit 2 CPU cores)'}, "
-        f"seed {seed}; {seconds:.0f} s of distillation. Mean s over "
-        f"classes per level: {shown}. The last level has one image per class, hence no pair: "
-        "it is a shaded gap.")
+    curves = {DISTILLED: table, **_checked_nulls(nulls, table)}
+    means = {key: mean_over_classes(curve) for key, curve in curves.items()}
+    record = style.Figure(name, f"{spec.figure}: Eq. (S3) per class against the level, with "
+                          "its null curves",
+                          _similarity_caption(spec, dataset, levels, seconds, seed, curves, means))
     for ext in ("png", "svg"):
-        plot_similarity(table, os.path.join(folder, f"{name}.{ext}"),
-                        title=f"{spec.figure}: {spec.model} on {dataset}")
+        plot_similarity_curves(curves, os.path.join(folder, f"{name}.{ext}"),
+                               title=f"{spec.figure}: {spec.model} on {dataset}", labels=LABELS)
     record.images.append(f"{name}.png")
     record.data.append(f"{name}.svg")
-    style.write_json(folder, f"{name}.json", {"similarity": table, "mean_s": mean_s}, record)
+    order = sorted(table)
+    style.write_json(folder, f"{name}.json", {
+        "similarity": table, "mean_s": [means[DISTILLED][lv] for lv in order],
+        "levels": order, "curves": curves, "labels": LABELS,
+        "mean_s_by_curve": {key: [m[lv] for lv in order] for key, m in means.items()}}, record)
     return record
 
 
@@ -115,6 +181,7 @@ def make(folder, spec, seed, data_dir=None):
     from tn_keras import zoo
     from tn_keras.distill import distill
     from tn_keras.distill import max_levels
+    from tn_keras.distill.null_curves import null_curves
 
     dataset = zoo.info(spec.model).dataset
     model = zoo.load(spec.model, compile=False)
@@ -122,9 +189,12 @@ def make(folder, spec, seed, data_dir=None):
     test = datasets.load(dataset, spec.test_split, data_dir=data_dir)
     test = (test[0][:spec.test_images], test[1][:spec.test_images])
     start = time.perf_counter()
-    levels = distill(model, *train, levels=max_levels(spec.per_class, 2),
-                     per_class=spec.per_class, steps=spec.steps, seed=seed)
+    levels = distill(model, *train, levels=max_levels(spec.per_class, spec.group_size),
+                     per_class=spec.per_class, steps=spec.steps, group_size=spec.group_size,
+                     seed=seed)
     seconds = time.perf_counter() - start
+    # The nulls start from the cascade's own level 0 and use its seed: the same groups.
+    nulls = null_curves(levels[0].x, levels[0].y, train, len(levels) - 1, spec.group_size, seed)
     rows = reference_rows(model, [(lv.level, lv.x, lv.y) for lv in levels], train, test, seed)
-    return [similarity_figure(folder, spec, dataset, levels, seconds, seed),
+    return [similarity_figure(folder, spec, dataset, levels, seconds, seed, nulls),
             reference_figure(folder, spec, dataset, rows)]
