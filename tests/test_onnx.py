@@ -105,3 +105,28 @@ def test_missing_converter_is_one_clear_line(monkeypatch):
     monkeypatch.setattr(keras.config, "backend", lambda: "jax")
     with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):
         onnx_lib.require_converter()
+
+
+def test_onnx_uint8_graph_takes_decoded_images_as_they_are(tmp_path):
+    """input_dtype="uint8": ONNX Runtime itself takes uint8 pixels (a float graph refuses
+    them: an ONNX input has one type), with Keras's outputs on the same images (issue 28)."""
+    import onnxruntime
+
+    model = zoo.load("digits_taylornet", compile=False)
+    path = str(tmp_path / "digits_u8.onnx")
+    manifest = export(model, path, format="onnx", model_name="digits_taylornet",
+                      input_dtype="uint8")
+    assert manifest["input"]["dtype"] == "uint8"
+    x = np.random.default_rng(3).integers(0, 256, (6,) + model.input_shape[1:], np.uint8)
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": x})[0]
+    expected = np.asarray(model(x.astype("float32"), training=False))
+    np.testing.assert_allclose(got, expected, atol=TFLITE_ATOL, rtol=0)
+    runtime = ONNXModel(path)
+    np.testing.assert_allclose(runtime.predict(x.astype("float64")), got, atol=1e-6)
+    with pytest.raises(ValueError, match=r"^x: this ONNX graph takes uint8 pixels"):
+        runtime.predict(x.astype("float32") + 0.5)
+    with pytest.raises(ValueError, match=r"input_dtype='uint8' applies to format='onnx' only"):
+        export(model, str(tmp_path / "d.tflite"), format="tflite", input_dtype="uint8")
+    with pytest.raises(ValueError, match=r"input_dtype must be one of float32, uint8"):
+        export(model, str(tmp_path / "d.onnx"), format="onnx", input_dtype="int8")

@@ -35,6 +35,9 @@ def add_parser(subparsers):
                    help="TFLite formats: keep BatchNormalization layers as separate ops")
     p.add_argument("--no-fold-normalization", dest="fold_normalization", action="store_false",
                    help="TFLite formats: keep the input Normalization as separate ops")
+    p.add_argument("--input-dtype", choices=config.ONNX_INPUT_DTYPES, default="float32",
+                   help="--format onnx: the graph's input type; uint8 takes decoded image "
+                        "files as they are (default float32)")
     p.add_argument("--calibration", metavar="LEVEL_DIR",
                    help="quantised formats: calibrate on a distilled level folder "
                         "(<distill --out>/level_<a>) instead of 500 training images")
@@ -72,6 +75,7 @@ def config_from_args(args, checkpoint=None, model_name=None):
             pass  # ExportConfig.checked names the argument and the valid values
     return ExportConfig(
         format=args.format, representative_data=args.calibration, overwrite=args.overwrite,
+        input_dtype=args.input_dtype,
         model_name=model_name or args.name, checkpoint=checkpoint, data_dir=args.data_dir,
         activation_quantile=quantile, fold_batch_norm=args.fold_batch_norm,
         fold_normalization=args.fold_normalization)

@@ -108,6 +108,7 @@ def _write(model, stage, image_shape, config, file_name) -> ExportedFile:
 
         record = onnx_lib.export_onnx(
             model, stage.result, image_shape, overwrite=True, atol=TFLITE_ATOL,
+            input_dtype=config.input_dtype,
             parity_inputs=_random_images(image_shape, PARITY_IMAGES) if config.verify else None,
             output_spec=_output_spec(model, (None, model.output_shape[-1]), "float32"))
         return ExportedFile(**dict(record, file=file_name))

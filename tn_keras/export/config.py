@@ -14,6 +14,9 @@ from typing import Optional, Union
 
 #: The deployment formats, in the order the CLI lists them; the first is the default.
 FORMATS = ("saved_model", "tflite", "tflite_int8", "tflite_int16x8", "onnx")
+#: ``input_dtype`` choices of the ONNX graph: raw pixels as float32 (any value), or as uint8
+#: (what image files decode to; the graph casts them to float32 first).
+ONNX_INPUT_DTYPES = ("float32", "uint8")
 DEFAULT_FORMAT = FORMATS[0]
 #: Formats written as a folder (every other one is a single file).
 FOLDER_FORMATS = ("saved_model",)
@@ -68,6 +71,9 @@ class ExportConfig:
         fold_normalization: TFLite formats: fold the input's Normalization into the Conv2D
             after it (`tn_keras.export.input_folding`; the first convolution then reads the
             raw pixels, which int8 holds exactly, instead of twice-rounded normalised ones).
+        input_dtype: ``onnx`` only, one of `ONNX_INPUT_DTYPES`: the graph's input type. An ONNX
+            input has one type, and ONNX Runtime refuses any other: ``"uint8"`` takes decoded
+            image files as they are, ``"float32"`` (default) takes float arrays.
     """
 
     format: str = DEFAULT_FORMAT
@@ -80,6 +86,7 @@ class ExportConfig:
     activation_quantile: Union[str, float] = DEFAULT_ACTIVATION_QUANTILE
     fold_batch_norm: bool = True
     fold_normalization: bool = True
+    input_dtype: str = "float32"
 
     @property
     def writes_folder(self) -> bool:
@@ -100,6 +107,12 @@ class ExportConfig:
                                 and 0.5 < q <= 1)):
             raise ValueError(f"activation_quantile must be 'auto' or a number in (0.5, 1]; "
                              f"received {q!r}.")
+        if self.input_dtype not in ONNX_INPUT_DTYPES:
+            raise ValueError(f"input_dtype must be one of {', '.join(ONNX_INPUT_DTYPES)}; "
+                             f"received {self.input_dtype!r}.")
+        if self.input_dtype != "float32" and self.format != "onnx":
+            raise ValueError(f"input_dtype={self.input_dtype!r} applies to format='onnx' only; "
+                             f"format={self.format!r} takes float32 input.")
         if self.model_name is not None:
             from tn_keras.zoo.registry import get_spec
 

@@ -12,7 +12,8 @@ element-wise products and sums, TaylorDense is MatMul, Mul and Add (the GELU bas
 is rewritten as ``1 - Erf``, `STANDARD_REWRITES`); `check_ops` refuses any op
 outside the standard ONNX domain, so a graph that needs one can never be written silently.
 
-Input ``image`` (float32, NHWC raw pixels 0..255, dynamic batch), output ``predictions``.
+Input ``image`` (NHWC raw pixels 0..255, dynamic batch; float32, or uint8 with
+``input_dtype="uint8"``, the graph then casting to float32 first), output ``predictions``.
 """
 import os
 
@@ -28,8 +29,14 @@ OUTPUT_NAME = "predictions"
 STANDARD_DOMAINS = ("", "ai.onnx")
 
 
+#: ONNX Runtime's name of an input type -> the NumPy dtype it takes.
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
+
+
 class ONNXModel:
-    """An ONNX file (or its bytes) run with ONNX Runtime on the CPU: ``predict(x)``."""
+    """An ONNX file (or its bytes) run with ONNX Runtime on the CPU: ``predict(x)``, ``x`` of
+    any numeric dtype (cast to the graph's input type; for a uint8 graph, only whole values
+    in 0..255)."""
 
     def __init__(self, model):
         import onnxruntime
@@ -39,11 +46,18 @@ class ONNXModel:
                                                     providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.input_shape = list(self.session.get_inputs()[0].shape)
+        self.input_dtype = np.dtype(ORT_TYPES[self.session.get_inputs()[0].type])
         self.output_shape = list(self.session.get_outputs()[0].shape)
 
     def predict(self, x):
-        x = np.asarray(x, dtype=np.float32)
-        return self.session.run(None, {self.input_name: x})[0]
+        x = np.asarray(x)
+        if self.input_dtype == np.uint8 and x.dtype != np.uint8:
+            # Rounding would change the image silently: a uint8 graph takes pixels as stored.
+            if not (np.all(np.isfinite(x)) and np.all(x == np.round(x))
+                    and x.min(initial=0) >= 0 and x.max(initial=0) <= 255):
+                raise ValueError("x: this ONNX graph takes uint8 pixels (input_dtype='uint8'); "
+                                 "received values that are not whole numbers in 0..255.")
+        return self.session.run(None, {self.input_name: x.astype(self.input_dtype)})[0]
 
 
 def require_converter():
@@ -63,8 +77,9 @@ def require_converter():
                              ) from None
 
 
-def convert(model, image_shape, opset=OPSET) -> bytes:
-    """The serialised ONNX model of a single-input Keras image classifier (TensorFlow)."""
+def convert(model, image_shape, opset=OPSET, input_dtype="float32") -> bytes:
+    """The serialised ONNX model of a single-input Keras image classifier (TensorFlow);
+    ``input_dtype`` "uint8" gives a graph that takes uint8 pixels and casts them first."""
     require_converter()
     import tensorflow as tf
     import tf2onnx
@@ -72,8 +87,8 @@ def convert(model, image_shape, opset=OPSET) -> bytes:
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2)
 
-    spec = tf.TensorSpec((None, *image_shape), tf.float32, name=INPUT_NAME)
-    function = tf.function(lambda image: model(image, training=False))
+    spec = tf.TensorSpec((None, *image_shape), tf.as_dtype(input_dtype), name=INPUT_NAME)
+    function = tf.function(lambda image: model(tf.cast(image, tf.float32), training=False))
     frozen = convert_variables_to_constants_v2(function.get_concrete_function(spec))
     inputs = [t.name for t in frozen.inputs]
     outputs = [t.name for t in frozen.outputs]
@@ -122,20 +137,24 @@ def check_ops(proto) -> list:
     return sorted({n.op_type for n in proto.graph.node})
 
 
-def export_onnx(model, path, image_shape, overwrite, parity_inputs, atol, output_spec):
+def export_onnx(model, path, image_shape, overwrite, parity_inputs, atol, output_spec,
+                input_dtype="float32"):
     """Write ``path`` (atomically) after checking it against Keras; the manifest's record.
 
-    ``parity_inputs``: images to compare on (None: no check); ``atol``: the largest absolute
-    difference allowed (the float TFLite format's tolerance).
+    ``parity_inputs``: images to compare on (None: no check; rounded to whole grey levels for
+    a uint8 graph); ``atol``: the largest absolute difference allowed (the float TFLite
+    format's tolerance); ``input_dtype``: the graph's input type ("float32" or "uint8").
     """
     import hashlib
 
     import onnx
 
-    flatbuffer = convert(model, image_shape)
+    flatbuffer = convert(model, image_shape, input_dtype=input_dtype)
     runtime = ONNXModel(flatbuffer)
     parity = None
     if parity_inputs is not None:
+        if input_dtype == "uint8":
+            parity_inputs = np.round(np.asarray(parity_inputs, np.float32))
         got = runtime.predict(parity_inputs)
         diff = float(np.max(np.abs(got - np.asarray(model(parity_inputs, training=False)))))
         if not diff <= atol:
@@ -150,7 +169,7 @@ def export_onnx(model, path, image_shape, overwrite, parity_inputs, atol, output
         file=os.path.basename(path),
         sha256=hashlib.sha256(flatbuffer).hexdigest(),
         size_bytes=len(flatbuffer),
-        input_spec={"name": INPUT_NAME, "shape": [None, *image_shape], "dtype": "float32",
+        input_spec={"name": INPUT_NAME, "shape": [None, *image_shape], "dtype": input_dtype,
                     "layout": "NHWC", "value_range": VALUE_RANGE},
         output_spec=dict(output_spec, name=OUTPUT_NAME),
         quantization=None,
