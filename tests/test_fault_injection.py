@@ -131,11 +131,20 @@ def test_training_killed_then_resumed(point, skip, tmp_path, reference):
     resumed = run(TRAIN + ["--out", out, "--resume"], tmp_path)  # no manual step
     assert resumed.returncode == 0, resumed.stderr
     taken_over(resumed, out)
-    # Only the lines naming the lock taken over and the checkpoint written: no warning, log
-    # line or traceback.
+    # Only the lines naming the lock taken over, where the run resumes (when a backup was
+    # complete) and the checkpoint written: no warning, log line or traceback.
+    resuming = [line for line in resumed.stderr.splitlines()
+                if line.startswith("tn_keras: resuming ")]
+    expected = {("backup-write", 0): [], ("backup-write", 1): [
+        "tn_keras: resuming at epoch 2 of 3 from the backup of epoch 1 "
+        f"({out / 'backup' / 'epoch-00001.weights.h5'})"], ("fit-finished", 0): [
+        "tn_keras: resuming from the backup of epoch 3 "
+        f"({out / 'backup' / 'epoch-00003.weights.h5'}): all 3 epochs are done, nothing is "
+        "left to train"]}
+    assert resuming == expected[point, skip], resumed.stderr
     assert [line for line in resumed.stderr.splitlines()
             if not line.startswith("tn-keras train: wrote checkpoint ")
-            and "took over the lock" not in line] == []
+            and "took over the lock" not in line and line not in resuming] == []
     assert (out / "manifest.json").exists() and not (out / "backup").exists()
     assert litter(out, tmp_path) == []
     completed = 3 if point == "fit-finished" else skip

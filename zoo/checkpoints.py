@@ -172,12 +172,21 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 def save_reproducible(model, path):
     """``model.save(path)`` with the save date and zip timestamps pinned (same weights, same
-    bytes)."""
+    bytes).
+
+    Built in memory and written once with plain file writes (`tn_keras.utils.memory_saves`):
+    a full disk is then an ``OSError`` naming ``path``, not HDF5 failing inside its C library,
+    and no second temporary file is left beside ``path`` when it fails.
+    """
+    import io
     import json
 
-    model.save(path)
-    tmp = path + ".pinned.keras"
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+    from tn_keras.utils import memory_saves
+
+    saved = memory_saves.keras_file_bytes(model, path)
+    pinned = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(saved)) as src, \
+            zipfile.ZipFile(pinned, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             data = src.read(info.filename)
             if info.filename == "metadata.json":
@@ -188,7 +197,7 @@ def save_reproducible(model, path):
             entry.compress_type = info.compress_type
             entry.external_attr = 0o644 << 16
             dst.writestr(entry, data)
-    os.replace(tmp, path)
+    memory_saves.write_file(path, pinned.getvalue())
 
 
 # --- the 0.1 API, kept so that callers written against it keep working ----------------------

@@ -6,6 +6,7 @@
 import os
 
 from tn_keras import artifacts
+from tn_keras.utils.faults import fault_point
 from tn_keras.utils.files import atomic_path
 from tn_keras.zoo import checkpoints
 
@@ -53,6 +54,7 @@ def write_checkpoint(model, out, spec, tag, record, provenance):
     name = f"{spec.name}.keras"
     with atomic_path(os.path.join(out, name), overwrite=True) as tmp:
         checkpoints.save_reproducible(model, tmp)
+        fault_point("checkpoint-write")  # the new file is written, not yet renamed
     facts = api.model_facts(model, spec.dataset)
     files = {name: artifacts.sha256_file(os.path.join(out, name))}
     if os.path.isfile(os.path.join(out, LOG_NAME)):

@@ -92,8 +92,12 @@ def exit_code(error):
 
 def error_line(command, error):
     """``tn-keras <command>: error: <message>`` on one line, whatever the exception."""
+    from tn_keras.utils.write_errors import WriteRefusedError
+
     if isinstance(error, KeyboardInterrupt):
         message = "interrupted"
+    elif isinstance(error, WriteRefusedError):
+        message = str(error)  # "no space left on device writing <path> (<what is intact>)"
     elif isinstance(error, MemoryError):
         message = f"out of memory{': ' + str(error) if str(error) else ''}"
     elif isinstance(error, OSError) and error.filename is not None and error.strerror:

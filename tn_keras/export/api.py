@@ -25,6 +25,7 @@ from tn_keras.export.signature import VALUE_RANGE
 from tn_keras.export.signature import image_input_shape
 from tn_keras.utils import locks
 from tn_keras.utils.files import check_can_write
+from tn_keras.utils.write_errors import refused_writes
 
 # The TFLite converter's mode for each TFLite format.
 _TFLITE_MODES = {"tflite": "float", "tflite_int8": "int8", "tflite_int16x8": "int16x8"}
@@ -80,11 +81,19 @@ def export(model: keras.Model, path: Union[str, os.PathLike],
         staging.recover(path)  # what a killed export of this path left
         check_can_write(path, config.overwrite)
         staging.check_replaceable(path, config.writes_folder)  # again: now under the lock
-        with staging.staged(path, folder_export=config.writes_folder) as stage:
-            exported = _write(model, stage, image_shape, config, os.path.basename(path))
-            manifest = manifest_lib.build_manifest(config, exported, model.name, class_names)
-            manifest_lib.write_manifest(stage.result_manifest, manifest)
-            stage.commit()
+        # A write the file system refuses (a full disk: TensorFlow's ResourceExhaustedError,
+        # an OSError from the flatbuffer or manifest) is one WriteRefusedError naming ``path``;
+        # the staging folder is deleted and the previous export was never touched.
+        intact = ("the previous export is intact" if os.path.lexists(path)
+                  else "nothing was left behind")
+        with refused_writes(path, intact=intact, paths=(path,)):
+            with staging.staged(path, folder_export=config.writes_folder) as stage:
+                with refused_writes(path, intact=intact, paths=(path, stage.dir)):
+                    exported = _write(model, stage, image_shape, config, os.path.basename(path))
+                    manifest = manifest_lib.build_manifest(config, exported, model.name,
+                                                           class_names)
+                    manifest_lib.write_manifest(stage.result_manifest, manifest)
+                    stage.commit()
     return manifest
 
 

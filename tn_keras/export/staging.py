@@ -69,6 +69,7 @@ class Staging:
         self.dir = tempfile.mkdtemp(prefix=f"{PREFIX}{base}-", dir=parent)
         self.work = os.path.join(self.dir, "work")
         os.makedirs(self.work)
+        self._keep = False  # a failed commit that could not be rolled back: keep for `recover`
 
     @property
     def result(self):
@@ -85,22 +86,32 @@ class Staging:
         fault_point("export-before-commit")  # the new export is complete in the staging folder
         shutil.rmtree(self.work, ignore_errors=True)
         pairs = _pairs(self.target, None if self.folder_export else ".json")
-        atomic_write_json(os.path.join(self.dir, JOURNAL), {
-            "target": self.target, "folder_export": self.folder_export,
-            "manifest_sha256": sha256_file(self.result_manifest)})
-        previous = os.path.join(self.dir, "previous")
-        os.makedirs(previous)
-        for staged, final in pairs:
-            if os.path.lexists(final):
-                os.replace(final, os.path.join(previous, staged))
-        fault_point("export-commit")  # the previous export moved aside, the new one not placed
-        for staged, final in pairs:
-            os.replace(os.path.join(self.dir, staged), final)
-            fault_point("export-half-placed")  # after the file, before its manifest
+        journal = {"target": self.target, "folder_export": self.folder_export,
+                   "manifest_sha256": sha256_file(self.result_manifest)}
+        atomic_write_json(os.path.join(self.dir, JOURNAL), journal)
+        try:
+            previous = os.path.join(self.dir, "previous")
+            os.makedirs(previous)
+            for staged, final in pairs:
+                if os.path.lexists(final):
+                    os.replace(final, os.path.join(previous, staged))
+            fault_point("export-commit")  # the previous export aside, the new one not placed
+            for staged, final in pairs:
+                os.replace(os.path.join(self.dir, staged), final)
+                fault_point("export-half-placed")  # after the file, before its manifest
+        except BaseException:
+            # An error, not a kill: `staged` is about to delete this folder, which may hold
+            # the previous export; resolve the commit now as the next run's `recover` would.
+            try:
+                _finish_or_roll_back(self.dir, journal)
+            except BaseException:
+                self._keep = True  # left for `recover`: never delete the previous export
+            raise
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def discard(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self._keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -24,32 +24,26 @@ import glob
 import json
 import os
 import shutil
-import sys
 
 import keras
 
+from tn_keras.training.backup_state import BACKUP_DIR
+from tn_keras.training.backup_state import LOG_FILE
+from tn_keras.training.backup_state import MANIFEST_FILE
+from tn_keras.training.backup_state import RUN_FILE
+from tn_keras.training.backup_state import STATE_FILE
+from tn_keras.training.backup_state import entries as _entries
+from tn_keras.training.backup_state import finished_manifest  # noqa: F401  (re-exported)
+from tn_keras.training.backup_state import intact as _intact
+from tn_keras.training.backup_state import intact_backup_note  # noqa: F401  (re-exported)
+from tn_keras.training.backup_state import read_json as _read_json
+from tn_keras.training.backup_state import usable_backup
 from tn_keras.training.config import RESUME_FIELDS
+from tn_keras.utils import memory_saves
 from tn_keras.utils.faults import fault_point
 from tn_keras.utils.files import atomic_write_json
 from tn_keras.utils.files import sha256_file
-
-BACKUP_DIR = "backup"
-RUN_FILE = "run.json"
-STATE_FILE = "state.json"
-LOG_FILE = "training_log.csv"
-MANIFEST_FILE = "manifest.json"
-
-
-def _read_json(path, what):
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"{path}: cannot read the {what} ({e}).") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: the {what} is a JSON {type(data).__name__}, expected an "
-                         "object.")
-    return data
+from tn_keras.utils.write_errors import refused_writes
 
 
 class CrashSafeBackup(keras.callbacks.Callback):
@@ -78,7 +72,8 @@ class CrashSafeBackup(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._epochs_run = 0
         self._restored = None
-        entry = usable_backup(self.backup_dir, warn=True)
+        epochs = (self.params or {}).get("epochs")
+        entry = usable_backup(self.backup_dir, warn=True, epochs=epochs)
         if entry is None:
             return
         if self.model.optimizer is not None and not self.model.optimizer.built:
@@ -94,22 +89,33 @@ class CrashSafeBackup(keras.callbacks.Callback):
         self._save(epoch + 1)
 
     def _save(self, epoch):
-        """Write the backup after ``epoch`` (1-based); the previous complete one is kept."""
-        os.makedirs(self.backup_dir, exist_ok=True)
+        """Write the backup after ``epoch`` (1-based); the previous complete one is kept.
+
+        A write the file system refuses (full disk, permission) removes the partial file and
+        raises `WriteRefusedError` naming the backup and the epoch still intact.
+        """
         name = f"epoch-{epoch:05d}.weights.h5"
         final = os.path.join(self.backup_dir, name)
         tmp = os.path.join(self.backup_dir, f".tmp-{name}")  # Keras wants .weights.h5
-        self.model.save_weights(tmp, overwrite=True)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        fault_point("backup-write")  # the new weights are written, not yet renamed
-        os.replace(tmp, final)
-        state = {"epoch": epoch, "weights": name, "sha256": sha256_file(final),
-                 "logs": self._logs}
-        previous = self._fallback_for(name)
-        if previous is not None:
-            state["previous"] = previous
-        atomic_write_json(self._state_path, state, overwrite=True)
+        with refused_writes(final, intact=lambda: intact_backup_note(self.backup_dir),
+                            paths=(self.backup_dir,)):
+            os.makedirs(self.backup_dir, exist_ok=True)
+            try:
+                # HDF5 writes into memory, then one plain write: a full disk is an OSError
+                # here, never HDF5 failing in its C library (and crashing at exit).
+                memory_saves.save_weights(self.model, tmp)
+                fault_point("backup-write")  # the new weights are written, not yet renamed
+                os.replace(tmp, final)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)  # gives back the space; the previous backup is untouched
+                raise
+            state = {"epoch": epoch, "weights": name, "sha256": sha256_file(final),
+                     "logs": self._logs}
+            previous = self._fallback_for(name)
+            if previous is not None:
+                state["previous"] = previous
+            atomic_write_json(self._state_path, state, overwrite=True)
         keep = {name} | ({previous["weights"]} if previous else set())
         for old in glob.glob(os.path.join(self.backup_dir, "epoch-*.weights.h5")):
             if os.path.basename(old) not in keep:
@@ -152,58 +158,6 @@ def _start_fit_at(model, epoch):
             "resumes fit; this tn_keras cannot resume with it (train without --resume, or "
             "use the Keras version tn_keras was tested with).")
     model._initial_epoch = epoch
-
-
-def _entries(state):
-    """The backups ``state`` records, newest first: ``[{epoch, weights, sha256, logs}]``."""
-    entries = [state]
-    if isinstance(state.get("previous"), dict):
-        entries.append(state["previous"])
-    return [{"epoch": e.get("epoch"), "weights": os.path.basename(str(e.get("weights"))),
-             "sha256": e.get("sha256"), "logs": e.get("logs") or {}} for e in entries]
-
-
-def _intact(backup_dir, entry):
-    path = os.path.join(backup_dir, entry["weights"])
-    return (isinstance(entry["epoch"], int) and not isinstance(entry["epoch"], bool)
-            and os.path.isfile(path) and sha256_file(path) == entry["sha256"])
-
-
-def usable_backup(backup_dir, warn=False):
-    """The newest intact backup in ``backup_dir``, as ``{epoch, weights, sha256, logs}``.
-
-    None when nothing is backed up yet (no ``state.json``). When the newest backup is damaged
-    (missing, truncated, another sha256) the one before it is used, with one line on stderr
-    naming both if ``warn``.
-
-    Raises:
-        ValueError: no recorded backup is intact (the message names them and ``state.json``).
-    """
-    state_path = os.path.join(backup_dir, STATE_FILE)
-    if not os.path.exists(state_path):
-        return None
-    entries = _entries(_read_json(state_path, "training backup state"))
-    for entry in entries:
-        if _intact(backup_dir, entry):
-            if entry is not entries[0] and warn:
-                newest = entries[0]
-                print(f"tn_keras: the backup of epoch {newest['epoch']} "
-                      f"({os.path.join(backup_dir, newest['weights'])}) is missing or damaged; "
-                      f"resuming from the one before, epoch {entry['epoch']} "
-                      f"({os.path.join(backup_dir, entry['weights'])})",
-                      file=sys.stderr, flush=True)
-            return entry
-    names = " and ".join(os.path.join(backup_dir, e["weights"]) for e in entries)
-    raise ValueError(
-        f"{state_path} names {names}: none is complete (missing, or not matching its sha256 "
-        "in state.json), so there is no backup to resume from. Delete the backup folder and "
-        "train again (--overwrite).")
-
-
-def finished_manifest(out):
-    """The manifest of the finished run in ``out``, or None."""
-    path = os.path.join(out, MANIFEST_FILE)
-    return _read_json(path, "checkpoint manifest") if os.path.exists(path) else None
 
 
 def _backup_epoch(out):
@@ -291,7 +245,10 @@ def _truncate_log(log_path, epochs):
         return
     with open(log_path, newline="") as f:
         rows = list(csv.reader(f))
-    kept = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < epochs]
+    # A row cut short (a full disk while the log was written) has fewer fields: dropped too.
+    width = len(rows[0]) if rows else 0
+    kept = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < epochs
+                       and len(r) == width]
     if len(kept) != len(rows):
         # A ".tmp-" name: a kill right here leaves what the next run's sweep removes.
         tmp = os.path.join(os.path.dirname(log_path), ".tmp-" + os.path.basename(log_path))

@@ -34,6 +34,7 @@ from tn_keras.training.whitening import adapt_whitening
 from tn_keras.utils import locks
 from tn_keras.utils.options import with_keywords
 from tn_keras.utils.versions import machine_description
+from tn_keras.utils.write_errors import refused_writes
 from tn_keras.zoo import api as zoo_api
 from tn_keras.zoo import checkpoints
 from tn_keras.zoo import saving
@@ -79,12 +80,17 @@ class TimedCSVLogger(keras.callbacks.CSVLogger):
     would also be printed by the progress bar and returned in ``History`` as if it were a
     metric."""
 
+    def on_train_begin(self, logs=None):
+        with refused_writes(self.filename):  # a plain OSError without the file's name
+            super().on_train_begin(logs)
+
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, dict(logs or {},
-                                         epoch_seconds=time.perf_counter() - self._start))
+        with refused_writes(self.filename):
+            super().on_epoch_end(epoch, dict(logs or {},
+                                             epoch_seconds=time.perf_counter() - self._start))
 
 
 def _name_and_tag(name, tag):
@@ -183,7 +189,11 @@ def train(name, config=None, *, callbacks=None, **keywords):
         if run_backup.prepare_output(run.folder.out, run.name, run.config) is not None:
             checkpoint = checkpoints.read_checkpoint(run.folder.out, run.name, run.tag)
             return checkpoints.load_verified(checkpoint), checkpoint.manifest
-        return _train_and_save(run)
+        # A write the file system refuses (a backup, the log, the checkpoint) ends the run as
+        # one WriteRefusedError saying which backup is intact to resume from.
+        with refused_writes(run.folder.out, paths=(run.folder.out,),
+                            intact=lambda: run_backup.intact_backup_note(run.folder.backup)):
+            return _train_and_save(run)
 
 
 def _train_and_save(run):

@@ -2,7 +2,9 @@
 
 Every writer here writes to a temporary name in the destination folder, flushes and fsyncs it,
 then renames it over the final name (an atomic operation on POSIX file systems), so a crash or
-an interrupt leaves either the old file or the complete new one.
+an interrupt leaves either the old file or the complete new one. A write the file system
+refuses (a full disk, a quota, a permission) removes the temporary and raises
+`tn_keras.utils.write_errors.WriteRefusedError` naming the final path.
 """
 import contextlib
 import errno
@@ -11,6 +13,8 @@ import json
 import os
 import shutil
 import tempfile
+
+from tn_keras.utils.write_errors import refused_writes
 
 
 def sha256_file(path, chunk_size=1 << 20):
@@ -40,25 +44,28 @@ def atomic_path(path, overwrite=True, suffix=None):
     """
     check_can_write(path, overwrite)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    if suffix is None:
-        suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    os.close(fd)
-    # mkstemp creates the file private (0600); give it the permissions of an ordinary new file.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    with refused_writes(path, paths=(folder,)):
+        os.makedirs(folder, exist_ok=True)
+        if suffix is None:
+            suffix = os.path.splitext(path)[1]
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+        os.close(fd)
+        # mkstemp creates the file private (0600); give it the permissions of a new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
     try:
-        yield tmp
-        if os.path.isdir(tmp):
-            raise IsADirectoryError(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        # Inside the block, a permission error counts as the write's when it names tmp or path.
+        with refused_writes(path, paths=(tmp,)):
+            yield tmp
+            if os.path.isdir(tmp):
+                raise IsADirectoryError(tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+            os.remove(tmp)  # also gives back the space a full disk needs
         raise
 
 
@@ -83,17 +90,19 @@ def atomic_directory(path, overwrite=False):
     """
     check_can_write(path, overwrite)
     parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
+    with refused_writes(path, paths=(parent,)):
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
     try:
-        yield tmp
-        if os.path.exists(path):
-            old = tmp + ".old"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        with refused_writes(path, paths=(tmp,)):
+            yield tmp
+            if os.path.exists(path):
+                old = tmp + ".old"
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -26,6 +26,8 @@ import os
 import socket
 import sys
 
+from tn_keras.utils.write_errors import refused_writes
+
 
 class OutputLockedError(RuntimeError):
     """Another live run holds the lock of this output."""
@@ -153,9 +155,10 @@ def acquire(target, command=None):
             "command": command or " ".join(sys.argv),
         }
         data = json.dumps(owner).encode("utf-8")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
-        os.fsync(fd)
+        with refused_writes(path):  # a full disk: one line naming the lock file
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+            os.fsync(fd)
     except BaseException:
         os.close(fd)  # drops the flock; the file stays for its owner (or is rewritten later)
         raise
