@@ -2,11 +2,12 @@
 
 This module sits outside the ``tn_keras`` package on purpose. Importing anything from
 ``tn_keras`` imports Keras and TensorFlow (the layers register with Keras on import), which
-takes seconds: the quick commands (`is_quick`: ``--help``, ``--version``, ``list``) run with
-`light_imports` and load neither. Other commands load TensorFlow, whose C++ libraries print
-their start-up lines (oneDNN, CPU features, the absl "before InitializeLog" banner) while they
-load, before any log level applies. So the console script sets the log levels and imports TensorFlow with file descriptor 2 sent to /dev/null
-first; ``--verbose`` skips all of it. `tn_keras.cli.main` does the rest (Python warnings and
+takes seconds: the quick commands (`is_quick`: ``--help``, ``--version``, ``list``,
+``status``) run with `light_imports` and load neither. Other commands load TensorFlow, whose
+C++ libraries print their start-up lines (oneDNN, CPU features, the absl "before
+InitializeLog" banner) while they load, before any log level applies. So the console script
+sets the log levels and imports TensorFlow with file descriptor 2 sent to /dev/null first;
+``--verbose`` skips all of it. `tn_keras.cli.main` does the rest (Python warnings and
 loggers) and is what tests call in-process.
 """
 import contextlib
@@ -68,12 +69,13 @@ def loads_tensorflow(argv) -> bool:
 
 def is_quick(argv) -> bool:
     """Whether the command answers from files alone, without Keras or TensorFlow: ``--help``
-    (of any command), ``--version``, no command at all (the usage error), and ``list`` without
-    ``--table`` (names read from the zoo's source, tags from the checkpoint folders)."""
+    (of any command), ``--version``, no command at all (the usage error), ``list`` without
+    ``--table`` (names read from the zoo's source, tags from the checkpoint folders) and
+    ``status`` (manifests, backup states, sha256 and lock files)."""
     if not argv or {"-h", "--help", "--version"} & set(argv):
         return True
     command = next((a for a in argv if not a.startswith("-")), None)
-    return command == "list" and "--table" not in argv
+    return (command == "list" and "--table" not in argv) or command == "status"
 
 
 @contextlib.contextmanager

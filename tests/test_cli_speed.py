@@ -66,6 +66,16 @@ def test_quick_commands_import_neither_keras_nor_tensorflow():
     assert "blocked" not in stderr
 
 
+def test_status_imports_neither_keras_nor_tensorflow():
+    """``tn-keras status`` reads manifests, backup states and lock files only."""
+    shipped = zoo.find("digits_taylornet").folder
+    runs, stderr = _run_quick(["status", shipped], ["status", "--json", shipped])
+    (text, as_json) = runs
+    assert text[0] == 0 and text[1][0].startswith(f"{shipped}: training run: finished: ")
+    assert as_json[0] == 0 and '"state": "finished"' in "\n".join(as_json[1])
+    assert "blocked" not in stderr
+
+
 def test_the_source_catalogue_is_the_registry():
     """What ``tn-keras list`` reads from the source equals what importing the zoo registers."""
     assert api.list_builtin() == zoo.list()

@@ -15,7 +15,7 @@ import sys
 from tn_keras.cli import quiet
 
 COMMANDS = ("quickstart", "list", "info", "card", "train", "evaluate", "predict", "export",
-            "distill", "distill_eval", "distill_data", "figures", "data")
+            "distill", "distill_eval", "distill_data", "figures", "data", "status")
 
 # Exit codes, one per kind of failure (0 is success; argparse uses 2 for a bad flag).
 EXIT_CODES = {

@@ -207,6 +207,52 @@ def _unheld(path):
         os.close(fd)
 
 
+def inspect(target):
+    """Who holds the lock of ``target``, found without taking it and without writing anything.
+
+    Returns ``(state, owner, path)``: ``owner`` is the lock file's record (``{}`` when none),
+    ``path`` the lock file, and ``state`` what `acquire` would find:
+
+    - ``"free"``: no lock file, or an empty one;
+    - ``"running"``: a live run holds it (its OS lock is seen in Linux's ``/proc/locks``, or
+      its pid on this host is running): `acquire` would refuse it;
+    - ``"another host"``: recorded by another host, whose pids cannot be checked from here;
+    - ``"left"``: a run that is no longer running left it; the next run takes it over.
+    """
+    path = lock_path(target)
+    if not os.path.isfile(path):
+        return "free", {}, path
+    owner = read_lock(path)
+    if path in _HELD or _flock_holders(path):
+        return "running", owner, path
+    if not owner:
+        return "free", owner, path
+    if owner.get("host") not in (None, socket.gethostname()):
+        return "another host", owner, path
+    # A live pid on this host without the OS lock (an older tn_keras): acquire refuses it too.
+    return ("left" if is_stale(owner) else "running"), owner, path
+
+
+def _flock_holders(path):
+    """The pids holding an OS lock on the file ``path``, from Linux's ``/proc/locks`` (read
+    only; ``[]`` where that table cannot be read, or the file is gone)."""
+    try:
+        stat = os.stat(path)
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            table = f.read()
+    except OSError:
+        return []
+    key = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    pids = []
+    for line in table.splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 2456 fd:01:1835011 0 EOF"; a waiting request has "->".
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == key and \
+                fields[4].isdigit():
+            pids.append(int(fields[4]))
+    return pids
+
+
 @contextlib.contextmanager
 def locked(target, command=None):
     """Hold the lock of ``target`` for the ``with`` block (released on any exit; a kill drops
