@@ -127,8 +127,10 @@ def _training(path, lock):
     leftovers = sorted(glob.glob(os.path.join(path, ".tmp-*"))
                        + glob.glob(os.path.join(path, backup_state.BACKUP_DIR, ".tmp-*")))
     if leftovers and lock["state"] != "running":
-        status.notes.append(f"{len(leftovers)} temporary file(s) of a killed run "
-                            f"({leftovers[0]}, ...); the next run removes them")
+        status.notes.append(
+            f"{leftovers[0]}: a temporary file of a killed run; the next run removes it"
+            if len(leftovers) == 1 else f"{len(leftovers)} temporary files of a killed run "
+            f"({', '.join(leftovers)}); the next run removes them")
     backup = os.path.join(path, backup_state.BACKUP_DIR)
     if os.path.isfile(os.path.join(path, backup_state.MANIFEST_FILE)):
         status.state, status.summary = _finished(path)
