@@ -10,8 +10,18 @@ loaders), ``zoo`` (registered architectures and checkpoints), ``training``, ``ex
 manifest format).
 """
 import importlib
+import os
+import sys
 
 from tn_keras.version import __version__
+
+# TensorFlow's cpu_feature_guard line is an INFO message that the first import below would print
+# to every user's stderr. Hide INFO only, only when TensorFlow is not loaded yet (the level is
+# read at its import) and only when the user has not chosen a level: TF_CPP_MIN_LOG_LEVEL=0
+# brings it back. (oneDNN's notice is printed before any level applies; the CLI, which owns
+# its process, discards it by importing TensorFlow with stderr closed: a library may not.)
+if "tensorflow" not in sys.modules:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 # The layers load eagerly: importing tn_keras registers them with Keras, so
 # `keras.saving.load_model` finds PolyCG & co. in any .keras file without custom_objects.
