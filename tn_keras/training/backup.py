@@ -30,6 +30,7 @@ import keras
 from tn_keras.training.backup_state import BACKUP_DIR
 from tn_keras.training.backup_state import LOG_FILE
 from tn_keras.training.backup_state import MANIFEST_FILE
+from tn_keras.training.backup_state import PLAN_FILE
 from tn_keras.training.backup_state import RUN_FILE
 from tn_keras.training.backup_state import STATE_FILE
 from tn_keras.training.backup_state import entries as _entries
@@ -208,9 +209,25 @@ def prepare_output(out, name, config):
         _refuse_previous(out, name, backup)
         with contextlib.suppress(FileNotFoundError):  # a log with no backup: no epoch ended
             os.remove(os.path.join(out, LOG_FILE))
-    os.makedirs(backup, exist_ok=True)
-    atomic_write_json(os.path.join(backup, RUN_FILE), settings, overwrite=True)
+    record_settings(out, name, config)
     return None
+
+
+def record_settings(out, name, config):
+    """``backup/run.json``: the `run_settings` that ``--resume`` must repeat (rewritten when a
+    time budget has planned the epochs)."""
+    backup = os.path.join(out, BACKUP_DIR)
+    os.makedirs(backup, exist_ok=True)
+    atomic_write_json(os.path.join(backup, RUN_FILE), run_settings(name, config), overwrite=True)
+
+
+def discard_epochs(out, name, config):
+    """Forget every finished epoch of the run in ``out`` (its backups and log rows), keeping
+    the folder's settings: a time-budget run restarting from scratch with re-planned epochs."""
+    shutil.rmtree(os.path.join(out, BACKUP_DIR), ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(out, LOG_FILE))
+    record_settings(out, name, config)
 
 
 def _refuse_previous(out, name, backup):
@@ -338,7 +355,7 @@ def _written_by_training(out):
 def _owned_entries(name):
     from tn_keras.zoo.cards import CARD_NAME  # the model card written beside the checkpoint
 
-    return {f"{name}.keras", MANIFEST_FILE, BACKUP_DIR, LOG_FILE, CARD_NAME}
+    return {f"{name}.keras", MANIFEST_FILE, BACKUP_DIR, LOG_FILE, CARD_NAME, PLAN_FILE}
 
 
 def remove_previous(out, name):

@@ -16,6 +16,8 @@ RUN_FILE = "run.json"
 STATE_FILE = "state.json"
 LOG_FILE = "training_log.csv"
 MANIFEST_FILE = "manifest.json"
+#: A time-budgeted run's plan (`tn_keras.training.time_budget`), read back by ``--resume``.
+PLAN_FILE = "time_plan.json"
 
 
 def read_json(path, what):

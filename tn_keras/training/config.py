@@ -20,6 +20,7 @@ import json
 import math
 import numbers
 import os
+import re
 import shlex
 from typing import Any, Mapping, Optional, Union
 
@@ -73,6 +74,21 @@ def _check_json(model_kwargs):
     return dict(model_kwargs)
 
 
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text) -> float:
+    """Seconds in ``"150m"``, ``"2h"``, ``"90s"`` or ``"3600"`` (seconds); ValueError naming
+    ``time_budget`` otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*", str(text))
+    seconds = (float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"] if match
+               else math.nan)
+    if isinstance(text, bool) or not (0 < seconds < math.inf):
+        raise ValueError(f"time_budget must be a positive duration such as 150m, 2h, 90s or "
+                         f"3600 (seconds); received {text!r}.")
+    return seconds
+
+
 def _check_learning_rate(value):
     if value is None:
         return None
@@ -104,6 +120,10 @@ class TrainConfig:
         max_eval_examples: evaluate on the first N of each test split only (smoke tests).
         init_from: ``NAME[.TAG]`` of a checkpoint whose weights start the run (every layer
             but the classifier head).
+        time_budget: wall-clock seconds (or a duration such as ``"150m"``, ``"2h"``) for
+            training and the final evaluation together: the epochs are planned to fit
+            (`tn_keras.training.time_budget`), so ``epochs`` must be left None; the manifest
+            records the planned epochs, and its command (``--epochs E``) repeats the run.
         data_dir: where the dataset files are (else ``TN_KERAS_DATA``, tfds, download).
         out: the checkpoint folder; None: ``$TN_KERAS_HOME/models/<name>/<tag>``.
         tag: the checkpoint's tag (None: ``local``); a shipped tag needs ``out``.
@@ -123,6 +143,7 @@ class TrainConfig:
     max_train_examples: Optional[int] = None
     max_eval_examples: Optional[int] = None
     init_from: Optional[str] = None
+    time_budget: Optional[Union[float, str]] = None
     data_dir: Optional[str] = None
     out: Optional[str] = None
     tag: Optional[str] = None
@@ -138,6 +159,7 @@ class TrainConfig:
             value = getattr(self, name)
             checked[name] = None if value is None else _check_count(name, value, 1)
         checked["learning_rate"] = _check_learning_rate(self.learning_rate)
+        checked["time_budget"] = self._checked_budget()
         if checked["strategy"] not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(map(repr, STRATEGIES))}; "
                              f"received {self.strategy!r}.")
@@ -157,6 +179,16 @@ class TrainConfig:
         for name, value in checked.items():  # normalised, e.g. strategy None -> "default"
             object.__setattr__(self, name, value)
 
+    def _checked_budget(self):
+        if self.time_budget is None:
+            return None
+        seconds = parse_duration(self.time_budget)
+        if self.epochs is not None:
+            raise ValueError("Pass epochs or time_budget, not both: a time budget plans the "
+                             f"epochs (received epochs={self.epochs!r} and "
+                             f"time_budget={self.time_budget!r}).")
+        return seconds
+
     def _path_or_name(self, name):
         value = getattr(self, name)
         if value is None:
@@ -168,9 +200,11 @@ class TrainConfig:
         return value
 
     def with_recipe(self, recipe) -> "TrainConfig":
-        """A copy with ``epochs`` and ``batch_size`` left None taken from ``recipe``."""
+        """A copy with ``epochs`` and ``batch_size`` left None taken from ``recipe`` (with a
+        ``time_budget``, ``epochs`` stays None until the run plans it)."""
+        planned = self.epochs is None and self.time_budget is not None
         return dataclasses.replace(
-            self, epochs=recipe.epochs if self.epochs is None else self.epochs,
+            self, epochs=self.epochs if self.epochs is not None or planned else recipe.epochs,
             batch_size=recipe.batch_size if self.batch_size is None else self.batch_size)
 
 

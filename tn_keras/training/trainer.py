@@ -12,6 +12,7 @@ import contextlib
 import csv
 import dataclasses
 import os
+import sys
 import time
 from typing import Any
 
@@ -21,10 +22,13 @@ import numpy as np
 from tn_keras import artifacts
 from tn_keras import datasets
 from tn_keras.training import backup as run_backup
+from tn_keras.training import time_budget
 from tn_keras.training.averaging import LookaheadAveraging
 from tn_keras.training.config import TrainConfig
 from tn_keras.training.config import command_line
 from tn_keras.training.evaluate import evaluate
+from tn_keras.training.evaluate import evaluation_splits
+from tn_keras.training.evaluate import tta_views
 from tn_keras.training.losses import make_loss
 from tn_keras.training.optimizers import make_optimizer
 from tn_keras.training.placement import make_placement
@@ -147,6 +151,15 @@ class _Run:
     folder: RunFolder
     init_checkpoint: Any = None  # the checkpoint of ``config.init_from``
     callbacks: tuple = ()
+    time_plan: Any = None  # a time budget's `time_budget.TimePlan`, once planned
+    started: float = 0.0  # when `train` was called (perf_counter): the budget's clock
+    watch_budget: bool = False  # re-plan after the first epoch (a fresh plan, not a resume's)
+
+    def with_plan(self, plan):
+        """This run with the planned epochs (the budget is spent: ``--epochs E`` repeats it)."""
+        config = dataclasses.replace(self.config, epochs=plan.epochs, time_budget=None)
+        return dataclasses.replace(self, config=config, time_plan=plan,
+                                   recipe=dataclasses.replace(self.recipe, epochs=plan.epochs))
 
     @classmethod
     def plan(cls, name, config, callbacks):
@@ -184,7 +197,12 @@ def train(name, config=None, *, callbacks=None, **keywords):
         With ``resume=True`` on a finished run, its checkpoint, without training.
     """
     run = _Run.plan(name, with_keywords(config, TrainConfig, keywords, "train"), callbacks)
+    run = dataclasses.replace(run, started=time.perf_counter())
     with locks.locked(run.folder.out, f"tn_keras.training.train({run.name!r})"):
+        if run.config.time_budget is not None and run.config.resume:
+            # A budgeted run resumes with the epochs it planned, not a new plan.
+            plan = time_budget.read_plan(run.folder.out)
+            run = run if plan is None else run.with_plan(plan)
         # The folder's rules (resume / overwrite / a previous run) are checked before any work.
         if run_backup.prepare_output(run.folder.out, run.name, run.config) is not None:
             checkpoint = checkpoints.read_checkpoint(run.folder.out, run.name, run.tag)
@@ -202,7 +220,16 @@ def _train_and_save(run):
     if run.config.max_train_examples is not None:
         x, y = x[:run.config.max_train_examples], y[:run.config.max_train_examples]
     placement = make_placement(run.config.strategy)
-    model, history, fit_seconds = _build_and_fit(run, placement, x, y)
+    if run.config.time_budget is not None:
+        run = _planned(run, placement, x, y)
+    try:
+        model, history, fit_seconds = _build_and_fit(run, placement, x, y)
+    except time_budget.Replan as replan:  # once: the re-planned run has no BudgetWatch
+        _announce(replan.plan, run.config.verbose)
+        run = dataclasses.replace(run.with_plan(replan.plan), watch_budget=False)
+        time_budget.write_plan(run.folder.out, replan.plan)
+        run_backup.discard_epochs(run.folder.out, run.name, run.config)
+        model, history, fit_seconds = _build_and_fit(run, placement, x, y)
     if model.stop_training or any(not np.isfinite(v) for v in history.history["loss"]):
         raise RuntimeError(f"Training {run.name} stopped early (non-finite loss); no "
                            "checkpoint was written.")
@@ -214,7 +241,56 @@ def _train_and_save(run):
     training = _training_record(run, placement, len(x), history, fit_seconds)
     manifest = _write_checkpoint(model, run, metrics, training)
     run_backup.finish_output(run.folder.out)  # the backup goes only once the checkpoint is whole
+    if run.time_plan is not None:  # the manifest records it now
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(run.folder.out, time_budget.PLAN_FILE))
     return model, manifest
+
+
+def _planned(run, placement, x, y):
+    """The run with its epochs planned from ``config.time_budget`` (`time_budget`): one step
+    timed on a throw-away model under the run's own settings, the evaluation estimated from
+    it; the plan is written to the folder and the backup's settings updated."""
+    config, recipe = run.config, run.recipe
+    steps = int(np.ceil(len(x) / config.batch_size))
+
+    def build():
+        model = run.spec.builder(**config.model_kwargs)
+        adapt_whitening(model, x[:recipe.whitening_images])
+        return model
+
+    def compile_model(model):
+        model.compile(optimizer=make_optimizer(recipe, steps, 1), loss=make_loss(recipe),
+                      metrics=["accuracy"])
+
+    with deterministic_ops(), placement.run_scope(), dtype_policy(config.mixed_precision), \
+            placement.model_scope():
+        step = time_budget.measure_step_seconds(build, compile_model, x, y, config.batch_size)
+    test_images = 0
+    for split in evaluation_splits(run.spec.dataset):
+        n = len(datasets.load(run.spec.dataset, split, data_dir=config.data_dir)[1])
+        test_images += min(n, config.max_eval_examples or n)
+    views = len(tta_views(np.asarray(x[:1], "float32"))) if recipe.test_time_augmentation else 0
+    evaluation = time_budget.evaluation_seconds(step, config.batch_size, test_images, views)
+    spent = time.perf_counter() - run.started
+    plan = time_budget.TimePlan(
+        budget_seconds=config.time_budget, steps_per_epoch=steps, seconds_per_step=step,
+        evaluation_seconds=evaluation, spent_seconds=spent,
+        epochs=time_budget.plan_epochs(config.time_budget, spent, steps, step, evaluation))
+    _announce(plan, config.verbose)
+    time_budget.write_plan(run.folder.out, plan)
+    run = dataclasses.replace(run.with_plan(plan), watch_budget=True)
+    run_backup.record_settings(run.folder.out, run.name, run.config)
+    return run
+
+
+def _announce(plan, verbose):
+    if verbose != 0:
+        what = ("re-planned after the first epoch" if plan.replanned_from is not None
+                else "planned")
+        print(f"tn_keras: time budget {plan.budget_seconds:.0f} s: {plan.epochs} epochs "
+              f"{what} ({plan.steps_per_epoch} steps of {plan.seconds_per_step:.3f} s each, "
+              f"final evaluation about {plan.evaluation_seconds:.0f} s)", file=sys.stderr)
 
 
 def _build_and_fit(run, placement, x, y):
@@ -268,6 +344,8 @@ def _fit(model, train_ds, run, placement, steps_per_epoch):
     recipe_callbacks = [c for c in [getattr(train_ds, "epoch_clock", None)] if c is not None]
     if run.recipe.lookahead:
         recipe_callbacks.append(LookaheadAveraging(steps_per_epoch * run.config.epochs))
+    if run.watch_budget:
+        recipe_callbacks.append(time_budget.BudgetWatch(run.time_plan, run.started))
     callbacks = [
         *recipe_callbacks,
         run_backup.CrashSafeBackup(run.folder.backup),
@@ -313,6 +391,7 @@ def _training_record(run, placement, train_examples, history, fit_seconds):
         "train_examples": int(train_examples),
         "recipe": dict(vars(run.recipe)),
         "wall_time_seconds": _training_seconds(run.folder.log) or fit_seconds,
+        **({} if run.time_plan is None else {"time_plan": run.time_plan.as_dict()}),
         "final_train_loss": float(history.history["loss"][-1]),
         "final_train_accuracy": float(history.history["accuracy"][-1]),
         "machine": machine_description(),
