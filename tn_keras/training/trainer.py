@@ -248,9 +248,10 @@ def _train_and_save(run):
 
 
 def _planned(run, placement, x, y):
-    """The run with its epochs planned from ``config.time_budget`` (`time_budget`): one step
-    timed on a throw-away model under the run's own settings, the evaluation estimated from
-    it; the plan is written to the folder and the backup's settings updated."""
+    """The run with its epochs planned from ``config.time_budget`` (`time_budget`): training
+    steps timed on a throw-away model under the run's own settings (determinism, precision,
+    placement), the evaluation estimated from them; the plan is written to the folder and the
+    backup's settings updated to the planned epochs."""
     config, recipe = run.config, run.recipe
     steps = int(np.ceil(len(x) / config.batch_size))
 
