@@ -25,6 +25,7 @@ EXIT_CODES = {
     "filesystem": 3,   # the file system refused: permission, disk full, I/O error (OSError)
     "memory": 4,       # out of memory, or an image too large to decode (decompression bomb)
     "locked": 5,       # the output is being written by another run, or a stale lock
+    "paused": 6,       # a time budget ran out with the progress saved: --resume continues
     "interrupted": 130,  # Ctrl-C (128 + SIGINT)
 }
 
@@ -72,11 +73,14 @@ def build_parser():
 def exit_code(error):
     """The `EXIT_CODES` entry for an exception."""
     from tn_keras.utils.locks import OutputLockedError
+    from tn_keras.utils.paused import RunPaused
 
     if isinstance(error, KeyboardInterrupt):
         return EXIT_CODES["interrupted"]
     if isinstance(error, OutputLockedError):
         return EXIT_CODES["locked"]
+    if isinstance(error, RunPaused):
+        return EXIT_CODES["paused"]
     if isinstance(error, MemoryError) or type(error).__name__ == "DecompressionBombError":
         return EXIT_CODES["memory"]
     module = type(error).__module__ or ""
@@ -112,7 +116,8 @@ def error_line(command, error):
     message = lines[0] if internal and len(lines) > 1 else " ".join(lines)
     hint = " (run with --debug for the traceback)" if internal else ""
     prog = f"tn-keras {command}" if command else "tn-keras"
-    return f"{prog}: error: {message}{hint}"
+    kind = "paused" if exit_code(error) == EXIT_CODES["paused"] else "error"
+    return f"{prog}: {kind}: {message}{hint}"
 
 
 def main(argv=None):

@@ -47,6 +47,9 @@ def add_parser(subparsers):
                    help="--method dm: multi-formation factor f, f^2 images at 1/f of the size "
                         "stored in each image (needs --levels 1; default "
                         f"{config.DM_DEFAULTS['formation']})")
+    p.add_argument("--time-budget", metavar="DURATION",
+                   help="--method dm: stop after DURATION (150m, 2h, 90s, or seconds) with the "
+                        "level's progress saved (exit 6); --resume continues it")
     p.add_argument("--init", choices=config.INIT_MODES,
                    help="start of each image: the group's mean or first member (default: the "
                         "method's)")
@@ -70,7 +73,7 @@ def settings_from_args(args) -> config.DistillSettings:
         embedding_layer=args.embedding_layer, per_class=args.per_class, seed=args.seed,
         init=args.init, method=args.method, match_against=args.match_against,
         embedding_network=args.embedding_network, real_batch=args.real_batch, dsa=args.dsa,
-        formation=args.formation)
+        formation=args.formation, time_budget=args.time_budget)
 
 
 def show_progress():

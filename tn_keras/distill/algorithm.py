@@ -45,6 +45,8 @@ from tn_keras.distill.groups import group_members
 from tn_keras.distill.groups import group_start
 from tn_keras.distill.groups import make_groups
 from tn_keras.distill.groups import starting_subset
+from tn_keras.distill.level_progress import LevelProgress
+from tn_keras.distill.level_progress import progress_path
 from tn_keras.distill.similarity import similarity as similarity_table
 from tn_keras.utils import locks
 
@@ -127,10 +129,13 @@ def _start(previous: Level, group_of, count: int, settings: DistillSettings) -> 
 class LevelMaker:
     """Makes level ``a`` from level ``a - 1`` with the configured method."""
 
-    def __init__(self, model, settings: DistillSettings, data=None):
+    def __init__(self, model, settings: DistillSettings, data=None, export_dir=None,
+                 deadline=None):
         self.model = model
         self.settings = settings
         self.data = data  # (x, y): the whole classes, for match_against="class"
+        self.export_dir = export_dir  # "dm" saves each level's progress there
+        self.deadline = deadline  # time.time() at which a "dm" level pauses (time_budget)
         self._synthesiser = None  # built on first use: level 0 needs no network
         self._statistics = None  # "dm": per-channel pixel statistics of the whole data
 
@@ -155,12 +160,20 @@ class LevelMaker:
                 if self._statistics is None:
                     self._statistics = pixel_statistics(self.data[0])
                 pixels, _ = match_classes(start, labels, real_x, real_y, s, rng,
-                                          self._statistics)
+                                          self._statistics, self.progress(a))
         else:
             if self._synthesiser is None:
                 self._synthesiser = Synthesiser(self.model, s.embedding_layer)
             pixels = self._synthesiser.synthesise(previous.x, group_of, labels, s)
         return to_uint8(pixels), labels
+
+
+    def progress(self, a: int) -> Optional[LevelProgress]:
+        """Level ``a``'s progress file (export folders only)."""
+        if self.export_dir is None:
+            return None
+        return LevelProgress(progress_path(self.export_dir, a),
+                             dict(algorithm=self.settings.as_dict(), level=a), self.deadline)
 
 
 def _make_level(a, x, y, result, maker, settings, export, context) -> Level:
@@ -176,6 +189,7 @@ def _make_level(a, x, y, result, maker, settings, export, context) -> Level:
     if export.directory is not None:
         level.path = export_mod.write_level(export.directory, level, settings, context,
                                             overwrite=export.overwrite or export.resume)
+        maker.progress(a).remove()  # the level is whole: its saved progress is spent
     return level
 
 
@@ -245,7 +259,9 @@ def distill(model, x, y, levels: Optional[int] = None, *,
 
 def _all_levels(model, x, y, settings, export, context, progress) -> list[Level]:
     """Level 0 to ``settings.levels``, each reused from a verified export or made anew."""
-    maker = LevelMaker(model, settings, data=(x, y))
+    deadline = None if settings.time_budget is None else time.time() + settings.time_budget
+    maker = LevelMaker(model, settings, data=(x, y), export_dir=export.directory,
+                       deadline=deadline)
     result: list[Level] = []
     for a in range(settings.levels + 1):
         level = (_reused_level(a, result, settings, export, context)

@@ -237,22 +237,52 @@ def to_pixels(matcher: ClassMatcher) -> np.ndarray:
         np.float32)
 
 
-def match_classes(start, start_labels, pool_x, pool_y, settings, rng, stats=None):
+def match_classes(start, start_labels, pool_x, pool_y, settings, rng, stats=None,
+                  progress=None):
     """Optimise ``start`` (0..255 images, one class label each) against the pool for
-    ``settings.steps`` iterations; ``(images 0..255 float32, loss per iteration)``."""
+    ``settings.steps`` iterations; ``(images 0..255 float32, loss per iteration)``.
+
+    ``progress`` (a `tn_keras.distill.level_progress.LevelProgress`, or None): start from its
+    saved state when it has one, save every ``SAVE_EVERY`` iterations, and at its deadline
+    save and raise `tn_keras.utils.paused.RunPaused`.
+    """
     matcher, pool, syn_class = build_matcher(start, start_labels, pool_x, pool_y, settings,
                                              stats)
     shape = tuple(np.shape(start)[1:])
     zeros = np.zeros((len(pool.indices), 1), np.float32)  # broadcast against (C, features)
-    losses, t0 = [], time.perf_counter()
-    for it in range(int(settings.steps)):
+    first, losses = progress.restore(matcher, rng) if progress is not None else (0, [])
+    if first:
+        log.info("dm: resuming at iteration %d of %d from %s", first, settings.steps,
+                 progress.path)
+    t0 = time.perf_counter()
+    for it in range(first, int(settings.steps)):
         inputs = draw_iteration(rng, pool, syn_class, settings, shape)
         losses.append(float(matcher.train_on_batch(inputs, zeros)))
         if (it + 1) % LOG_EVERY == 0:
             log.info("dm iteration %d/%d: loss %.4f (mean of the last %d), %.3f s/iteration",
                      it + 1, settings.steps, float(np.mean(losses[-LOG_EVERY:])), LOG_EVERY,
-                     (time.perf_counter() - t0) / (it + 1))
+                     (time.perf_counter() - t0) / (it + 1 - first))
+        if progress is not None and it + 1 < settings.steps:
+            _save_or_pause(progress, matcher, rng, losses, it + 1, settings.steps)
     return to_pixels(matcher), np.asarray(losses)
+
+
+def _now() -> float:
+    return time.time()  # the deadline's clock (a function, so that tests can move it)
+
+
+def _save_or_pause(progress, matcher, rng, losses, done, steps):
+    """Save every ``SAVE_EVERY`` iterations; past the deadline, save and pause."""
+    from tn_keras.distill import level_progress
+    from tn_keras.utils.paused import RunPaused
+
+    late = progress.deadline is not None and _now() >= progress.deadline
+    if late or done % level_progress.SAVE_EVERY == 0:
+        progress.save(matcher, rng, losses, done)
+    if late:
+        raise RunPaused(f"the time budget ran out at iteration {done} of {steps}; the level's "
+                        f"progress is saved in {progress.path}: rerun with --resume "
+                        "(resume=True) to continue")
 
 
 def mean_matching_loss(images, labels, pool_x, pool_y, settings, seed: int, draws: int = 8,

@@ -11,7 +11,9 @@ config objects instead of spelling them out again:
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Union
+
+from tn_keras.utils.durations import parse_duration
 
 #: Adam's constants for both methods (the optimiser moves raw pixels, in grey levels).
 ADAM_BETA1 = 0.9
@@ -171,6 +173,10 @@ class DistillSettings:
         match_against: ``"previous"``, ``"level0"`` or ``"class"`` ("distribution", "dm";
             None: the method's, `DEFAULT_MATCH_AGAINST`).
         chunk_size: groups optimised together (bounds memory; the result is the same).
+        time_budget: wall-clock seconds (or ``"150m"``, ``"2h"``) for the whole call: a "dm"
+            level saves its progress (`tn_keras.distill.level_progress`) and the call stops
+            with `tn_keras.utils.paused.RunPaused` when it runs out; resume continues. Not
+            recorded: it does not change the images.
         embedding_network, real_batch, dsa, formation: "dm" only (None: `DM_DEFAULTS`): the
             random embedding networks (`EMBEDDING_NETWORKS`), real images per class and
             iteration, whether DSA siamese augmentation is applied, and the multi-formation
@@ -195,6 +201,7 @@ class DistillSettings:
     real_batch: Optional[int] = None
     dsa: Optional[bool] = None
     formation: Optional[int] = None
+    time_budget: Optional[Union[float, str]] = None
 
     def resolved(self) -> "DistillSettings":
         """A checked copy with the method's defaults filled in; ValueError naming the field."""
@@ -216,6 +223,11 @@ class DistillSettings:
         if out.method == "embedding" and out.match_against != "previous":
             raise ValueError(f"match_against={out.match_against!r} needs method 'distribution' "
                              f"or 'dm'; the embedding method matches each group.")
+        if out.time_budget is not None:
+            if out.method != "dm":  # the only method whose levels save their progress
+                raise ValueError(f"time_budget applies to method='dm' only; got "
+                                 f"method={out.method!r}.")
+            out = dataclasses.replace(out, time_budget=parse_duration(out.time_budget))
         if int(out.chunk_size) != out.chunk_size or out.chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer; got {out.chunk_size!r}.")
         return out._with_dm_fields()
@@ -255,7 +267,7 @@ class DistillSettings:
         images (the common ones and the method's `Method.recorded`), plus the algorithm id.
         Call on a `resolved` copy."""
         record = dataclasses.asdict(self)
-        del record["levels"], record["chunk_size"]
+        del record["levels"], record["chunk_size"], record["time_budget"]
         own = METHODS[self.method].recorded
         for name in METHOD_FIELDS:  # another method's fields say nothing of these images
             if name not in own:

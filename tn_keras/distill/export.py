@@ -15,6 +15,7 @@ A level is *complete* when its manifest exists and every file it lists has the r
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -56,8 +57,10 @@ def _json_safe(value):
 
 # What a distillation writes into its export folder (anything else there is the user's);
 # ``epoch_<n>/`` are the exports `MultiLevelDistillation` makes during training, kept.
+# ``.progress-level_<a>.npz`` is a level's saved progress (`tn_keras.distill.level_progress`);
+# ``.tmp-*`` the temporaries of the atomic writes (a killed run's are removed, not refused).
 EXPORT_ENTRY = re.compile(r"^(level_\d+|summary\.json|similarity\.(png|svg)|"
-                          r"\.tmp-level_\d+-.*|\.trash-.*|epoch_\d+)$")
+                          r"\.tmp-.*|\.trash-.*|epoch_\d+|\.progress-level_\d+\.npz)$")
 
 def prepare_export_dir(export_dir: str, resume: bool, overwrite: bool):
     """Apply the rules of an export folder before any work (the caller holds its lock).
@@ -87,8 +90,13 @@ def prepare_export_dir(export_dir: str, resume: bool, overwrite: bool):
 
 def _remove_temporaries(export_dir: str):
     for entry in os.listdir(export_dir):
-        if entry.startswith((".tmp-level_", ".trash-")):
-            shutil.rmtree(os.path.join(export_dir, entry), ignore_errors=True)
+        if entry.startswith((".tmp-", ".trash-")):  # every writer's temporaries are ".tmp-*"
+            path = os.path.join(export_dir, entry)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
 
 
 def _remove_previous(export_dir: str):

@@ -20,9 +20,10 @@ import json
 import math
 import numbers
 import os
-import re
 import shlex
 from typing import Any, Mapping, Optional, Union
+
+from tn_keras.utils.durations import parse_duration  # noqa: F401  (re-exported)
 
 #: Where a run puts its model and batches (`tn_keras.training.placement`): "default" is one
 #: device under any backend; "mirrored" and "multiworker" are ``tf.distribute`` (TensorFlow
@@ -72,21 +73,6 @@ def _check_json(model_kwargs):
             raise ValueError(f"model_kwargs[{key!r}] = {value!r} is not a JSON value; the "
                              "manifest records it and --resume compares it.") from None
     return dict(model_kwargs)
-
-
-_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text) -> float:
-    """Seconds in ``"150m"``, ``"2h"``, ``"90s"`` or ``"3600"`` (seconds); ValueError naming
-    ``time_budget`` otherwise."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*", str(text))
-    seconds = (float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"] if match
-               else math.nan)
-    if isinstance(text, bool) or not (0 < seconds < math.inf):
-        raise ValueError(f"time_budget must be a positive duration such as 150m, 2h, 90s or "
-                         f"3600 (seconds); received {text!r}.")
-    return seconds
 
 
 def _check_learning_rate(value):
