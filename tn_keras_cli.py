@@ -12,7 +12,6 @@ loggers) and is what tests call in-process.
 """
 import contextlib
 import importlib.util
-import json
 import os
 import sys
 
@@ -24,39 +23,27 @@ LIGHT_PACKAGES = ("tn_keras", "tn_keras.zoo", "tn_keras.datasets", "tn_keras.dis
                   "tn_keras.training")
 
 
+def _banner():
+    """`tn_keras.utils.tensorflow_banner`, loaded without running ``tn_keras/__init__`` (which
+    imports Keras): its functions outlive the light import."""
+    with light_imports():
+        from tn_keras.utils import tensorflow_banner
+    return tensorflow_banner
+
+
 def silence_tensorflow(import_now=True):
     """Quiet TensorFlow's C++ / absl logs; import it with its start-up lines discarded (when
     ``import_now``: the run would import it anyway)."""
     # C++ INFO, WARNING and ERROR lines (set, not defaulted: --verbose is the way to see them).
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     os.environ["GRPC_VERBOSITY"] = "ERROR"
-    if not import_now or importlib.util.find_spec("tensorflow") is None:
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow  # noqa: F401
-    except Exception:  # noqa: BLE001  (it fails again, with its message, where it is needed)
-        pass
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    if import_now:
+        _banner().import_quietly()
 
 
 def keras_backend():
-    """The backend Keras will load, found as Keras finds it (``KERAS_BACKEND``, then the
-    ``backend`` of ``$KERAS_HOME/keras.json`` or ``~/.keras/keras.json``), without importing it."""
-    backend = os.environ.get("KERAS_BACKEND")
-    if backend:
-        return backend
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    try:
-        with open(os.path.join(home, "keras.json"), encoding="utf-8") as f:
-            return json.load(f).get("backend") or "tensorflow"
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
+    """The backend Keras will load (`tensorflow_banner.keras_backend`), without importing it."""
+    return _banner().keras_backend()
 
 
 def loads_tensorflow(argv) -> bool:

@@ -10,18 +10,15 @@ loaders), ``zoo`` (registered architectures and checkpoints), ``training``, ``ex
 manifest format).
 """
 import importlib
-import os
-import sys
 
 from tn_keras.version import __version__
 
-# TensorFlow's cpu_feature_guard line is an INFO message that the first import below would print
-# to every user's stderr. Hide INFO only, only when TensorFlow is not loaded yet (the level is
-# read at its import) and only when the user has not chosen a level: TF_CPP_MIN_LOG_LEVEL=0
-# brings it back. (oneDNN's notice is printed before any level applies; the CLI, which owns
-# its process, discards it by importing TensorFlow with stderr closed: a library may not.)
-if "tensorflow" not in sys.modules:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# TensorFlow's start-up lines (oneDNN, cpu_feature_guard) would reach every user's stderr at the
+# first import below; unless the user chose a TF_CPP_MIN_LOG_LEVEL, they are discarded as the
+# CLI discards them (`tn_keras.utils.tensorflow_banner`, standard library only).
+from tn_keras.utils import tensorflow_banner  # noqa: E402
+
+tensorflow_banner.quiet_library_import()
 
 # The layers load eagerly: importing tn_keras registers them with Keras, so
 # `keras.saving.load_model` finds PolyCG & co. in any .keras file without custom_objects.
