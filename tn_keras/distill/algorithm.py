@@ -11,7 +11,11 @@ one image per group, by the method of `DistillSettings.method`:
 - ``"distribution"`` (`tn_keras.distill.distribution_matching`): a class's images together
   match the class's embedding distribution under random ConvNets.
 - ``"dm"`` (`tn_keras.distill.class_matching`): Zhao & Bilen's distribution matching at the
-  published scale, every level against the whole class (ConvNet-3, DSA, 20,000 iterations).
+  published scale, every level against the whole class (ConvNet-3, DSA, 20,000 iterations);
+  optionally with multi-formation (`tn_keras.distill.formation`: a slot of ``f^2`` coarse
+  images, started from its group's ``f^2`` members). Its levels save their progress in an
+  export folder (`tn_keras.distill.level_progress`), so a time budget can pause them and
+  resume continues them.
 
 The two distribution methods do not use the trained model: ``model`` may be None for them.
 
