@@ -81,12 +81,20 @@ def show_progress():
     iteration every 500 iterations to the ``tn_keras.distill`` logger) on stderr, so that a
     level that takes an hour says where it is."""
     logger = logging.getLogger("tn_keras.distill")
-    if not any(getattr(h, "tn_keras_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("tn-keras distill: %(message)s"))
-        handler.tn_keras_cli = True
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the ``sys.stderr`` of the moment (a second command in one process, or a
+    test capturing it, gets the lines), not to the one it was made with."""
+
+    def emit(self, record):
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def run(args):
