@@ -43,8 +43,10 @@ import numpy as np
 from keras import ops
 
 from tn_keras.distill import formation as formation_mod
+from tn_keras.distill import level_progress
 from tn_keras.distill import siamese_augmentation as dsa
 from tn_keras.distill.config import PIXEL_MAX
+from tn_keras.utils.paused import RunPaused
 
 log = logging.getLogger("tn_keras.distill")
 
@@ -273,9 +275,6 @@ def _now() -> float:
 
 def _save_or_pause(progress, matcher, rng, losses, done, steps):
     """Save every ``SAVE_EVERY`` iterations; past the deadline, save and pause."""
-    from tn_keras.distill import level_progress
-    from tn_keras.utils.paused import RunPaused
-
     late = progress.deadline is not None and _now() >= progress.deadline
     if late or done % level_progress.SAVE_EVERY == 0:
         progress.save(matcher, rng, losses, done)
