@@ -34,7 +34,6 @@ import keras
 import numpy as np
 
 from tn_keras.training.backup_state import PLAN_FILE
-from tn_keras.training.config import parse_duration  # noqa: F401  (re-exported)
 from tn_keras.utils.files import atomic_write_json
 
 #: Training steps timed on the throw-away model after the untimed ones that trace it.
