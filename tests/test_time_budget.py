@@ -17,12 +17,15 @@ SMALL = dict(max_train_examples=256, seed=3, verbose=0)
 
 
 @pytest.mark.parametrize("text, seconds", [("150m", 9000.0), ("2h", 7200.0), ("90s", 90.0),
-                                           ("3600", 3600.0), (45, 45.0), ("1.5h", 5400.0)])
+                                           ("3600", 3600.0), (45, 45.0), ("1.5h", 5400.0),
+                                           ("2h20m", 8400.0), ("1m30s", 90.0),
+                                           ("1h 5m 10s", 3910.0)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "0", "-5m", "10d", "m", "nan", True, "1e9999"])
+@pytest.mark.parametrize("text", ["", "0", "-5m", "10d", "m", "nan", True, "1e9999",
+                                  "20m2h", "2h2h", "h", "5 m s", "2h30"])
 def test_bad_durations_name_the_field(text):
     with pytest.raises(ValueError, match=r"^time_budget must be a positive duration"):
         parse_duration(text)

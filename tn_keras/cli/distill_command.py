@@ -48,7 +48,7 @@ def add_parser(subparsers):
                         "stored in each image (needs --levels 1; default "
                         f"{config.DM_DEFAULTS['formation']})")
     p.add_argument("--time-budget", metavar="DURATION",
-                   help="--method dm: stop after DURATION (150m, 2h, 90s, or seconds) with the "
+                   help="--method dm: stop after DURATION (150m, 2h, 2h20m, 90s, or seconds) with the "
                         "level's progress saved (exit 6); --resume continues it")
     p.add_argument("--init", choices=config.INIT_MODES,
                    help="start of each image: the group's mean or first member (default: the "

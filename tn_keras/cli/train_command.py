@@ -22,7 +22,7 @@ def add_parser(subparsers):
     p.add_argument("--batch-size", type=arguments.positive_int, help="default: the recipe's")
     p.add_argument("--time-budget", metavar="DURATION",
                    help="plan the epochs so that training and the final evaluation fit in "
-                        "DURATION (150m, 2h, 90s, or seconds); instead of --epochs")
+                        "DURATION (150m, 2h, 2h20m, 90s, or seconds); instead of --epochs")
     p.add_argument("--learning-rate", type=arguments.positive_float,
                    help="peak learning rate of the warm-up + cosine schedule (default: the "
                         "recipe's)")
