@@ -57,12 +57,13 @@ def loads_tensorflow(argv) -> bool:
 def is_quick(argv) -> bool:
     """Whether the command answers from files alone, without Keras or TensorFlow: ``--help``
     (of any command), ``--version``, no command at all (the usage error), ``list`` without
-    ``--table`` (names read from the zoo's source, tags from the checkpoint folders) and
+    ``--table`` or ``--recipes`` (names read from the zoo's source, tags from the checkpoint folders) and
     ``status`` (manifests, backup states, sha256 and lock files)."""
     if not argv or {"-h", "--help", "--version"} & set(argv):
         return True
     command = next((a for a in argv if not a.startswith("-")), None)
-    return (command == "list" and "--table" not in argv) or command == "status"
+    return ((command == "list" and not {"--table", "--recipes"} & set(argv))
+            or command == "status")
 
 
 @contextlib.contextmanager

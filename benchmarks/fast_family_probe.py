@@ -20,6 +20,9 @@ Variants (the step after each BatchNorm; pooling average unless said):
     VARIANT+vpB the variant with variance pooling, avg(x) + b (avg(x^2) - avg(x)^2), b from B
     VARIANT+qpG the variant with quadratic 2x2 pooling, avg(x) + BN_g(sum_ij b_ij x_i x_j)
                 over the window's four sites per channel, BN_g's scale starting at G
+    VARIANT+cgG the variant with the paper's coarse-graining in place of 2x2 average pooling:
+                avg(x) + BN_g(PolyCG_2x2(x)), a strided order-2 PolyCG over all channels
+                (linear kernel from zero, factors Glorot), BN_g's scale starting at G
 """
 import dataclasses
 import os
@@ -120,6 +123,40 @@ def quadratic_pooling(gate):
     return QuadraticPooling
 
 
+def coarse_grain_pooling(gate):
+    import keras
+    from tn_keras.layers import PolyCG
+
+    class CoarseGrainPooling(keras.layers.Layer):
+        """2x2 pooling: the window's average plus a normalised strided PolyCG of the window
+        (all channels, order 2, rank 1); larger windows (the final pooling) stay averages."""
+
+        def __init__(self, pool_size, name=None):
+            super().__init__(name=name)
+            self.pool_size = pool_size
+            self.pool = keras.layers.AveragePooling2D(pool_size)
+
+        def build(self, input_shape):
+            if self.pool_size == 2:
+                channels = input_shape[-1]
+                self.cg = PolyCG(channels, kernel_size=2, strides=2, order=2, rank=1,
+                                 use_bias=False, kernel_initializer="zeros",
+                                 factor_initializer="glorot_uniform")
+                self.cg.build(input_shape)
+                self.norm = keras.layers.BatchNormalization(
+                    momentum=0.6, epsilon=1e-12,
+                    gamma_initializer=keras.initializers.Constant(gate))
+                self.norm.build((None, input_shape[1] // 2, input_shape[2] // 2, channels))
+
+        def call(self, x, training=None):
+            mean = self.pool(x)
+            if self.pool_size != 2:
+                return mean
+            return mean + self.norm(self.cg(x), training=training)
+
+    return CoarseGrainPooling
+
+
 def gated_step(gate):
     from tn_keras.zoo import cifar_taylornet_fast as fast
 
@@ -141,7 +178,8 @@ def build(variant):
     variant, _, pooling = variant.partition("+")
     if pooling:
         kind, start = pooling[:2], float(pooling[2:])
-        pool = {"vp": variance_pooling, "qp": quadratic_pooling}[kind](start)
+        pool = {"vp": variance_pooling, "qp": quadratic_pooling,
+                "cg": coarse_grain_pooling}[kind](start)
 
         class Layers:  # keras.layers with average pooling replaced, for this build only
             def __getattr__(self, key):

@@ -88,6 +88,8 @@ def test_the_command_is_rendered_back_byte_for_byte():
         "--seed 4 --model-kwargs "
         "'name=\"a b\"' width=1.5 --strategy data_parallel --mixed-precision "
         "--max-train-examples 64 --out 'runs/a b' --tag tuned --init-from digits_taylornet")
+    commands["a recipe"] = ("tn-keras train cifar_taylornet --recipe cifar_smooth_lookahead "
+                            "--epochs 18 --batch-size 128 --seed 0")
     parser = _train_parser()
     for where, command in commands.items():
         words = shlex.split(command)
@@ -106,7 +108,7 @@ def test_a_resolved_config_fills_in_the_recipe():
     # What a backup records: the keys from before TrainConfig, and learning_rate, which is
     # None unless asked (a backup written before the field existed reads it as None too).
     assert backup.run_settings("m", resolved) == {
-        "name": "m", "epochs": 15, "batch_size": 128, "learning_rate": None, "seed": 3,
+        "name": "m", "recipe": None, "epochs": 15, "batch_size": 128, "learning_rate": None, "seed": 3,
         "strategy": "default", "max_train_examples": 256, "model_kwargs": {},
         "mixed_precision": False, "init_from": None}
     # A learning rate given is a flag of the command and a setting --resume must repeat.
@@ -299,3 +301,47 @@ def test_the_training_docs_python_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for block in blocks:
         exec(compile(block, "docs/training.md", "exec"), {})
+
+
+def test_a_named_recipe_replaces_the_architectures_own(tmp_path):
+    from tn_keras import zoo
+    from tn_keras.training import trainer
+
+    run = trainer._Run.plan("digits_taylornet", TrainConfig(recipe="mnist7",
+                                                            out=str(tmp_path)), ())
+    mnist7 = zoo.get_recipe("mnist7")
+    assert run.recipe == mnist7  # its epochs, batch size and rate too
+    assert (run.config.epochs, run.config.batch_size) == (mnist7.epochs, mnist7.batch_size)
+    assert config.command_line("digits_taylornet", run.config).startswith(
+        "tn-keras train digits_taylornet --recipe mnist7 --epochs 20 --batch-size 128")
+    # A resumed run must name the same recipe; a backup from before the field reads None.
+    assert backup.run_settings("digits_taylornet", run.config)["recipe"] == "mnist7"
+    with pytest.raises(ValueError, match=r"^Unknown recipe 'cifr'\. Did you mean: cifar"):
+        trainer._Run.plan("digits_taylornet", TrainConfig(recipe="cifr", out=str(tmp_path)), ())
+    with pytest.raises(ValueError, match=r"^recipe must be a non-empty string"):
+        TrainConfig(recipe="")
+
+
+def test_recipes_register_once_and_as_recipes():
+    from tn_keras import zoo
+    from tn_keras.zoo import registry
+
+    # Every architecture's own recipe is registered, so `--recipe` can name any of them.
+    for name in zoo.list_models():
+        assert registry.recipe_name(registry.get_spec(name).recipe) is not None, name
+    with pytest.raises(ValueError, match=r"^A recipe name must be a new non-empty string; "
+                                         r"received 'cifar'"):
+        zoo.register_recipe("cifar", zoo.TrainingRecipe(epochs=1))
+    with pytest.raises(ValueError, match=r"^recipe must be a TrainingRecipe; received dict"):
+        zoo.register_recipe("new", {"epochs": 1})
+    assert "new" not in zoo.recipe_names()
+
+
+def test_cli_lists_the_recipes(capsys):
+    from tn_keras.cli import main
+
+    main(["list", "--recipes", "cifar*"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["cifar", "cifar_res",
+                                                      "cifar_smooth_lookahead"]
+    assert "label_smoothing=0.2" in lines[2] and "lookahead=True" in lines[2]

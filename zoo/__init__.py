@@ -26,7 +26,10 @@ from tn_keras.zoo.api import find
 from tn_keras.zoo.api import with_new_head
 from tn_keras.zoo.checkpoints import ChecksumError
 from tn_keras.zoo.registry import TrainingRecipe
+from tn_keras.zoo.registry import get_recipe
+from tn_keras.zoo.registry import recipe_names
 from tn_keras.zoo.registry import register
+from tn_keras.zoo.registry import register_recipe
 from tn_keras.zoo.registry import unregister
 
 # Importing the architecture modules registers them.
@@ -48,10 +51,13 @@ __all__ = [
     "build",
     "features",
     "find",
+    "get_recipe",
     "info",
     "list_models",
     "load",
+    "recipe_names",
     "register",
+    "register_recipe",
     "unregister",
     "with_new_head",
 ]

@@ -9,14 +9,23 @@ DilatedPolyCG(2x2, dilation 4 then 2). BatchNorm after every Conv and CG (PROJEC
 does not say; BatchNorm is affine at inference, so the network stays a polynomial). No
 activation anywhere but the classifier's softmax.
 """
+import dataclasses
+
 import keras
 
 from tn_keras.zoo import blocks
 from tn_keras.zoo.registry import TrainingRecipe
 from tn_keras.zoo.registry import register
+from tn_keras.zoo.registry import register_recipe
 
-CIFAR_RECIPE = TrainingRecipe(epochs=18, batch_size=128, learning_rate=2e-3, weight_decay=5e-2,
-                              augmentation="cifar", warmup_epochs=1.0)
+CIFAR_RECIPE = register_recipe("cifar", TrainingRecipe(
+    epochs=18, batch_size=128, learning_rate=2e-3, weight_decay=5e-2, augmentation="cifar",
+    warmup_epochs=1.0))
+#: The same AdamW schedule with the fast recipe's three parts that do not depend on the
+#: optimiser or on a whitening layer: label smoothing 0.2, Lookahead weight averaging and
+#: flip + translate test-time augmentation (`tn-keras train cifar_taylornet --recipe ...`).
+CIFAR_SMOOTH_LOOKAHEAD_RECIPE = register_recipe("cifar_smooth_lookahead", dataclasses.replace(
+    CIFAR_RECIPE, label_smoothing=0.2, lookahead=True, test_time_augmentation=True))
 
 
 def _fig_s3(input_shape, num_classes, width, classifier_activation, name, coarse_grain):

@@ -41,6 +41,7 @@ from tn_keras.layers import PolyCG
 from tn_keras.zoo import blocks
 from tn_keras.zoo.registry import TrainingRecipe
 from tn_keras.zoo.registry import register
+from tn_keras.zoo.registry import register_recipe
 
 #: The group widths of each registered size (airbench94's and airbench93's).
 WIDTHS = {"full": (64, 256, 256), "small": (64, 128, 128)}
@@ -55,11 +56,11 @@ GATE_START = 1.0
 #: of 1.5 on the batch-mean gradient is airbench's 11.5 per 1024 summed examples, and the L2
 #: coefficient 0.00133 gives its decay of 0.0153 per 1024 examples at that rate. Whole epochs
 #: (10 for airbench's 9.9), the rising part 23 % of them.
-FAST_RECIPE = TrainingRecipe(
+FAST_RECIPE = register_recipe("airbench94", TrainingRecipe(
     epochs=10, batch_size=1024, learning_rate=1.5, weight_decay=0.0153 / 7.6667 / 1.5,
     warmup_fraction=0.23, augmentation="flip_translate", optimizer="nesterov", momentum=0.85,
     bias_lr_multiplier=64.0, label_smoothing=0.2, lookahead=True, whitening_images=5000,
-    test_time_augmentation=True)
+    test_time_augmentation=True))
 
 
 def _batch_norm(x, name, trainable_scale=False, gamma_initializer="ones"):

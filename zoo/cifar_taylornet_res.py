@@ -53,6 +53,7 @@ from tn_keras.layers import PolyCG
 from tn_keras.zoo import blocks
 from tn_keras.zoo.registry import TrainingRecipe
 from tn_keras.zoo.registry import register
+from tn_keras.zoo.registry import register_recipe
 
 #: (stem/stage-1, stage-2, stage-3 channels), (blocks per stage) of each registered size.
 SIZES = {
@@ -60,8 +61,9 @@ SIZES = {
     "cifar_taylornet_res_small": ((32, 64, 120), (2, 2, 2)),
 }
 
-RES_RECIPE = TrainingRecipe(epochs=120, batch_size=128, learning_rate=2e-3, weight_decay=5e-2,
-                            augmentation="cifar", warmup_epochs=2.0)
+RES_RECIPE = register_recipe("cifar_res", TrainingRecipe(
+    epochs=120, batch_size=128, learning_rate=2e-3, weight_decay=5e-2, augmentation="cifar",
+    warmup_epochs=2.0))
 
 
 @dataclasses.dataclass(frozen=True)

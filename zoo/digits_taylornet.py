@@ -4,13 +4,15 @@ import keras
 from tn_keras.zoo import blocks
 from tn_keras.zoo.registry import TrainingRecipe
 from tn_keras.zoo.registry import register
+from tn_keras.zoo.registry import register_recipe
 
 
 @register(
     "digits_taylornet", default_tag="e60", parameters=32122, macs_per_image=53312,
     dataset="digits",
-    recipe=TrainingRecipe(epochs=60, batch_size=32, learning_rate=3e-3, weight_decay=5e-2,
-                          augmentation="translate"),
+    recipe=register_recipe("digits", TrainingRecipe(
+        epochs=60, batch_size=32, learning_rate=3e-3, weight_decay=5e-2,
+        augmentation="translate")),
     description="8x8 digits: PolyCG 8 -> 4 -> 2 -> 1, a pure coarse-graining tree",
 )
 def digits_taylornet(input_shape=(8, 8, 1), num_classes=10, width=1.0,

@@ -6,12 +6,14 @@ from tn_keras.layers import TaylorDense
 from tn_keras.zoo import blocks
 from tn_keras.zoo.registry import TrainingRecipe
 from tn_keras.zoo.registry import register
+from tn_keras.zoo.registry import register_recipe
 
 
 @register(
     "mnist7_taylor", default_tag="eq3_e20", parameters=12750, macs_per_image=13965,
     dataset="mnist7x7",
-    recipe=TrainingRecipe(epochs=20, batch_size=128, learning_rate=3e-3, weight_decay=1e-2),
+    recipe=register_recipe("mnist7", TrainingRecipe(epochs=20, batch_size=128,
+                                                    learning_rate=3e-3, weight_decay=1e-2)),
     description="7x7 MNIST: f_k(x) = b_k + w_k.x + sum_{i<=j} Q_kij x_i x_j (Eq. 3)",
 )
 def mnist7_taylor(input_shape=(7, 7, 1), num_classes=10, classifier_activation="softmax",

@@ -17,12 +17,13 @@ from keras import layers
 from tn_keras.zoo import blocks
 from tn_keras.zoo.registry import TrainingRecipe
 from tn_keras.zoo.registry import register
+from tn_keras.zoo.registry import register_recipe
 
-MNIST_RECIPE = TrainingRecipe(epochs=15, batch_size=128, learning_rate=3e-3, weight_decay=5e-2,
-                              augmentation="translate")
+MNIST_RECIPE = register_recipe("mnist", TrainingRecipe(
+    epochs=15, batch_size=128, learning_rate=3e-3, weight_decay=5e-2, augmentation="translate"))
 # Fashion-MNIST is harder: the width-1.0 tree underfits it, so it gets a wider tree and four
 # times MNIST's epochs (the runs that chose both: docs/zoo.md, "Fashion-MNIST, width and length").
-FASHION_RECIPE = dataclasses.replace(MNIST_RECIPE, epochs=60)
+FASHION_RECIPE = register_recipe("fashion", dataclasses.replace(MNIST_RECIPE, epochs=60))
 FASHION_WIDTH = 1.5
 
 

@@ -68,6 +68,41 @@ class ModelSpec:
 
 
 _REGISTRY: dict = {}
+#: Named training recipes (`register_recipe`): ``tn-keras train NAME --recipe RECIPE`` trains
+#: any architecture with any of them, as timm's ``--pretrained-cfg`` overlays a config.
+_RECIPES: dict = {}
+
+
+def register_recipe(name, recipe):
+    """Register ``recipe`` (a `TrainingRecipe`) under ``name`` and return it; the name must be
+    new. The architecture modules register theirs where they define them."""
+    if not isinstance(recipe, TrainingRecipe):
+        raise ValueError(f"recipe must be a TrainingRecipe; received {type(recipe).__name__}.")
+    if not isinstance(name, str) or not name or name in _RECIPES:
+        raise ValueError(f"A recipe name must be a new non-empty string; received {name!r} "
+                         f"(registered: {', '.join(sorted(_RECIPES))}).")
+    _RECIPES[name] = recipe
+    return recipe
+
+
+def get_recipe(name):
+    """The `TrainingRecipe` registered as ``name``; an unknown name lists the closest ones."""
+    try:
+        return _RECIPES[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), list(_RECIPES), n=3, cutoff=0.4)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(f"Unknown recipe {name!r}.{hint} Registered recipes: "
+                         f"{', '.join(sorted(_RECIPES))}.") from None
+
+
+def recipe_names():
+    return sorted(_RECIPES)
+
+
+def recipe_name(recipe):
+    """The registered name of ``recipe`` (None for an unregistered one)."""
+    return next((name for name, known in _RECIPES.items() if known == recipe), None)
 
 
 def register(name, dataset, recipe, description="", family="taylornet", reference=PAPER,

@@ -1,4 +1,5 @@
-"""``tn-keras list [PATTERN] [--pretrained] [--table]``: the registered models."""
+"""``tn-keras list [PATTERN] [--pretrained] [--table] [--recipes]``: the registered models,
+or the registered training recipes."""
 
 
 def add_parser(subparsers):
@@ -7,7 +8,26 @@ def add_parser(subparsers):
     p.add_argument("--pretrained", action="store_true", help="only models with a checkpoint")
     p.add_argument("--table", action="store_true",
                    help="a Markdown table of every figure the checkpoints' manifests record")
+    p.add_argument("--recipes", action="store_true",
+                   help="the registered training recipes (for tn-keras train --recipe) and "
+                        "what each sets")
     p.set_defaults(run=run)
+
+
+def recipe_lines(pattern="*"):
+    """One line per registered recipe matching ``pattern``: its name and its fields."""
+    import dataclasses
+    import fnmatch
+
+    from tn_keras import zoo
+
+    lines = []
+    for name in zoo.recipe_names():
+        if fnmatch.fnmatchcase(name, pattern):
+            fields = ", ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(
+                zoo.get_recipe(name)).items())
+            lines.append(f"{name}: {fields}")
+    return lines
 
 
 def _percent(value):
@@ -37,6 +57,9 @@ def markdown_table(names):
 def run(args):
     import sys
 
+    if args.recipes:
+        print("\n".join(recipe_lines(args.pattern)))
+        return
     pretrained = True if args.pretrained else None
     zoo_module = sys.modules.get("tn_keras.zoo")
     if args.table or hasattr(zoo_module, "list_models"):

@@ -18,6 +18,9 @@ def add_parser(subparsers):
     p.add_argument("--init-from", metavar="NAME[.TAG]",
                    help="start from this checkpoint's weights (all layers but the classifier "
                         "head): fine-tuning")
+    p.add_argument("--recipe", metavar="RECIPE",
+                   help="train with this registered recipe instead of the architecture's own "
+                        "(tn-keras list --recipes names them)")
     p.add_argument("--epochs", type=arguments.positive_int, help="default: the recipe's")
     p.add_argument("--batch-size", type=arguments.positive_int, help="default: the recipe's")
     p.add_argument("--time-budget", metavar="DURATION",

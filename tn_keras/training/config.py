@@ -35,13 +35,14 @@ DEFAULT_SEED = 0
 VERBOSITIES = ("auto", 0, 1, 2)
 
 #: The fields that change the trained weights; ``--resume`` must repeat them.
-RESUME_FIELDS = ("epochs", "batch_size", "learning_rate", "seed", "strategy",
+RESUME_FIELDS = ("recipe", "epochs", "batch_size", "learning_rate", "seed", "strategy",
                  "max_train_examples", "model_kwargs", "mixed_precision", "init_from")
 #: The fields of the manifest's command, in the order their flags are written. The first
 #: three are always written (the recipe's values made explicit); the others only when they
 #: differ from the default.
-COMMAND_FIELDS = ("epochs", "batch_size", "learning_rate", "seed", "model_kwargs", "strategy",
-                  "mixed_precision", "max_train_examples", "out", "tag", "init_from")
+COMMAND_FIELDS = ("recipe", "epochs", "batch_size", "learning_rate", "seed", "model_kwargs",
+                  "strategy", "mixed_precision", "max_train_examples", "out", "tag",
+                  "init_from")
 _ALWAYS_WRITTEN = ("epochs", "batch_size", "seed")
 
 
@@ -91,6 +92,8 @@ class TrainConfig:
     Checked when made: a bad value is a ValueError naming the field.
 
     Attributes:
+        recipe: the name of a registered `TrainingRecipe` (``tn_keras.zoo.recipe_names()``)
+            to train with instead of the architecture's own (None).
         epochs, batch_size: None takes the recipe's (`tn_keras.zoo.info(name).recipe`).
         learning_rate: the peak of the warm-up + cosine schedule; None takes the recipe's.
             Lower it for a variant that diverges at the recipe's rate.
@@ -119,6 +122,7 @@ class TrainConfig:
         verbose: ``Model.fit``'s ``verbose``, one of `VERBOSITIES`.
     """
 
+    recipe: Optional[str] = None
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
     learning_rate: Optional[float] = None
@@ -160,7 +164,7 @@ class TrainConfig:
         if self.verbose not in VERBOSITIES:
             raise ValueError(f"verbose must be one of {VERBOSITIES}; received "
                              f"{self.verbose!r}.")
-        for name in ("data_dir", "out", "tag", "init_from"):
+        for name in ("recipe", "data_dir", "out", "tag", "init_from"):
             checked[name] = self._path_or_name(name)
         for name, value in checked.items():  # normalised, e.g. strategy None -> "default"
             object.__setattr__(self, name, value)

@@ -43,6 +43,7 @@ from tn_keras.zoo import api as zoo_api
 from tn_keras.zoo import checkpoints
 from tn_keras.zoo import saving
 from tn_keras.zoo.registry import check_builder_kwargs
+from tn_keras.zoo.registry import get_recipe
 from tn_keras.zoo.registry import get_spec
 
 # Recipe augmentation -> `datasets.PipelineOptions.augment`.
@@ -167,12 +168,13 @@ class _Run:
         spec = get_spec(arch)
         check_builder_kwargs(spec, config.model_kwargs)
         tag, init_checkpoint = _check_tag_and_init(arch, tag, config.out, config.init_from)
+        base = spec.recipe if config.recipe is None else get_recipe(config.recipe)
         # The manifest's command leaves the default tag out: None stands for it.
-        config = dataclasses.replace(config.with_recipe(spec.recipe),
+        config = dataclasses.replace(config.with_recipe(base),
                                      tag=None if tag == checkpoints.LOCAL_TAG else tag)
         recipe = dataclasses.replace(
-            spec.recipe, epochs=config.epochs, batch_size=config.batch_size,
-            learning_rate=config.learning_rate or spec.recipe.learning_rate)
+            base, epochs=config.epochs, batch_size=config.batch_size,
+            learning_rate=config.learning_rate or base.learning_rate)
         folder = RunFolder.of(config.out or checkpoints.cache_dir(arch, tag))
         return cls(arch, tag, spec, config, recipe, folder, init_checkpoint,
                    tuple(callbacks or ()))
