@@ -101,11 +101,18 @@ def test_saved_model_manifest(case, saved_model_export):
 # --- float TFLite ---------------------------------------------------------------------------
 
 
-def test_tflite_matches_keras(case, tflite_export):
+def test_tflite_matches_keras(case, tflite_export, capfd):
     path, _ = tflite_export
     tfl = TFLiteModel(path)
     assert tfl.input_shape == (None, *case.shape) and not tfl.quantized
     np.testing.assert_allclose(tfl.predict(case.x), case.expected, atol=1e-4, rtol=0)
+    # Batches of 32 and of 360 (60 copies of the images; the last batch of 32 partial).
+    many, expected = np.concatenate([case.x] * 60), np.concatenate([case.expected] * 60)
+    for batch_size in (32, 360):
+        np.testing.assert_allclose(tfl.predict(many, batch_size=batch_size), expected,
+                                   atol=1e-4, rtol=0)
+    # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice does not reach the user.
+    assert "XNNPACK" not in capfd.readouterr().err
     # A dynamic batch: whole batches, batches of 3 (a partial last one) and one image at a
     # time give the same outputs.
     np.testing.assert_allclose(tfl.predict(case.x, batch_size=3), tfl.predict(case.x, 1),

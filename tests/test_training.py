@@ -80,6 +80,9 @@ def test_epoch_time_goes_to_the_csv_log_not_the_progress_line(tmp_path, capsys):
         rows = list(csv.DictReader(f))
     assert [row["epoch"] for row in rows] == ["0", "1"]
     assert all(float(row["epoch_seconds"]) > 0 for row in rows)
+    # Only what was logged: no validation columns of NA (the run has no validation data).
+    assert not [key for key in rows[0] if key.startswith("val_")], list(rows[0])
+    assert all(value != "NA" for row in rows for value in row.values())
 
 
 @pytest.mark.backend_neutral

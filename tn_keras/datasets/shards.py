@@ -85,9 +85,6 @@ def pack(name: str, out: str, max_shard_mb: float, data_dir: str | None = None,
     arrays = dataset_arrays(name, data_dir, offline)
     target = shard_folder(out, name)
     with atomic_directory(target, overwrite=overwrite) as tmp:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; an ordinary folder is not
         entries = {key: _write_array(tmp, key, array, limit, codec) for key, array in arrays.items()}
         atomic_write_json(os.path.join(tmp, INDEX_NAME), {
             "format": FORMAT,

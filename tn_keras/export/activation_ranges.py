@@ -37,6 +37,8 @@ from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tn_keras.utils import native_stderr
+
 #: Quantiles tried by `search_quantile`, least clipping first (ties keep the least clipping).
 CANDIDATE_QUANTILES = (1.0, 0.99999, 0.9999, 0.9995, 0.999, 0.9985, 0.998, 0.995)
 # Values kept per tensor and image to estimate its quantiles: a fixed-seed sample, so that the
@@ -102,7 +104,8 @@ class ActivationRanges:
             warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
             interpreter = Interpreter(model_content=self.calibrated,
                                       experimental_preserve_all_tensors=True)
-        interpreter.allocate_tensors()
+        with native_stderr.without_lines():  # LiteRT's XNNPACK notice, not a warning
+            interpreter.allocate_tensors()
         input_index = interpreter.get_input_details()[0]["index"]
         rng = np.random.default_rng(0)
         samples = {i: [] for i in self._tensors}

@@ -9,6 +9,7 @@ from typing import Optional, Union
 import numpy as np
 
 from tn_keras.export.signature import as_image_batch
+from tn_keras.utils import native_stderr
 
 
 class TFLiteModel:
@@ -43,7 +44,8 @@ class TFLiteModel:
             if not os.path.isfile(self.path):
                 raise FileNotFoundError(f"No TFLite file at {self.path}.")
             self._interpreter = Interpreter(model_path=self.path, num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        with native_stderr.without_lines():  # LiteRT's XNNPACK notice, not a warning
+            self._interpreter.allocate_tensors()
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -118,7 +120,8 @@ class TFLiteModel:
         if int(self._input["shape"][0]) != len(images):
             self._interpreter.resize_tensor_input(
                 self._input["index"], [len(images), *self._input["shape"][1:]])
-            self._interpreter.allocate_tensors()
+            with native_stderr.without_lines():
+                self._interpreter.allocate_tensors()
             # Resizing replaces the details (the shapes, not the tensor indices).
             self._input = self._interpreter.get_input_details()[0]
             self._output = self._interpreter.get_output_details()[0]

@@ -83,19 +83,36 @@ class TimedCSVLogger(keras.callbacks.CSVLogger):
 
     The time goes into the CSV row only, not into the shared ``logs``: a value added there
     would also be printed by the progress bar and returned in ``History`` as if it were a
-    metric."""
+    metric. The columns are the logged keys as they are: Keras's logger, seeing no
+    ``val_`` key, adds ``val_<key>`` for every key (for runs that validate only every few
+    epochs), which here would be columns of ``NA`` forever (``val_epoch_seconds`` included).
+    A resumed run keeps the columns of the file it appends to."""
 
     def on_train_begin(self, logs=None):
         with refused_writes(self.filename):  # a plain OSError without the file's name
+            header = _csv_header(self.filename) if self.append else None
             super().on_train_begin(logs)
+        if header:
+            self.keys = header[1:]  # after "epoch"
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {}, epoch_seconds=time.perf_counter() - self._start)
+        if self.keys is None:
+            self.keys = sorted(logs)
         with refused_writes(self.filename):
-            super().on_epoch_end(epoch, dict(logs or {},
-                                             epoch_seconds=time.perf_counter() - self._start))
+            super().on_epoch_end(epoch, logs)
+
+
+def _csv_header(path):
+    """The first row of the CSV file at ``path`` (None if there is none)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return next(csv.reader(f), None)
+    except FileNotFoundError:
+        return None
 
 
 def _name_and_tag(name, tag):

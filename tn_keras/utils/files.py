@@ -81,9 +81,21 @@ def atomic_write_json(path, obj, overwrite=True):
     atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
 
 
+def temporary_folder(parent, prefix):
+    """A new uniquely named folder in ``parent`` with the mode an ordinary ``mkdir`` gives
+    (``tempfile.mkdtemp`` makes it private, 0700: a folder that is renamed into place to be
+    shared, a checkpoint's or a distilled level's, must not stay so)."""
+    folder = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_directory(path, overwrite=False):
-    """Yield a temporary folder beside ``path``; on success move it to ``path``.
+    """Yield a temporary folder beside ``path``; on success move it to ``path`` (with an
+    ordinary folder's mode, as `temporary_folder` makes it).
 
     An existing ``path`` is refused unless ``overwrite``; then it is replaced only once the new
     folder is complete.
@@ -92,7 +104,7 @@ def atomic_directory(path, overwrite=False):
     parent = os.path.dirname(os.path.abspath(path))
     with refused_writes(path, paths=(parent,)):
         os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
+        tmp = temporary_folder(parent, ".tmp-" + os.path.basename(path) + "-")
     try:
         with refused_writes(path, paths=(tmp,)):
             yield tmp
