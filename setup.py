@@ -69,6 +69,10 @@ setup(
         "pillow>=10",
         # Figures (tn-keras figures, the distillation's similarity plot): the field's standard.
         "matplotlib>=3.7",
+        # Model cards open with YAML front matter, as the Hugging Face Hub reads them; the
+        # standard YAML library writes it and `tn-keras card --check` parses it back (a
+        # hand-rolled writer would get quoting wrong, and could not check anything).
+        "pyyaml>=6",
     ],
     extras_require={
         "cpu": ["tensorflow-cpu==2.21.0"],

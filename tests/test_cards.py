@@ -39,3 +39,48 @@ def test_card_says_how_to_load_the_file_and_points_at_its_citation():
     assert "citation above" in card
     assert card.index("## Citation") < card.index("## Licence")  # "above" is true
     assert "compiled and ready for `fit`" in card
+
+
+@pytest.mark.parametrize("name", zoo.list(pretrained=True))
+def test_shipped_cards_carry_hub_metadata_equal_to_their_manifests(name):
+    checkpoint = zoo.find(name)
+    with open(os.path.join(checkpoint.folder, cards.CARD_NAME), encoding="utf-8") as f:
+        meta, body = cards.split_front_matter(f.read())
+    assert body.startswith(f"\n# {name}\n")
+    assert (meta["license"], meta["library_name"]) == ("apache-2.0", "keras")
+    assert set(cards.REQUIRED_METADATA) <= set(meta) and "tn_keras" in meta["tags"]
+    metrics = checkpoint.manifest["metrics"]
+    (entry,) = meta["model-index"]
+    assert entry["name"] == name
+    reported = {r["dataset"]["split"]: r["metrics"][0]["value"] for r in entry["results"]}
+    assert reported == {k[:-len("_accuracy")]: v for k, v in metrics.items()
+                        if k.endswith("_accuracy")}
+    assert cards.check(checkpoint.folder, checkpoint.manifest) == []
+    # The command that made it names no folder of the machine it was trained on.
+    assert " --out /" not in checkpoint.manifest.provenance.command
+
+
+def test_check_names_each_problem_of_a_card(tmp_path):
+    import shutil
+
+    from tn_keras.cli import main
+
+    source = zoo.find("digits_taylornet")
+    folder = tmp_path / "repo"
+    shutil.copytree(source.folder, folder)
+    card = folder / cards.CARD_NAME
+    text = card.read_text(encoding="utf-8")
+    assert main(["card", "digits_taylornet", "--weights", str(folder), "--check"]) == 0
+    card.write_text(text.replace("value: 0.9888888888888889", "value: 0.99"), encoding="utf-8")
+    (problem,) = cards.check(str(folder), source.manifest)
+    assert "front matter 'model-index'" in problem
+    card.write_text(text.replace("Research on", "Research about"), encoding="utf-8")
+    (problem,) = cards.check(str(folder), source.manifest)
+    assert "differs from the card generated from manifest.json" in problem
+    card.write_text(text.split("---\n", 2)[2], encoding="utf-8")
+    assert cards.check(str(folder), source.manifest) == [
+        f"{card}: the card does not open with YAML front matter between '---' lines"]
+    card.write_text("---\nlicense: [unclosed\n---\n", encoding="utf-8")
+    (problem,) = cards.check(str(folder), source.manifest)
+    assert "front matter is not YAML" in problem and "\n" not in problem
+    assert main(["card", "digits_taylornet", "--weights", str(folder), "--check"]) == 1

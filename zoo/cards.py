@@ -1,7 +1,12 @@
 """Model cards: ``README.md`` beside every checkpoint, generated from its manifest and the
 registry, never edited by hand (tests/test_cards.py regenerates them and compares).
 
-    tn-keras card NAME[.TAG]        prints it;  write_card(folder, manifest) writes it
+A card is a Hugging Face Hub model card: YAML front matter (`metadata`: licence, library,
+tags, datasets and a ``model-index`` holding the manifest's accuracies) between ``---`` lines,
+then Markdown. `check` validates a card on disk against its manifest.
+
+    tn-keras card NAME[.TAG]          prints it;  write_card(folder, manifest) writes it
+    tn-keras card NAME[.TAG] --check  validates the card beside the checkpoint
 """
 import os
 
@@ -11,16 +16,102 @@ from tn_keras.utils.files import atomic_write_bytes
 CARD_NAME = "README.md"
 LICENCE = ("Apache-2.0, as tn_keras (code and weights). The training data keeps its own terms; "
            "see the dataset's citation above.")
+#: The Hub's identifiers for the licence above and for the library that reads the files.
+HUB_LICENSE = "apache-2.0"
+HUB_LIBRARY = "keras"
+FRONT_MATTER_FENCE = "---"
+#: Keys every card's metadata must hold (`check`).
+REQUIRED_METADATA = ("license", "library_name", "pipeline_tag", "tags", "model-index")
+
+
+def metadata(manifest: artifacts.Manifest) -> dict:
+    """The card's front matter as data: what the Hub indexes a model card by. The
+    ``model-index`` holds one result per test split the manifest measured, with the
+    manifest's accuracy as it is (a fraction)."""
+    from tn_keras.zoo.registry import get_spec
+
+    spec = get_spec(manifest.name)
+    data = _dataset(manifest)
+    dataset_id = data.hub_dataset or data.name
+    metrics = manifest.get("metrics", {})
+    splits = sorted(k[:-len("_accuracy")] for k in metrics if k.endswith("_accuracy"))
+    results = [{"task": {"type": "image-classification", "name": "Image Classification"},
+                "dataset": {"type": dataset_id, "name": data.name, "split": split},
+                "metrics": [{"type": "accuracy", "value": metrics[split + "_accuracy"],
+                             "name": f"top-1 accuracy ({split})"}]} for split in splits]
+    meta = {"license": HUB_LICENSE, "library_name": HUB_LIBRARY,
+            "pipeline_tag": "image-classification",
+            "tags": ["tn_keras", spec.family, "image-classification", data.name]}
+    if data.hub_dataset:
+        meta["datasets"] = [data.hub_dataset]
+    meta["model-index"] = [{"name": f"{manifest.name}.{manifest['tag']}", "results": results}]
+    return meta
+
+
+def front_matter(manifest: artifacts.Manifest) -> str:
+    """`metadata` as the YAML block that opens the card."""
+    import yaml
+
+    return (f"{FRONT_MATTER_FENCE}\n"
+            + yaml.safe_dump(metadata(manifest), sort_keys=False, allow_unicode=True)
+            + f"{FRONT_MATTER_FENCE}\n")
+
+
+def split_front_matter(text: str):
+    """``(metadata dict, Markdown body)`` of a card's text; ValueError when it does not open
+    with a YAML mapping between ``---`` lines."""
+    import yaml
+
+    lines = text.split("\n")
+    if not lines or lines[0] != FRONT_MATTER_FENCE or FRONT_MATTER_FENCE not in lines[1:]:
+        raise ValueError("the card does not open with YAML front matter between '---' lines")
+    end = lines.index(FRONT_MATTER_FENCE, 1)
+    try:
+        meta = yaml.safe_load("\n".join(lines[1:end]))
+    except yaml.YAMLError as error:
+        raise ValueError(f"the card's front matter is not YAML: {error}".replace("\n", " ")) \
+            from None
+    if not isinstance(meta, dict):
+        raise ValueError("the card's front matter is not a YAML mapping")
+    return meta, "\n".join(lines[end + 1:])
+
+
+def check(folder, manifest: artifacts.Manifest) -> list:
+    """Problems of the card in ``folder`` (one line each; empty: valid): front matter that
+    parses, holds `REQUIRED_METADATA` and the manifest's accuracies, and a card equal to the
+    one generated from the manifest (not hand-edited, not stale)."""
+    path = os.path.join(folder, CARD_NAME)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as error:
+        return [f"{path}: cannot read the card ({error.strerror or error})"]
+    try:
+        meta, _ = split_front_matter(text)
+    except ValueError as error:
+        return [f"{path}: {error}"]
+    problems = [f"{path}: the front matter has no {key!r}" for key in REQUIRED_METADATA
+                if key not in meta]
+    expected = metadata(manifest)
+    for key in ("license", "library_name", "model-index"):
+        if key in meta and meta[key] != expected[key]:
+            problems.append(f"{path}: front matter {key!r} is {meta[key]!r}; the manifest "
+                            f"gives {expected[key]!r}")
+    if not problems and text != render(manifest):
+        problems.append(f"{path}: differs from the card generated from manifest.json "
+                        f"(regenerate it: tn-keras card {manifest.name}.{manifest['tag']} "
+                        f"--weights FOLDER > {path})")
+    return problems
 
 
 def render(manifest: artifacts.Manifest) -> str:
-    """The card of a checkpoint manifest, as Markdown."""
+    """The card of a checkpoint manifest: YAML front matter, then Markdown."""
     from tn_keras.zoo.registry import get_spec
 
     spec = get_spec(manifest.name)
     full = f"{manifest.name}.{manifest['tag']}"
     sections = [
-        f"# {full}\n\n<!-- Generated by `tn-keras card {full}` from manifest.json and the "
+        f"{front_matter(manifest)}\n# {full}\n\n<!-- Generated by `tn-keras card {full}` from manifest.json and the "
         "tn_keras zoo registry. Do not edit: regenerate. -->\n\n"
         f"{spec.description}. Family: {_family(spec.family)}. Load it with "
         f"`tn_keras.zoo.load(\"{full}\")`; it takes raw pixels 0..255 of shape "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from typing import Optional
 
 DIGIT_CLASS_NAMES = tuple(str(i) for i in range(10))
 
@@ -31,6 +32,9 @@ class DatasetInfo:
             ``mnist7x7``).
         description: Where the data comes from and how it is derived (prose).
         citation: Reference to cite when using the data.
+        hub_dataset: The dataset's id on the Hugging Face Hub, which model cards name in
+            their ``datasets`` metadata (None: the data is not on the Hub as such, e.g. a
+            derived set).
     """
 
     name: str
@@ -43,6 +47,7 @@ class DatasetInfo:
     dtype: str
     description: str
     citation: str
+    hub_dataset: Optional[str] = None
 
     @property
     def source(self) -> str:
@@ -62,6 +67,7 @@ _REGISTRY: dict[str, DatasetInfo] = {
     for info in (
         DatasetInfo(
             name="mnist",
+            hub_dataset="ylecun/mnist",
             image_shape=(28, 28, 1),
             num_classes=10,
             class_names=DIGIT_CLASS_NAMES,
@@ -74,6 +80,7 @@ _REGISTRY: dict[str, DatasetInfo] = {
         ),
         DatasetInfo(
             name="fashion_mnist",
+            hub_dataset="zalando-datasets/fashion_mnist",
             image_shape=(28, 28, 1),
             num_classes=10,
             class_names=(
@@ -92,6 +99,7 @@ _REGISTRY: dict[str, DatasetInfo] = {
         ),
         DatasetInfo(
             name="cifar10",
+            hub_dataset="uoft-cs/cifar10",
             image_shape=(32, 32, 3),
             num_classes=10,
             class_names=(
