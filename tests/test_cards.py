@@ -84,3 +84,28 @@ def test_check_names_each_problem_of_a_card(tmp_path):
     (problem,) = cards.check(str(folder), source.manifest)
     assert "front matter is not YAML" in problem and "\n" not in problem
     assert main(["card", "digits_taylornet", "--weights", str(folder), "--check"]) == 1
+
+
+def test_a_folder_laid_out_as_a_hub_repository_loads_by_its_path(tmp_path, monkeypatch):
+    import shutil
+
+    import numpy as np
+
+    source = zoo.find("digits_taylornet")
+    repo = tmp_path / "someone" / "digits-repo"
+    shutil.copytree(source.folder, repo)
+    x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1)).astype("float32")
+    expected = zoo.load("digits_taylornet").predict(x, verbose=0)
+    np.testing.assert_array_equal(zoo.load(str(repo)).predict(x, verbose=0), expected)
+    assert zoo.find(repo).arch == "digits_taylornet"  # a PathLike too
+    # The same verification as a shipped checkpoint: a changed byte is refused.
+    keras_file = repo / source.manifest.file
+    data = bytearray(keras_file.read_bytes())
+    data[-1] ^= 1
+    keras_file.write_bytes(bytes(data))
+    with pytest.raises(zoo.ChecksumError):
+        zoo.load(str(repo))
+    # A registered name wins over a folder of that name in the working directory.
+    monkeypatch.chdir(tmp_path / "someone")
+    shutil.copytree(repo, tmp_path / "someone" / "digits_taylornet")
+    assert zoo.find("digits_taylornet").shipped

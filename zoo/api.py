@@ -1,5 +1,6 @@
 """The zoo's public functions: list, info, build, load (names are ``arch`` or ``arch.tag``)."""
 import ast
+import contextlib
 import dataclasses
 import functools
 import os
@@ -110,7 +111,8 @@ def load(name, weights="pretrained", compile=True, num_classes=None, include_top
 
     Args:
         name: ``arch`` (its default tag) or ``arch.tag``; `list_models(pretrained=True)` lists
-            them.
+            them. Or a checkpoint folder laid out as a hub repository (``manifest.json``, the
+            ``.keras`` file, ``README.md``): its manifest names the architecture (`find`).
         weights: ``"pretrained"`` (the tagged checkpoint), a path to a checkpoint folder (with
             ``manifest.json``) or to its ``.keras`` file, or None for an untrained model.
         compile: restore the training configuration; with ``num_classes``, compile the new
@@ -187,7 +189,15 @@ def check_pixel_scale(images, argument="images", stacklevel=2):
 
 
 def find(name, weights="pretrained"):
-    """The `checkpoints.Checkpoint` that ``load(name, weights)`` reads."""
+    """The `checkpoints.Checkpoint` that ``load(name, weights)`` reads.
+
+    ``name`` may also be a checkpoint folder laid out as a hub repository holds one
+    (``manifest.json``, the ``.keras`` file it names, ``README.md``), e.g. one downloaded or
+    shared by someone else: its manifest names the architecture, and the files are verified
+    against it like a shipped checkpoint's. A registered name wins over a folder of the same
+    name in the working directory."""
+    if weights == "pretrained" and _is_checkpoint_folder(name):
+        return checkpoints.read_checkpoint(os.fspath(name))
     arch, _ = checkpoints.split_name(name)
     get_spec(arch)
     if weights == "pretrained":
@@ -204,6 +214,17 @@ def find(name, weights="pretrained"):
         raise ValueError(f"weights={path!r} is not the file its manifest names "
                          f"({checkpoint.manifest.file!r}).")
     return checkpoint
+
+
+def _is_checkpoint_folder(name):
+    """Whether ``name`` is a folder with a checkpoint manifest and not a registered name."""
+    if not isinstance(name, (str, os.PathLike)):
+        return False
+    if isinstance(name, str):
+        with contextlib.suppress(ValueError):
+            get_spec(checkpoints.split_name(name)[0])
+            return False
+    return os.path.isfile(os.path.join(os.fspath(name), checkpoints.MANIFEST_NAME))
 
 
 def features(model):
