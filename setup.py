@@ -49,7 +49,9 @@ setup(
     },
     # Shipped checkpoints: saved_models/<arch>/<tag>/{<arch>.keras, manifest.json,
     # training_log.csv, README.md (the generated model card)}.
-    package_data={"tn_keras.saved_models": ["*/*/*.keras", "*/*/*.json", "*/*/*.csv",
+    package_data={# The zoo's architectures as data, for the commands that answer without Keras.
+                  "tn_keras.zoo": ["catalogue.json"],
+                  "tn_keras.saved_models": ["*/*/*.keras", "*/*/*.json", "*/*/*.csv",
                                             "*/*/*.md"],
                   # Distilled sets: saved_datasets/<cascade>/{manifest.json, DATACARD.md,
                   # level_<a>/{images.npz, manifest.json}}. The images are the project's

@@ -57,13 +57,27 @@ def loads_tensorflow(argv) -> bool:
 def is_quick(argv) -> bool:
     """Whether the command answers from files alone, without Keras or TensorFlow: ``--help``
     (of any command), ``--version``, no command at all (the usage error), ``list`` without
-    ``--table`` or ``--recipes`` (names read from the zoo's source, tags from the checkpoint folders) and
-    ``status`` (manifests, backup states, sha256 and lock files)."""
+    ``--table`` or ``--recipes`` (names read from the zoo's source, tags from the checkpoint
+    folders), ``status`` (manifests, backup states, sha256 and lock files), ``info`` (the zoo's
+    catalogue and the checkpoint's manifest) and ``card`` of a shipped checkpoint (the
+    generated card beside it)."""
     if not argv or {"-h", "--help", "--version"} & set(argv):
         return True
-    command = next((a for a in argv if not a.startswith("-")), None)
+    words = [a for a in argv if not a.startswith("-")]
+    command = words[0] if words else None
+    if command == "card":
+        return (len(words) == 2 and not {"--check", "--weights"} & set(argv)
+                and _shipped_card(words[1]) is not None)
     return ((command == "list" and not {"--table", "--recipes"} & set(argv))
-            or command == "status")
+            or command in ("status", "info"))
+
+
+def _shipped_card(name):
+    """`tn_keras.zoo.api.shipped_card`, loaded without running any package ``__init__``."""
+    with light_imports():
+        from tn_keras.zoo import api
+
+        return api.shipped_card(name)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""The quick commands (``tn-keras --help``, ``--version``, ``list``) import neither Keras nor
+"""The quick commands (``tn-keras --help``, ``--version``, ``list``, ``status``, ``info``,
+``card`` of a shipped checkpoint) import neither Keras nor
 TensorFlow, so they answer in a fraction of a second instead of the seconds those imports take.
 
 Checked in a child process where importing ``keras`` or ``tensorflow`` raises: if any quick
@@ -81,6 +82,48 @@ def test_the_source_catalogue_is_the_registry():
     assert api.list_builtin() == zoo.list()
     assert api.list_builtin("cifar*", pretrained=True) == zoo.list("cifar*", pretrained=True)
     assert api.list_builtin(pretrained=False) == zoo.list(pretrained=False)
+
+
+def test_the_catalogue_is_the_registry():
+    """``catalogue.json`` (what ``tn-keras info`` and ``card`` read without Keras) equals the
+    live registry's data, and so does every record built from it. Regenerate it with
+    ``python -m tn_keras.zoo.catalogue``."""
+    import json
+
+    from tn_keras.zoo import catalogue
+
+    assert catalogue.read() == json.loads(json.dumps(catalogue.records())), (
+        "zoo/catalogue.json is stale: run python -m tn_keras.zoo.catalogue")
+    for name in zoo.list() + zoo.list(pretrained=True):
+        assert api.info_builtin(name) == zoo.info(name), name
+
+
+def test_info_and_card_import_neither_keras_nor_tensorflow(capsys):
+    """``tn-keras info`` and the card of a shipped checkpoint answer from files; what they
+    print equals the full commands' output (the zoo loaded, the card rendered)."""
+    import json
+
+    from tn_keras.cli import main
+    from tn_keras.zoo import cards
+
+    runs, stderr = _run_quick(["info", "cifar_taylornet"], ["card", "digits_taylornet"],
+                              ["info", "nope"])
+    (info, card, unknown) = runs
+    assert "blocked" not in stderr
+    assert main(["info", "cifar_taylornet"]) == 0
+    assert info[0] == 0 and json.loads("\n".join(info[1])) == json.loads(
+        capsys.readouterr().out)
+    rendered = cards.render(zoo.find("digits_taylornet").manifest)
+    assert card[0] == 0 and "\n".join(card[1]) == rendered.rstrip("\n")
+    assert unknown[0] == 2 and "Unknown model name 'nope'" in stderr
+    # Not quick: a check, another folder, a name without a shipped card.
+    import tn_keras_cli
+
+    assert tn_keras_cli.is_quick(["card", "digits_taylornet"])
+    for argv in (["card", "digits_taylornet", "--check"],
+                 ["card", "digits_taylornet", "--weights", "x"],
+                 ["card", "cifar_taylornet_res"], ["card", "nope"]):
+        assert not tn_keras_cli.is_quick(argv), argv
 
 
 def test_list_with_the_zoo_loaded_includes_user_registrations(capsys):

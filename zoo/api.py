@@ -7,6 +7,7 @@ import os
 from typing import Optional
 
 from tn_keras import artifacts
+from tn_keras.zoo import catalogue
 from tn_keras.zoo import checkpoints
 from tn_keras.zoo.registry import builder_default
 from tn_keras.zoo.registry import check_builder_kwargs
@@ -325,39 +326,83 @@ def _built_facts(arch):
 def architecture_facts(arch) -> dict:
     """The default build's facts from the registry's data; built (once) only for a user's
     architecture registered without counts."""
-    from tn_keras import datasets
-
     spec = get_spec(arch)
     if spec.parameters is None or spec.macs_per_image is None:
         return _built_facts(arch)
-    return dict(input_shape=tuple(builder_default(spec, "input_shape")),
-                num_classes=builder_default(spec, "num_classes"),
-                class_names=tuple(datasets.info(spec.dataset).class_names),
-                parameters=spec.parameters, trainable_parameters=None,
-                macs_per_image=spec.macs_per_image)
+    return _catalogued_facts(catalogue.record_of(spec))
+
+
+def _catalogued_facts(record) -> dict:
+    from tn_keras.datasets.registry import info as dataset_info
+
+    return dict(input_shape=tuple(record["input_shape"]), num_classes=record["num_classes"],
+                class_names=tuple(dataset_info(record["dataset"]).class_names),
+                parameters=record["parameters"], trainable_parameters=None,
+                macs_per_image=record["macs_per_image"])
 
 
 def info(name):
     """The `ModelInfo` of ``arch`` or ``arch.tag``, without building a model: counts come from
     the checkpoint's manifest, or from the registry for an architecture without weights."""
-    arch, tag = checkpoints.split_name(name)
+    arch, _ = checkpoints.split_name(name)
     spec = get_spec(arch)
+    return _info(name, catalogue.record_of(spec), lambda: architecture_facts(arch))
+
+
+def info_builtin(name):
+    """`info` of one of the zoo's own architectures from its catalogue (`catalogue.json`),
+    without importing the registry, hence Keras: what ``tn-keras info`` prints. Equal to
+    `info` (tests/test_cli_speed.py)."""
+    import difflib
+
+    arch, _ = checkpoints.split_name(name)
+    records = catalogue.read()
+    if arch not in records:
+        close = difflib.get_close_matches(arch, list(records), n=3, cutoff=0.4)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(f"Unknown model name {name!r}.{hint} Registered models: "
+                         f"{', '.join(sorted(records))}.")
+    record = records[arch]
+    return _info(name, record, lambda: _catalogued_facts(record))
+
+
+def shipped_card(name):
+    """The path of the model card of the shipped checkpoint ``name`` names (through the
+    catalogue, without Keras), or None when ``name`` names anything else (an unknown name, a
+    local checkpoint): the shipped cards are the generated ones (tests/test_cards.py), so
+    ``tn-keras card`` prints the file instead of building the model to render it."""
+    from tn_keras.zoo.cards import CARD_NAME
+
+    try:
+        arch, _ = checkpoints.split_name(name)
+        record = catalogue.read().get(arch)
+        checkpoint = None if record is None else checkpoints.resolve(
+            name, default_tag=record["default_tag"])
+    except (ValueError, OSError):
+        return None
+    if checkpoint is None or not checkpoint.shipped:
+        return None
+    path = os.path.join(checkpoint.folder, CARD_NAME)
+    return path if os.path.isfile(path) else None
+
+
+def _info(name, record, architecture):
+    """The `ModelInfo` of ``name`` from its architecture's catalogue ``record``; the counts from
+    its checkpoint's manifest, else from ``architecture()``."""
+    arch, tag = checkpoints.split_name(name)
     checkpoint = None
-    if tag is not None or spec.default_tag is not None or checkpoints.local_tags(arch):
+    if tag is not None or record["default_tag"] is not None or checkpoints.local_tags(arch):
         try:
-            checkpoint = checkpoints.resolve(name)
+            checkpoint = checkpoints.resolve(name, default_tag=record["default_tag"])
         except FileNotFoundError:
             checkpoint = None
-    record = dict(name=spec.name, description=spec.description, family=spec.family,
-                  dataset=spec.dataset, recipe=dataclasses.asdict(spec.recipe),
-                  reference=spec.reference, tags=tuple(checkpoints.known_tags(arch)),
+    fields = dict(name=record["name"], description=record["description"],
+                  family=record["family"], dataset=record["dataset"], recipe=record["recipe"],
+                  reference=record["reference"], tags=tuple(checkpoints.known_tags(arch)),
                   preprocessing=("inside the model: raw pixels 0..255 -> per-channel "
-                                 f"(x - mean) / std of the {spec.dataset} training split"))
-    if checkpoint is None:
-        record.update(architecture_facts(arch))
-    else:
-        record.update(_checkpoint_record(checkpoint))
-    return ModelInfo(**record)
+                                 f"(x - mean) / std of the {record['dataset']} training split"))
+    fields.update(architecture() if checkpoint is None else _checkpoint_record(checkpoint))
+    return ModelInfo(**fields)
 
 
 def _checkpoint_record(checkpoint) -> dict:

@@ -113,15 +113,22 @@ def known_tags(arch):
     return shipped_tags(arch) + local_tags(arch)
 
 
-def resolve(name):
-    """The `Checkpoint` that ``name`` (``arch`` or ``arch.tag``) means; an unknown tag lists the
-    known ones. Raises FileNotFoundError when ``arch`` has no checkpoint at all."""
-    from tn_keras.zoo.registry import get_spec
+_REGISTERED = object()  # `resolve`: read the default tag from the registry
 
+
+def resolve(name, default_tag=_REGISTERED):
+    """The `Checkpoint` that ``name`` (``arch`` or ``arch.tag``) means; an unknown tag lists the
+    known ones. Raises FileNotFoundError when ``arch`` has no checkpoint at all.
+
+    ``default_tag``: the architecture's default tag when the caller knows it (the zoo's
+    catalogue, without importing the registry); by default the registry's."""
     arch, tag = split_name(name)
-    spec = get_spec(arch)
+    if default_tag is _REGISTERED:
+        from tn_keras.zoo.registry import get_spec
+
+        default_tag = get_spec(arch).default_tag
     if tag is None:
-        tag = _default_tag(spec)
+        tag = _default_tag(arch, default_tag)
     if tag in shipped_tags(arch):
         return read_checkpoint(shipped_dir(arch, tag), arch, tag, shipped=True)
     if tag in local_tags(arch):
@@ -130,18 +137,18 @@ def resolve(name):
     raise ValueError(f"Unknown tag {tag!r} for {arch!r}; known tags: {known}.")
 
 
-def _default_tag(spec):
-    if spec.default_tag is not None:
-        return spec.default_tag
-    tags = local_tags(spec.name)
+def _default_tag(arch, default_tag):
+    if default_tag is not None:
+        return default_tag
+    tags = local_tags(arch)
     if not tags:
         raise FileNotFoundError(
-            f"No checkpoint for {spec.name!r}: none ships with tn_keras and none is in "
-            f"{local_root(spec.name)}. Train one with `tn-keras train {spec.name}`.")
+            f"No checkpoint for {arch!r}: none ships with tn_keras and none is in "
+            f"{local_root(arch)}. Train one with `tn-keras train {arch}`.")
     if LOCAL_TAG in tags or len(tags) == 1:
         return LOCAL_TAG if LOCAL_TAG in tags else tags[0]
-    raise ValueError(f"{spec.name!r} has no default tag and several local ones; name one: "
-                     f"{', '.join(f'{spec.name}.{t}' for t in tags)}.")
+    raise ValueError(f"{arch!r} has no default tag and several local ones; name one: "
+                     f"{', '.join(f'{arch}.{t}' for t in tags)}.")
 
 
 def read_checkpoint(folder, arch=None, tag=None, shipped=False):

@@ -17,6 +17,16 @@ def add_parser(subparsers):
 
 
 def run(args):
+    if not hasattr(sys.modules.get("tn_keras.zoo"), "find"):
+        # The console script's light imports (`tn_keras_cli.is_quick`): a shipped checkpoint's
+        # card is the generated file beside it.
+        from tn_keras.zoo import api
+
+        path = api.shipped_card(args.name)
+        print(f"tn-keras card: using the shipped card {path}", file=sys.stderr)
+        with open(path, encoding="utf-8") as f:
+            print(f.read(), end="")
+        return 0
     from tn_keras import zoo
     from tn_keras.zoo import cards
 

@@ -11,9 +11,14 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from tn_keras import zoo
+    zoo_module = sys.modules.get("tn_keras.zoo")
+    if hasattr(zoo_module, "info"):
+        record = zoo_module.info(args.name)  # the live registry, with a user's registrations
+    else:
+        # The console script's light imports: the zoo's catalogue, without Keras.
+        from tn_keras.zoo import api
 
-    record = zoo.info(args.name)
+        record = api.info_builtin(args.name)
     if record.checkpoint is not None:
         print(f"tn-keras info: using checkpoint {record.name}.{record.tag}: {record.checkpoint}",
               file=sys.stderr)
