@@ -87,7 +87,8 @@ def test_the_command_is_rendered_back_byte_for_byte():
         "tn-keras train digits_taylornet --epochs 1 --batch-size 8 --learning-rate 0.001 "
         "--seed 4 --model-kwargs "
         "'name=\"a b\"' width=1.5 --strategy data_parallel --mixed-precision "
-        "--max-train-examples 64 --out 'runs/a b' --tag tuned --init-from digits_taylornet")
+        "--max-train-examples 64 --out 'runs/a b' --tag tuned --init-from digits_taylornet "
+        "--freeze-body")
     commands["a recipe"] = ("tn-keras train cifar_taylornet --recipe cifar_smooth_lookahead "
                             "--epochs 18 --batch-size 128 --seed 0")
     parser = _train_parser()
@@ -110,7 +111,7 @@ def test_a_resolved_config_fills_in_the_recipe():
     assert backup.run_settings("m", resolved) == {
         "name": "m", "recipe": None, "epochs": 15, "batch_size": 128, "learning_rate": None, "seed": 3,
         "strategy": "default", "max_train_examples": 256, "model_kwargs": {},
-        "mixed_precision": False, "init_from": None}
+        "mixed_precision": False, "init_from": None, "freeze_body": False}
     # A learning rate given is a flag of the command and a setting --resume must repeat.
     faster = dataclasses.replace(resolved, learning_rate=5e-4)
     assert config.command_line("m", faster) == (
@@ -127,6 +128,14 @@ def test_a_backup_from_before_the_learning_rate_field_resumes(tmp_path):
     with open(tmp_path / backup.BACKUP_DIR / backup.RUN_FILE, "w", encoding="utf-8") as f:
         json.dump(settings, f)
     backup._check_same_settings(str(tmp_path), backup.run_settings("m", resolved))
+    for field in ("recipe", "freeze_body"):  # fields added later still: their defaults
+        del settings[field]
+        with open(tmp_path / backup.BACKUP_DIR / backup.RUN_FILE, "w", encoding="utf-8") as f:
+            json.dump(settings, f)
+        backup._check_same_settings(str(tmp_path), backup.run_settings("m", resolved))
+    with pytest.raises(ValueError, match=r"freeze_body=True \(the backup has False\)"):
+        backup._check_same_settings(str(tmp_path), backup.run_settings(
+            "m", dataclasses.replace(resolved, init_from="x", freeze_body=True)))
     with pytest.raises(ValueError, match=r"learning_rate=0\.001 \(the backup has None\)"):
         backup._check_same_settings(str(tmp_path), backup.run_settings(
             "m", dataclasses.replace(resolved, learning_rate=1e-3)))

@@ -408,3 +408,27 @@ def test_train_init_from_records_where_it_started(tmp_path, monkeypatch):
         assert f.read() == cards.render(tuned.manifest)
     # Pretrained start: far above chance after one epoch on 64 images.
     assert tuned.manifest["metrics"]["test_accuracy"] > 0.5
+
+
+def test_train_freeze_body_trains_the_head_only(tmp_path, monkeypatch):
+    from tn_keras.cli import main
+    from tn_keras.training import TrainConfig
+
+    monkeypatch.setenv("TN_KERAS_HOME", str(tmp_path))
+    args = ["train", "digits_taylornet", "--tag", "head", "--init-from", "digits_taylornet",
+            "--freeze-body", "--epochs", "1", "--max-train-examples", "64",
+            "--max-eval-examples", "60"]
+    assert main(args) == 0
+    head = zoo.load("digits_taylornet.head", compile=False)
+    shipped = zoo.load("digits_taylornet", compile=False)
+    assert zoo.find("digits_taylornet.head").manifest.provenance.command.endswith(
+        "--init-from digits_taylornet --freeze-body")
+    # Every body weight (BatchNorm statistics included) as loaded; the head trained; the
+    # written model is unfrozen, like any checkpoint.
+    changed = {layer.name for layer in head.layers
+               if any(not np.array_equal(a, b) for a, b in
+                      zip(layer.get_weights(), shipped.get_layer(layer.name).get_weights()))}
+    assert changed == {"logits"}
+    assert all(layer.trainable for layer in head.layers)
+    with pytest.raises(ValueError, match=r"^freeze_body=True needs init_from"):
+        TrainConfig(freeze_body=True)

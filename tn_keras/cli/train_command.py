@@ -18,6 +18,9 @@ def add_parser(subparsers):
     p.add_argument("--init-from", metavar="NAME[.TAG]",
                    help="start from this checkpoint's weights (all layers but the classifier "
                         "head): fine-tuning")
+    p.add_argument("--freeze-body", action="store_true",
+                   help="with --init-from: train the new head only, the body's weights and "
+                        "BatchNorm statistics kept as loaded")
     p.add_argument("--recipe", metavar="RECIPE",
                    help="train with this registered recipe instead of the architecture's own "
                         "(tn-keras list --recipes names them)")

@@ -40,6 +40,7 @@ from tn_keras.training.backup_state import intact_backup_note  # noqa: F401  (re
 from tn_keras.training.backup_state import read_json as _read_json
 from tn_keras.training.backup_state import usable_backup
 from tn_keras.training.config import RESUME_FIELDS
+from tn_keras.training.config import TrainConfig
 from tn_keras.utils import memory_saves
 from tn_keras.utils.faults import fault_point
 from tn_keras.utils.files import atomic_write_json
@@ -248,6 +249,9 @@ def _check_same_settings(out, settings):
     if not os.path.exists(path):
         return  # nothing to resume: the run starts from epoch 1
     recorded = _read_json(path, "run arguments of the backup")
+    # A backup written before a field existed ran with that field's default.
+    recorded = {**{k: v for k, v in run_settings("", TrainConfig()).items() if k != "name"},
+                **recorded}
     wrong = [f"{k}={settings.get(k)!r} (the backup has {recorded.get(k)!r})"
              for k in sorted(set(settings) | set(recorded)) if settings.get(k) != recorded.get(k)]
     if wrong:

@@ -325,6 +325,8 @@ def _build_and_fit(run, placement, x, y):
             if run.init_checkpoint is not None:
                 saving.transfer_body(
                     checkpoints.load_verified(run.init_checkpoint, compile=False), model)
+            if config.freeze_body:  # before compile: Keras fixes the trainable weights there
+                zoo_api.set_body_trainable(model, False)
             # Before training and before a resume restores the weights (which include it).
             adapt_whitening(model, x[:run.recipe.whitening_images])
             steps = _steps_per_epoch(train_ds, len(x), config.batch_size)
@@ -334,6 +336,9 @@ def _build_and_fit(run, placement, x, y):
                 metrics=["accuracy"],
             )
         history, fit_seconds = _fit(model, train_ds, run, placement, steps)
+    if config.freeze_body:
+        # The checkpoint is a model like any other: whoever loads it decides what to train.
+        zoo_api.set_body_trainable(model, True)
     return model, history, fit_seconds
 
 
