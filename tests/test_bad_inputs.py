@@ -690,6 +690,19 @@ def test_a_dead_runs_lock_is_taken_over(capsys, tmp_path):
     assert [p for p in os.listdir(tmp_path) if p.endswith(".lock")] == []
 
 
+def test_a_diverging_run_writes_no_checkpoint(capsys, tmp_path):
+    """Issue 27: --learning-rate 1e308 wrote NaN weights and exited 0 (its one-batch epoch
+    logged the finite loss of the weights before the step)."""
+    out = tmp_path / "o"
+    code, _, err = run_cli(["train", "digits_taylornet", "--out", out, "--epochs", "1",
+                            "--max-train-examples", "32", "--max-eval-examples", "8",
+                            "--learning-rate", "1e308"], capsys)
+    assert_one_clean_line(code, err, "--learning-rate")
+    assert code == EXIT_CODES["input"] and "diverged in epoch 1" in err
+    assert not (out / "manifest.json").exists() and not (out / "digits_taylornet.keras").exists()
+    assert not list((out / "backup").glob("epoch-*"))  # no backup of NaN weights either
+
+
 def _finished(out):
     out.mkdir()
     (out / "manifest.json").write_text("{}")

@@ -91,6 +91,26 @@ def test_no_intact_backup_is_one_error_naming_both(tmp_path):
         _fit(folder, 3)
 
 
+def test_a_diverged_epoch_is_not_backed_up_and_stops_fit(tmp_path):
+    """Issue 27: weights that became NaN in epoch 2 leave epoch 1's backup the newest."""
+    folder = tmp_path / "backup"
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 4), dtype="float32"), rng.integers(0, 3, 16)
+    model = _model()
+
+    def poison(epoch, logs):
+        if epoch == 1:  # before the backup's on_epoch_end: the callbacks run in order
+            model.layers[0].kernel.assign(np.full((4, 3), np.nan, "float32"))
+
+    saver = CrashSafeBackup(str(folder))
+    history = model.fit(x, y, epochs=3, batch_size=8, verbose=0, shuffle=False, callbacks=[
+        keras.callbacks.LambdaCallback(on_epoch_end=poison), saver])
+    assert len(history.epoch) == 2 and saver.diverged_epoch == 2
+    assert _state(folder)["epoch"] == 1 and _weights_files(folder) == ["epoch-00001.weights.h5"]
+    assert backup.non_finite_weight(model) == model.layers[0].kernel.path
+    assert backup.non_finite_weight(_model()) is None
+
+
 def test_resume_without_the_keras_hook_fails_loudly():
     with pytest.raises(RuntimeError, match="_initial_epoch"):
         backup._start_fit_at(object(), 2)

@@ -26,6 +26,7 @@ import os
 import shutil
 
 import keras
+import numpy as np
 
 from tn_keras.training.backup_state import BACKUP_DIR
 from tn_keras.training.backup_state import LOG_FILE
@@ -57,8 +58,10 @@ class CrashSafeBackup(keras.callbacks.Callback):
     Keras release cannot change it from under us. Differences: each backup is complete before
     it replaces the previous one; the last two complete backups are kept, each with its sha256,
     and a damaged newest one falls back to the one before (one line on stderr naming both);
-    and the backup is kept when ``fit`` ends (delete it with `finish_output` once the model is
-    saved, so a crash between the two loses nothing).
+    the backup is kept when ``fit`` ends (delete it with `finish_output` once the model is
+    saved, so a crash between the two loses nothing); and an epoch whose loss or weights are
+    not finite is not backed up: ``fit`` stops there (``diverged_epoch`` says which) and the
+    last finite backup is the one to resume from.
     """
 
     def __init__(self, backup_dir):
@@ -70,10 +73,12 @@ class CrashSafeBackup(keras.callbacks.Callback):
         self._restored = None  # the state entry restored at the start of fit
         self._epochs_run = 0
         self._logs = {}
+        self.diverged_epoch = None  # the first epoch whose loss or weights were not finite
 
     def on_train_begin(self, logs=None):
         self._epochs_run = 0
         self._restored = None
+        self.diverged_epoch = None
         epochs = (self.params or {}).get("epochs")
         entry = usable_backup(self.backup_dir, warn=True, epochs=epochs)
         if entry is None:
@@ -88,6 +93,12 @@ class CrashSafeBackup(keras.callbacks.Callback):
         self._epochs_run += 1
         self._logs = {k: float(v) for k, v in (logs or {}).items()
                       if isinstance(v, (int, float))}
+        if not all(np.isfinite(v) for v in self._logs.values()) or non_finite_weight(self.model):
+            # A diverged epoch (NaN / Inf loss or weights) is no backup: the last finite one
+            # stays the one to resume from, and training stops here (the caller reports it).
+            self.diverged_epoch = epoch + 1
+            self.model.stop_training = True
+            return
         self._save(epoch + 1)
 
     def _save(self, epoch):
@@ -143,6 +154,19 @@ class CrashSafeBackup(keras.callbacks.Callback):
             for key, value in restored_logs.items():
                 history.history.setdefault(key, []).append(value)
         fault_point("fit-finished")
+
+
+def non_finite_weight(model):
+    """The path of the first of ``model``'s weights holding a NaN or Inf, or None.
+
+    A loss can be finite while the step that followed it was not: with one batch per epoch the
+    logged loss is that of the weights before the update (``--learning-rate 1e308`` logged a
+    loss of 3.28 and saved NaN weights)."""
+    for weight in model.weights:
+        values = keras.ops.convert_to_numpy(weight)
+        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+            return weight.path
+    return None
 
 
 def _start_fit_at(model, epoch):

@@ -249,9 +249,9 @@ def _train_and_save(run):
         time_budget.write_plan(run.folder.out, replan.plan)
         run_backup.discard_epochs(run.folder.out, run.name, run.config)
         model, history, fit_seconds = _build_and_fit(run, placement, x, y)
-    if model.stop_training or any(not np.isfinite(v) for v in history.history["loss"]):
-        raise RuntimeError(f"Training {run.name} stopped early (non-finite loss); no "
-                           "checkpoint was written.")
+    _check_finite(model, history, run)
+    if model.stop_training:
+        raise RuntimeError(f"Training {run.name} stopped early; no checkpoint was written.")
     metrics = _test_metrics(model, run.spec.dataset, run.config.data_dir,
                             run.config.max_eval_examples, run.recipe.test_time_augmentation)
     if not placement.is_chief:
@@ -264,6 +264,39 @@ def _train_and_save(run):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(run.folder.out, time_budget.PLAN_FILE))
     return model, manifest
+
+
+class TrainingDivergedError(ValueError):
+    """The loss or the weights became NaN or Inf: no checkpoint is written (the backup keeps
+    the last finite epoch). A ValueError: the run's settings, its learning rate first, are
+    what to change (the CLI's exit code 2)."""
+
+
+def _check_finite(model, history, run):
+    """Refuse to save a model whose training diverged: a non-finite loss (TerminateOnNaN
+    stopped the epoch) or non-finite weights after a finite loss (a loss is that of the
+    weights before the step)."""
+    losses = history.history.get("loss", [])
+    epochs = list(history.epoch) or [run.config.epochs - 1]  # 0-based, a resume's included
+    bad = [i for i, v in enumerate(losses) if not np.isfinite(v)]
+    weight = run_backup.non_finite_weight(model)
+    if not bad and weight is None:
+        return
+    if bad:
+        what, epoch = f"the loss is {losses[bad[0]]}", epochs[min(bad[0], len(epochs) - 1)] + 1
+    else:
+        what, epoch = f"weight {weight} holds NaN or Inf", epochs[-1] + 1
+    try:
+        entry = run_backup.usable_backup(run.folder.backup)
+    except (OSError, ValueError):  # both backups damaged: that is not this error's news
+        entry = None
+    kept = ("no epoch was backed up" if entry is None else
+            f"the backup of epoch {entry['epoch']}, the last finite one, is kept")
+    raise TrainingDivergedError(
+        f"Training {run.name} diverged in epoch {epoch} with learning rate "
+        f"{run.recipe.learning_rate:g}: {what}; no checkpoint was written ({kept}). Train "
+        "again with a smaller learning_rate (CLI: --learning-rate) and overwrite=True "
+        "(--overwrite).")
 
 
 def _planned(run, placement, x, y):
