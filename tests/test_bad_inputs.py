@@ -657,6 +657,15 @@ TRAIN_CASES = {
     "user-folder-with-resume": lambda d: (_readme(d / "o"), ["--resume"], "README.md"),
     "shipped-checkpoint": lambda d: (_shipped("digits_taylornet", "e60"), ["--overwrite"],
                                      "saved_models"),
+    # --resume verifies a finished run before saying "already finished" (issue 27).
+    "resume-finished-keras-deleted": lambda d: (
+        _without_keras(_checkpoint(d / "o")), ["--resume"], "digits_taylornet.keras"),
+    "resume-finished-keras-corrupt": lambda d: (
+        _corrupt_keras(_checkpoint(d / "o")), ["--resume"], "digits_taylornet.keras"),
+    "resume-finished-manifest-empty": lambda d: (_finished(d / "o"), ["--resume"],
+                                                 "manifest.json"),
+    "resume-finished-other-model": lambda d: (_checkpoint(d / "o", name="mnist_taylornet"),
+                                              ["--resume"], "mnist_taylornet"),
     "backup-state-corrupt": lambda d: (_corrupt_state(_backup(d / "o")),
                                        ["--resume", "--epochs", "5", "--batch-size", "64"],
                                        "state.json"),
@@ -712,6 +721,16 @@ def _finished(out):
 def _foreign(out):
     _finished(out)
     (out / "notes.txt").write_text("mine")
+    return out
+
+
+def _without_keras(out):
+    (out / "digits_taylornet.keras").unlink()
+    return out
+
+
+def _corrupt_keras(out):
+    (out / "digits_taylornet.keras").write_bytes(b"not a zip, and not the recorded bytes")
     return out
 
 

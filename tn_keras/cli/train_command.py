@@ -80,14 +80,15 @@ def progress_verbosity(stream):
 
 def run(args):
     from tn_keras.training import train
-    from tn_keras.training.backup import finished_manifest
+    from tn_keras.training.backup import finished_run
     from tn_keras.zoo import checkpoints
 
     config = config_from_args(args)  # refused before anything runs
     config = dataclasses.replace(config, verbose=progress_verbosity(sys.stdout))
     arch, name_tag = checkpoints.split_name(args.name)
     out = args.out or checkpoints.cache_dir(arch, args.tag or name_tag or checkpoints.LOCAL_TAG)
-    finished = finished_manifest(out) if args.resume else None
+    # Verified first (sha256, kind, model): a damaged run is not "already finished".
+    finished = finished_run(out, arch) if args.resume else None
     if finished is not None:
         print(f"{os.path.join(out, checkpoints.MANIFEST_NAME)}: this run already finished "
               f"({finished.get('training', {}).get('epochs', '?')} epochs); nothing to resume.")

@@ -212,7 +212,7 @@ def prepare_output(out, name, config):
     settings = run_settings(name, config)
     if os.path.exists(out) and not os.path.isdir(out):
         raise NotADirectoryError(f"{out} is a file; the output of a training run is a folder.")
-    manifest = finished_manifest(out)
+    manifest = finished_run(out, name) if config.resume else finished_manifest(out)
     if config.resume and manifest is not None:
         # Read only (the caller loads and verifies the checkpoint), but for what a kill after
         # the manifest left (a model card's .tmp-*), in a folder that is wholly training's.
@@ -236,6 +236,32 @@ def prepare_output(out, name, config):
             os.remove(os.path.join(out, LOG_FILE))
     record_settings(out, name, config)
     return None
+
+
+def finished_run(out, name):
+    """The manifest of the finished run of ``name`` in ``out``, every file verified, or None
+    when ``out`` holds no manifest (nothing finished).
+
+    What ``--resume`` checks before it says "already finished": a manifest that is no
+    checkpoint's (``{}``), names another model, or whose ``.keras`` file is missing or
+    corrupt is no finished run. Raises `artifacts.ManifestError` (a ValueError) saying which.
+    """
+    from tn_keras import artifacts
+
+    path = os.path.join(out, MANIFEST_FILE)
+    if not os.path.exists(path):
+        return None
+    try:
+        manifest = artifacts.verify(path, artifacts.read(path, kind="checkpoint"))
+        if manifest.name != name:
+            raise artifacts.ManifestError(
+                f"{path} is the manifest of {manifest.name!r}, not {name!r}")
+    except artifacts.ManifestError as e:
+        raise artifacts.ManifestError(
+            f"--resume: {str(e).rstrip('.')}; the finished run in {out} cannot be verified. "
+            "Train it again with overwrite=True (CLI: --overwrite), or choose another --out."
+        ) from e
+    return _read_json(path, "checkpoint manifest")
 
 
 def record_settings(out, name, config):
