@@ -63,6 +63,9 @@ for value in ("0", "-2", "three"):
     FLAG_CASES.append((["evaluate", "digits_taylornet", "--max-examples", value],
                        "--max-examples"))
     FLAG_CASES.append((["quickstart", "--epochs", value], "--epochs"))
+for value in ("0", "-1"):  # 0 evaluated every image, -1 dropped one (issue 27)
+    FLAG_CASES.append((["distill-eval", "digits_taylornet", "--levels", "d", "--test-images",
+                        value], "--test-images"))
 _DISTILL = ["distill", "digits_taylornet", "--out", "d", "--levels", "1"]
 for flag, values in (("--levels", ("-1", "x")), ("--per-class", ("0", "-3")),
                      ("--steps", ("0", "-1")), ("--learning-rate", ("0", "-1", "nan", "inf")),
@@ -623,6 +626,66 @@ def test_bad_export_path(case, capsys, tmp_path):
     if case.startswith("overwrite"):
         assert code == EXIT_CODES["input"]
         assert os.path.exists(out)  # nothing deleted
+
+
+# ---------------------------------------------------------------- distilled levels
+def _level(folder, x, level=1, algorithm=None):
+    """A level folder whose manifest records its files faithfully: only the pixels are bad
+    (a sha256 says a file is the one recorded, not that it is sound)."""
+    from tn_keras.distill.export import write_manifest
+
+    folder.mkdir(parents=True)
+    np.savez(folder / "images.npz", x=x, y=np.arange(len(x)) % 10)
+    write_manifest(str(folder), {"level": level, "num_images": len(x), "model": {},
+                                 "source": {}, "algorithm": algorithm or {}}, seed=0)
+    return folder
+
+
+def _bad_pixels(value, dtype="float32"):
+    x = np.full((4, 8, 8, 1), 7, dtype)
+    x[2, 3, 3, 0] = value
+    return x
+
+
+# Images of a level that distill never writes: they must not calibrate an int8 export (a NaN
+# level gave an input scale of 0.0 and a recorded agreement of 1.0) nor be evaluated.
+LEVEL_PIXELS = {
+    "nan": np.full((4, 8, 8, 1), np.nan, np.float32),
+    "one-inf-pixel": _bad_pixels(np.inf),
+    "negative": _bad_pixels(-1),
+    "above-255": _bad_pixels(300, "int16"),
+}
+LEVEL_COMMANDS = {
+    "export-calibration": lambda d: ["export", "digits_taylornet", "--weights", "none",
+                                     "--out", d / "m.tflite", "--format", "tflite_int8",
+                                     "--calibration", d / "levels" / "level_1"],
+    "distill-eval": lambda d: ["distill-eval", "digits_taylornet", "--levels", d / "levels",
+                               "--test-images", "8"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(LEVEL_COMMANDS))
+@pytest.mark.parametrize("pixels", sorted(LEVEL_PIXELS))
+def test_bad_distilled_level(pixels, command, capsys, tmp_path):
+    _level(tmp_path / "levels" / "level_1", LEVEL_PIXELS[pixels])
+    code, _, err = run_cli(LEVEL_COMMANDS[command](tmp_path), capsys)
+    assert_one_clean_line(code, err, os.path.join("level_1", "images.npz"))
+    assert code == EXIT_CODES["input"] and not os.path.exists(tmp_path / "m.tflite")
+
+
+def test_bad_distilled_level_through_the_api(tmp_path):
+    """`load_level` and `distill(resume=True)`'s reuse of a level refuse NaN pixels too."""
+    from tn_keras.distill import export
+
+    class Settings:
+        def as_dict(self):
+            return {}
+
+    _level(tmp_path / "level_0", LEVEL_PIXELS["nan"], level=0)
+    for read in (lambda: export.load_level(str(tmp_path), 0),
+                 lambda: export.reusable_level(str(tmp_path), 0, Settings(), {})):
+        with pytest.raises(ValueError, match=r"level_0/images.npz: 4 of 4 image\(s\) hold NaN"):
+            read()
 
 
 # ---------------------------------------------------------------- training folders

@@ -24,7 +24,8 @@ def add_parser(subparsers):
                    help="'pretrained' (default) or a checkpoint folder / .keras file")
     p.add_argument("--data-dir", help="dataset folder (default: $TN_KERAS_DATA)")
     p.add_argument("--split", default="test", help="test split (cifar10: also test_lossless)")
-    p.add_argument("--test-images", type=int, help="classify only the first N test images")
+    p.add_argument("--test-images", type=arguments.positive_int,
+                   help="classify only the first N test images (N >= 1)")
     p.add_argument("--seed", type=int, default=0, help="seeds the random real references")
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--architectures", type=_architectures,
@@ -88,7 +89,7 @@ def run(args):
     dataset = zoo.info(args.name).dataset
     train = datasets.load(dataset, "train", data_dir=args.data_dir)
     test = datasets.load(dataset, args.split, data_dir=args.data_dir)
-    if args.test_images:
+    if args.test_images is not None:
         test = (test[0][:args.test_images], test[1][:args.test_images])
     model = zoo.load(args.name, weights=args.weights, compile=False)
     loaded = [(a,) + tuple(load_level(args.levels, a)) for a in levels]
@@ -120,7 +121,7 @@ def run_cross_architecture(args):
     dataset = zoo.info(args.name).dataset
     train = datasets.load(dataset, "train", data_dir=args.data_dir)
     test = datasets.load(dataset, args.split, data_dir=args.data_dir)
-    if args.test_images:
+    if args.test_images is not None:
         test = (test[0][:args.test_images], test[1][:args.test_images])
     levels = {a: tuple(load_level(args.levels, a)) for a in chosen}
     rows = cross_architecture.evaluate(levels, train, test, dataset, args.architectures,

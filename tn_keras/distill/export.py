@@ -188,9 +188,34 @@ def write_images(folder: str, x: np.ndarray, y: np.ndarray):
 
 def read_images(folder: str) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` from a level folder's ``images.npz``: the stored images (slots, for a level
-    made with multi-formation)."""
-    with np.load(os.path.join(folder, LEVEL_FILE)) as data:
-        return data["x"], data["y"].astype(np.int64)
+    made with multi-formation).
+
+    Raises ValueError naming the file when its images are not raw pixels (`check_pixels`): a
+    sha256 only says the file is the one the manifest records, not that it is sound, and a
+    NaN image would calibrate an int8 export to a scale of 0.0 without a word.
+    """
+    path = os.path.join(folder, LEVEL_FILE)
+    with np.load(path) as data:
+        x, y = data["x"], data["y"].astype(np.int64)
+    check_pixels(x, path)
+    return x, y
+
+
+def check_pixels(x: np.ndarray, path: str) -> None:
+    """Refuse images in ``path`` that are not finite raw pixels in 0..255 (distill writes
+    uint8), naming the file, how many images are bad and what is valid."""
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"{path}: images must be raw pixels 0..255 (uint8, as distill writes "
+                         f"them); they are of dtype {x.dtype}.")
+    if x.dtype == np.uint8 or x.size == 0:
+        return  # what distill writes: nothing to check
+    flat = x.reshape(len(x), -1) if x.ndim else x.reshape(1, -1)
+    bad = ~np.isfinite(flat) | (flat < 0) | (flat > 255)
+    if bad.any():
+        n = int(bad.any(axis=1).sum())
+        raise ValueError(f"{path}: {n} of {len(flat)} image(s) hold NaN, Inf or pixels outside "
+                         "0..255; a level's images must be finite raw pixels 0..255 (uint8, as "
+                         "distill writes them).")
 
 
 def level_formation(folder: str) -> int:
