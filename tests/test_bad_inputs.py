@@ -688,6 +688,48 @@ def test_bad_distilled_level_through_the_api(tmp_path):
             read()
 
 
+# ---------------------------------------------------------------- shard indexes (data verify)
+def _shard_folder(tmp_path, name):
+    """``tmp_path/s.shards`` whose index lists one shard of 4 bytes as ``name``; the shard
+    itself is sound, written where ``name`` points (so reading it would succeed)."""
+    import hashlib
+    import zlib
+
+    folder = tmp_path / "s.shards"
+    folder.mkdir()
+    data = zlib.compress(bytes(range(4)))
+    if name == "link.zlib":  # a symbolic link out of the folder
+        (tmp_path / "outside.zlib").write_bytes(data)
+        os.symlink(tmp_path / "outside.zlib", folder / name)
+    elif not os.path.isabs(name) and name != "..":
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    shard = {"file": name, "rows": [0, 4], "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / "index.json").write_text(json.dumps({
+        "format": "tn_keras.datasets.shards", "format_version": 1, "codec": "zlib",
+        "arrays": {"x": {"dtype": "|u1", "shape": [4], "shards": [shard]}}}))
+    return folder
+
+
+SHARD_NAMES = {"parent": "../outside.zlib", "absolute": "/etc/hostname",
+               "subfolder": "sub/x-00000.zlib", "symlink-out": "link.zlib", "dot-dot": ".."}
+
+
+@pytest.mark.parametrize("case", sorted(SHARD_NAMES))
+def test_bad_shard_index(case, capsys, tmp_path):
+    folder = _shard_folder(tmp_path, SHARD_NAMES[case])
+    code, _, err = run_cli(["data", "verify", folder], capsys)
+    assert_one_clean_line(code, err, SHARD_NAMES[case])
+    assert "index.json" in err
+
+
+def test_a_sound_hand_made_shard_index_verifies(capsys, tmp_path):
+    """The cases above differ from this one by the shard's name only."""
+    code, out, err = run_cli(["data", "verify", _shard_folder(tmp_path, "x-00000.zlib")],
+                             capsys)
+    assert code == 0 and "all shards verified" in out, err
+
+
 # ---------------------------------------------------------------- training folders
 def _backup(out, epochs=5, epoch=2):
     (out / "backup").mkdir(parents=True)

@@ -158,7 +158,7 @@ def _read_array(folder: str, key: str, entry: dict, decode) -> np.ndarray:
     out = np.empty(shape, dtype)
     flat = out.reshape(len(out), -1) if out.size else out
     for shard in entry["shards"]:
-        path = os.path.join(folder, shard["file"])
+        path = _shard_path(folder, shard["file"])
         if not os.path.isfile(path):
             raise DatasetFormatError(f"{path}: shard missing (listed in {INDEX_NAME}); copy the "
                                      "whole shard folder again.")
@@ -174,6 +174,21 @@ def _read_array(folder: str, key: str, entry: dict, decode) -> np.ndarray:
                                          ) from e
         flat[start:stop] = rows.reshape((stop - start,) + flat.shape[1:])
     return out
+
+
+def _shard_path(folder: str, name) -> str:
+    """``folder/name`` for a shard ``name`` of the index, which `pack` writes as a plain file
+    name in the folder: a path that leaves it (``../outside.zlib``, an absolute path, a
+    symbolic link out) is refused, so an index cannot make `read` open any file it names."""
+    path = os.path.join(folder, name) if isinstance(name, str) else None
+    inside = (path is not None and name not in ("", ".", "..") and os.path.basename(name) == name
+              and "/" not in name and os.path.dirname(os.path.realpath(path))
+              == os.path.realpath(folder))
+    if not inside:
+        raise DatasetFormatError(
+            f"{os.path.join(folder, INDEX_NAME)}: shard file {name!r} is not a file name in "
+            "the shard folder; an index names its shards as plain file names beside it.")
+    return path
 
 
 def _read_index(path: str) -> dict:
