@@ -76,6 +76,11 @@ def test_build_overrides():
     assert zoo.build("mnist_taylornet", input_shape=(32, 32, 1)).input_shape == (None, 32, 32, 1)
     with pytest.raises(ValueError, match="Invalid override"):
         zoo.build("digits_taylornet", no_such_argument=1)
+    # Refused as the CLI's --model-kwargs refuses them (width=0 built a 71-parameter model).
+    for width in (0, -1, float("nan"), float("inf"), True, "wide", None):
+        with pytest.raises(ValueError, match=r"width=.*expected a finite number > 0"):
+            zoo.build("digits_taylornet", width=width)
+    assert zoo.build("digits_taylornet", width=np.int64(1)).get_layer("cg1").filters == 16
     with pytest.raises(ValueError, match="may not contain '.'"):
         zoo.register("a.b", dataset="digits", recipe=zoo.TrainingRecipe(epochs=1))(len)
 

@@ -7,6 +7,8 @@ import dataclasses
 import difflib
 import fnmatch
 import inspect
+import math
+import numbers
 from typing import Callable, Optional
 
 PAPER = (
@@ -163,14 +165,20 @@ def check_builder_kwargs(spec, kwargs, argument="model_kwargs"):
     """Refuse keyword arguments the builder does not take, naming the valid ones.
 
     The one check used by `tn_keras.zoo.build`, `tn_keras.zoo.load` and `tn-keras train`.
+    A ``width`` (the channel multiplier) must be a finite number > 0, as the CLI's
+    ``--model-kwargs`` requires: ``build(name, width=0)`` built a 71-parameter model.
     """
     parameters = inspect.signature(spec.builder).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    unknown = sorted(set(kwargs) - set(parameters))
-    if unknown:
-        raise ValueError(f"{argument} {unknown} are not arguments of the {spec.name!r} "
-                         f"builder; it takes: {', '.join(parameters)}.")
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        unknown = sorted(set(kwargs) - set(parameters))
+        if unknown:
+            raise ValueError(f"{argument} {unknown} are not arguments of the {spec.name!r} "
+                             f"builder; it takes: {', '.join(parameters)}.")
+    width = kwargs.get("width")
+    if "width" in kwargs and (isinstance(width, bool) or not isinstance(width, numbers.Real)
+                              or not math.isfinite(width) or width <= 0):
+        raise ValueError(f"{argument} width={width!r}: expected a finite number > 0 (the "
+                         "channel multiplier).")
 
 
 def builder_default(spec, argument):
