@@ -313,6 +313,7 @@ def test_resume_with_other_settings_is_an_error(model, data, tmp_path):
     (lambda x, y: (np.where(np.arange(x.size).reshape(x.shape) == 5, np.inf,
                             x.astype(np.float32)), y), "NaN or inf"),
     (lambda x, y: (x.astype(np.float32) * 2, y), r"\[0, 255\]"),
+    (lambda x, y: (x.astype(np.float32) / 255, y), r"scaled to 0..1.*multiply them by 255"),
     (lambda x, y: (x[..., 0], y), r"\(N, H, W, C\)"),
 ])
 def test_bad_data_is_refused_before_any_work(model, data, tmp_path, make_bad, match):

@@ -13,7 +13,8 @@ def validate_data(x, y, num_classes: Optional[int] = None) -> tuple[np.ndarray, 
     """Check images and labels; return ``(x, y)`` as arrays (``y`` int64).
 
     Raises ValueError for: images not (N, H, W, C); labels not 1-D, of another length, not
-    integer-valued, or outside ``[0, num_classes)``; NaN/inf pixels or pixels outside 0..255.
+    integer-valued, or outside ``[0, num_classes)``; NaN/inf pixels or pixels outside 0..255;
+    float images that look scaled to 0..1 (all in [0, 1], some strictly between).
     """
     x = np.asarray(x)
     y = np.asarray(y)
@@ -48,6 +49,13 @@ def validate_data(x, y, num_classes: Optional[int] = None) -> tuple[np.ndarray, 
     if len(x) and (x.min() < PIXEL_MIN or x.max() > PIXEL_MAX):
         raise ValueError(f"Pixels must be raw values in [0, 255]; found range "
                          f"[{x.min()}, {x.max()}]. (Zoo models normalise inside.)")
+    if np.issubdtype(x.dtype, np.floating) and len(x) and x.max() <= 1 and np.any(
+            (x > 0) & (x < 1)):
+        # The test of `tn_keras.zoo.api.check_pixel_scale`, refused here rather than warned
+        # of: levels are written as uint8, so 0..1 images would become black ones.
+        raise ValueError(f"Images (x) look scaled to 0..1 (values {float(x.min()):.3g}.."
+                         f"{float(x.max()):.3g}), but distill takes raw pixels 0..255 (zoo "
+                         "models standardise inside): multiply them by 255 first.")
     return x, y
 
 
