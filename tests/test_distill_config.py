@@ -114,6 +114,9 @@ def test_settings_resolve_the_methods_defaults():
      "embedding_network must be one of 'convnet3', 'small'; got 'resnet'"),
     (dict(method="dm", real_batch=0), "real_batch must be a positive integer; got 0"),
     (dict(steps=-1), "steps must be >= 0"),
+    (dict(steps=1e20), r"steps=1e\+20: expected a whole number of steps from 0 to 10,000,000"),
+    (dict(steps=float("inf")), "steps=inf: expected a whole number"),
+    (dict(steps=2.5), "steps=2.5: expected a whole number"),
     (dict(chunk_size=0), "chunk_size must be a positive integer"),
 ])
 def test_bad_settings_name_the_field(change, match):

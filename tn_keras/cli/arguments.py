@@ -45,6 +45,21 @@ def _bounded(parse, kind, bound, strict, doc):
 
 positive_int = _bounded(_integer, "an integer", 1, False,
                         "An integer >= 1 (``--epochs``, ``--batch-size``, ``--top-k``, counts).")
+def positive_int_at_most(maximum, doc):
+    """An argparse ``type=``: `positive_int`, and at most ``maximum`` (a count so large it
+    can only be a typo: ``--steps 100000000000000000000`` ran until it was killed)."""
+
+    def check(text):
+        value = positive_int(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer from 1 to {maximum:,}, "
+                                             f"received {text!r}")
+        return value
+
+    check.__doc__ = doc
+    return check
+
+
 non_negative_int = _bounded(_integer, "an integer", 0, False, "An integer >= 0 (``--seed``).")
 positive_float = _bounded(_number, "a finite number", 0, True,
                           "A finite number > 0 (``--learning-rate``).")

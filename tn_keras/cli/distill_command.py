@@ -14,6 +14,10 @@ from tn_keras.cli import arguments
 from tn_keras.distill import config
 
 
+#: ``--steps``: a count per level, and not so large that it can only be a typo.
+STEPS = arguments.positive_int_at_most(config.MAX_STEPS, "Steps per level (``--steps``).")
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "distill", help="distil a dataset level by level with a trained zoo model")
@@ -53,8 +57,9 @@ def add_parser(subparsers):
     p.add_argument("--init", choices=config.INIT_MODES,
                    help="start of each image: the group's mean or first member (default: the "
                         "method's)")
-    p.add_argument("--steps", type=arguments.positive_int,
-                   help="Adam steps per level (default: the method's)")
+    p.add_argument("--steps", type=STEPS,
+                   help=f"Adam steps per level, 1 to {config.MAX_STEPS:,} (default: the "
+                        "method's)")
     p.add_argument("--learning-rate", type=arguments.positive_float,
                    help="grey levels per step (default: the method's)")
     p.add_argument("--ce-weight", type=arguments.non_negative_float,

@@ -35,7 +35,8 @@ def add_parser(subparsers):
                    help="--architectures: only these levels (comma-separated; default all)")
     p.add_argument("--seeds", type=_integers, default=(0, 1, 2),
                    help="--architectures: training seeds (default 0,1,2)")
-    p.add_argument("--steps", type=arguments.positive_int,
+    p.add_argument("--steps", type=arguments.positive_int_at_most(
+                       config.MAX_STEPS, "Training steps per run (``--steps``)."),
                    help="--architectures: training steps per run (default: ConvNet-3's "
                         "protocol, 300 epochs)")
     p.set_defaults(run=run)

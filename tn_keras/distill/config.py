@@ -11,6 +11,8 @@ config objects instead of spelling them out again:
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Optional, Union
 
 from tn_keras.utils.durations import parse_duration
@@ -145,6 +147,10 @@ DEFAULT_GROUP_SIZE = 2
 DEFAULT_CE_WEIGHT = 0.1
 DEFAULT_EMBEDDING_LAYER = "embedding"
 DEFAULT_CHUNK_SIZE = 1024
+#: The most optimisation steps one level (or one distill-eval training run) may take: 500 times
+#: the published DM scale's 20,000. More is a typo, not a plan (``--steps 10**20`` ran until
+#: it was killed); a long run is a time budget or ``--resume``.
+MAX_STEPS = 10_000_000
 
 
 def _one_of(name, value, choices):
@@ -207,6 +213,12 @@ class DistillSettings:
         """A checked copy with the method's defaults filled in; ValueError naming the field."""
         _one_of("method", self.method, tuple(METHODS))
         defaults = METHODS[self.method]
+        steps = self.steps  # before int(): int(1e20) is a number, int(inf) an OverflowError
+        number = (isinstance(steps, numbers.Real) and not isinstance(steps, bool)
+                  and math.isfinite(steps))
+        if steps is not None and not (number and steps <= MAX_STEPS and steps == round(steps)):
+            raise ValueError(f"steps={steps!r}: expected a whole number of steps from 0 to "
+                             f"{MAX_STEPS:,} per level (CLI: --steps).")
         out = dataclasses.replace(
             self,
             steps=int(defaults.steps if self.steps is None else self.steps),
