@@ -70,7 +70,8 @@ FLAG_CASES.append((["distill-eval", "digits_taylornet", "--levels", "d", "--arch
                     "convnet3", "--steps", "100000000000000000000"], "--steps"))
 _DISTILL = ["distill", "digits_taylornet", "--out", "d", "--levels", "1"]
 for flag, values in (("--levels", ("-1", "x")), ("--per-class", ("0", "-3")),
-                     ("--steps", ("0", "-1", "1e20", "100000000000000000000")), ("--learning-rate", ("0", "-1", "nan", "inf")),
+                     ("--steps", ("0", "-1", "1e20", "100000000000000000000")),
+                     ("--learning-rate", ("0", "-1", "nan", "inf")),
                      ("--ce-weight", ("-0.5", "nan")), ("--group-size", ("0",)),
                      ("--method", ("bogus",)), ("--match-against", ("bogus",))):
     for value in values:
