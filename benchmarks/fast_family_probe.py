@@ -86,75 +86,70 @@ def hermite_step(z, name):
     return keras.layers.Add(name=name + "_hermite")([linear, square])
 
 
-def quadratic_pooling(gate):
+def _window_pooling(gate, make_branch, doc):
+    """A pooling layer class: 2x2 windows get their average plus ``BN_g(branch(x))``, BN_g's
+    scale starting at ``gate``; larger windows (the final pooling) stay averages.
+    ``make_branch(input_shape)`` returns the branch, a callable of the layer's input."""
     import keras
 
-    class QuadraticPooling(keras.layers.Layer):
-        """2x2 pooling: the window's average plus a normalised quadratic form of its four
-        sites, per channel, ``BN_g(sum_{i<=j} b_ij x_i x_j)`` (10 weights a channel, Glorot
-        start); larger windows (the final pooling) stay averages."""
+    class WindowPooling(keras.layers.Layer):
+        __doc__ = doc
 
         def __init__(self, pool_size, name=None):
             super().__init__(name=name)
             self.pool_size = pool_size
             self.pool = keras.layers.AveragePooling2D(pool_size)
-            if pool_size == 2:
-                self.norm = keras.layers.BatchNormalization(
-                    momentum=0.6, epsilon=1e-12,
-                    gamma_initializer=keras.initializers.Constant(gate))
 
         def build(self, input_shape):
             if self.pool_size == 2:
-                self.b = self.add_weight(shape=(10, input_shape[-1]),
-                                         initializer="glorot_uniform", name="b")
-                height, width = input_shape[1] // 2, input_shape[2] // 2
-                self.norm.build((None, height, width, input_shape[-1]))
+                self.branch = make_branch(self, input_shape)
+                self.norm = keras.layers.BatchNormalization(
+                    momentum=0.6, epsilon=1e-12,
+                    gamma_initializer=keras.initializers.Constant(gate))
+                self.norm.build((None, input_shape[1] // 2, input_shape[2] // 2,
+                                 input_shape[-1]))
 
         def call(self, x, training=None):
             mean = self.pool(x)
             if self.pool_size != 2:
                 return mean
-            height, width = mean.shape[1], mean.shape[2]
-            sites = [x[:, i:2 * height:2, j:2 * width:2] for i in (0, 1) for j in (0, 1)]
-            pairs = [(i, j) for i in range(4) for j in range(i, 4)]
-            quad = sum(self.b[k] * sites[i] * sites[j] for k, (i, j) in enumerate(pairs))
-            return mean + self.norm(quad, training=training)
+            return mean + self.norm(self.branch(x), training=training)
 
-    return QuadraticPooling
+    return WindowPooling
+
+
+def quadratic_pooling(gate):
+    def make_branch(layer, input_shape):
+        # 10 weights a channel (Glorot start), one per pair of the window's four sites.
+        b = layer.add_weight(shape=(10, input_shape[-1]), initializer="glorot_uniform",
+                             name="b")
+        pairs = [(i, j) for i in range(4) for j in range(i, 4)]
+
+        def branch(x):
+            height, width = x.shape[1] // 2, x.shape[2] // 2
+            sites = [x[:, i:2 * height:2, j:2 * width:2] for i in (0, 1) for j in (0, 1)]
+            return sum(b[k] * sites[i] * sites[j] for k, (i, j) in enumerate(pairs))
+
+        return branch
+
+    return _window_pooling(gate, make_branch, "2x2 pooling: the window's average plus a "
+                           "normalised quadratic form of its four sites, per channel.")
 
 
 def coarse_grain_pooling(gate):
-    import keras
     from tn_keras.layers import PolyCG
 
-    class CoarseGrainPooling(keras.layers.Layer):
-        """2x2 pooling: the window's average plus a normalised strided PolyCG of the window
-        (all channels, order 2, rank 1); larger windows (the final pooling) stay averages."""
+    def make_branch(layer, input_shape):
+        cg = PolyCG(input_shape[-1], kernel_size=2, strides=2, order=2, rank=1,
+                    use_bias=False, kernel_initializer="zeros",
+                    factor_initializer="glorot_uniform")
+        cg.build(input_shape)
+        layer.cg = cg  # tracked by the layer, so its weights train
+        return cg
 
-        def __init__(self, pool_size, name=None):
-            super().__init__(name=name)
-            self.pool_size = pool_size
-            self.pool = keras.layers.AveragePooling2D(pool_size)
-
-        def build(self, input_shape):
-            if self.pool_size == 2:
-                channels = input_shape[-1]
-                self.cg = PolyCG(channels, kernel_size=2, strides=2, order=2, rank=1,
-                                 use_bias=False, kernel_initializer="zeros",
-                                 factor_initializer="glorot_uniform")
-                self.cg.build(input_shape)
-                self.norm = keras.layers.BatchNormalization(
-                    momentum=0.6, epsilon=1e-12,
-                    gamma_initializer=keras.initializers.Constant(gate))
-                self.norm.build((None, input_shape[1] // 2, input_shape[2] // 2, channels))
-
-        def call(self, x, training=None):
-            mean = self.pool(x)
-            if self.pool_size != 2:
-                return mean
-            return mean + self.norm(self.cg(x), training=training)
-
-    return CoarseGrainPooling
+    return _window_pooling(gate, make_branch, "2x2 pooling: the window's average plus a "
+                           "normalised strided PolyCG of the window (all channels, order 2, "
+                           "rank 1).")
 
 
 def gated_step(gate):

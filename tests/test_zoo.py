@@ -366,7 +366,8 @@ def test_every_cli_command_prints_the_checkpoint_it_used(capsys):
     assert main(["card", "mnist7_taylor.eq3_e20"]) == 0
     captured = capsys.readouterr()
     assert "checkpoint mnist7_taylor.eq3_e20 (shipped)" in captured.err
-    assert captured.out.startswith("# mnist7_taylor.eq3_e20")
+    assert captured.out.startswith("---\n")  # the card's Hub metadata, then its title
+    assert "\n---\n\n# mnist7_taylor.eq3_e20\n" in captured.out
     assert main(["card", "mnist7_taylor.nope"]) == 2
     assert "known tags: mnist7_taylor.eq3_e20" in capsys.readouterr().err
 
