@@ -10,6 +10,7 @@ def add_parser(subparsers):
     # The choices and defaults come from the library's config module, which imports neither
     # Keras nor TensorFlow: `tn-keras --help` stays fast and works without TensorFlow.
     from tn_keras.export import config
+    from tn_keras.export import formats
 
     p = subparsers.add_parser(
         "export", help="export a zoo model to SavedModel, TFLite (LiteRT) or ONNX",
@@ -18,9 +19,11 @@ def add_parser(subparsers):
                     "SavedModel folder).",
     )
     p.add_argument("name", help="NAME or NAME.TAG")
-    p.add_argument("--format", choices=config.FORMATS, default=config.DEFAULT_FORMAT)
-    p.add_argument("--out", required=True,
-                   help="output folder (saved_model) or .tflite / .onnx file")
+    # Every registered format (`tn_keras.export.formats`), with what it writes.
+    format_help = f"{formats.help_text()} (default {config.DEFAULT_FORMAT})"
+    p.add_argument("--format", choices=config.FORMATS, default=config.DEFAULT_FORMAT,
+                   help=format_help.replace("%", "%%"))  # argparse formats help with %
+    p.add_argument("--out", required=True, help=_out_help(formats.registered_formats()))
     p.add_argument("--weights", default="pretrained",
                    help="'pretrained' (default), a checkpoint folder / .keras file, or 'none' "
                         "for an untrained build (seeded with --seed)")
@@ -45,6 +48,13 @@ def add_parser(subparsers):
                    help="dataset folder for the int8 calibration images (default: "
                         "$TN_KERAS_DATA, ...)")
     p.set_defaults(run=run)
+
+
+def _out_help(records):
+    folders = [f.name for f in records if f.writes_folder]
+    suffixes = list(dict.fromkeys(f.suffix for f in records if not f.writes_folder))
+    return (f"output folder ({', '.join(folders)}) or {' / '.join(suffixes)} file" if folders
+            else f"output {' / '.join(suffixes)} file")
 
 
 def _check_level_dir(folder):

@@ -20,13 +20,20 @@ by the least squared difference from the Keras outputs (`tn_keras.export.activat
 polynomial networks that int8 activations cannot represent well enough.
 The command line equivalent is ``tn-keras export NAME``.
 
-The package loads its parts on first use: ``FORMATS`` and `ExportConfig` come without Keras or
-TensorFlow (the CLI's ``--help`` lists the formats without importing them).
+The formats are records in one registry (`tn_keras.export.formats`): `register_format` adds
+one (docs/deployment.md, "Adding an export format"), and ``FORMATS`` is the tuple of their names.
+
+The package loads its parts on first use: ``FORMATS``, `ExportConfig` and the registry come
+without Keras or TensorFlow (the CLI's ``--help`` lists the formats without importing them).
 """
 import importlib
 
-from tn_keras.export.config import FORMATS
+from tn_keras.export import config as _config
 from tn_keras.export.config import ExportConfig
+from tn_keras.export.formats import ExportFormat
+from tn_keras.export.formats import get_format
+from tn_keras.export.formats import register_format
+from tn_keras.export.formats import unregister_format
 
 # name -> the module that defines it; loaded on first use (most of them import TensorFlow).
 _LAZY = {
@@ -35,12 +42,15 @@ _LAZY = {
     "UnsupportedOpsError": "errors",
     "read_manifest": "manifest",
     "ONNXModel": "onnx",
+    "SavedModelRuntime": "saved_model",
     "TFLiteModel": "runtime",
     "op_names": "tflite",
 }
 
 
 def __getattr__(name):
+    if name == "FORMATS":  # the registry's names now (`config.FORMATS`), never a stale copy
+        return _config.FORMATS
     if name not in _LAZY:
         raise AttributeError(f"module 'tn_keras.export' has no attribute {name!r}")
     try:
@@ -59,17 +69,22 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"FORMATS"})
 
 
 __all__ = [
     "FORMATS",
     "ExportConfig",
+    "ExportFormat",
     "ONNXModel",
     "ParityError",
+    "SavedModelRuntime",
     "TFLiteModel",
     "UnsupportedOpsError",
     "export",
+    "get_format",
     "op_names",
     "read_manifest",
+    "register_format",
+    "unregister_format",
 ]

@@ -9,11 +9,12 @@ import numpy as np
 
 from tn_keras.export import activation_ranges
 from tn_keras.export import calibration
+from tn_keras.export import config as config_lib
+from tn_keras.export import formats as formats_lib
 from tn_keras.export import manifest as manifest_lib
 from tn_keras.export import saved_model as saved_model_lib
 from tn_keras.export import staging
 from tn_keras.export import tflite as tflite_lib
-from tn_keras.export.config import FORMATS  # noqa: F401  (re-exported: the one list)
 from tn_keras.export.config import ExportConfig
 from tn_keras.export.config import config_from
 from tn_keras.export.errors import ParityError
@@ -27,9 +28,6 @@ from tn_keras.utils import locks
 from tn_keras.utils.files import check_can_write
 from tn_keras.utils.write_errors import refused_writes
 
-# The TFLite converter's mode for each TFLite format.
-_TFLITE_MODES = {"tflite": "float", "tflite_int8": "int8", "tflite_int16x8": "int16x8"}
-
 # Tolerances of the check run right after export, on a few random 0..255 images. The SavedModel
 # runs the very same TF graph (only op scheduling may differ); the float TFLite file runs other
 # kernels (XNNPACK), so it gets the tolerance the tests assert.
@@ -42,6 +40,12 @@ INT8_PARITY_IMAGES = 200
 # Below this top-1 agreement on the calibration images a quantised export is almost surely
 # broken (not merely noisy): warn, and point to the finer int16x8 mode.
 QUANTISED_AGREEMENT_WARNING = 0.95
+
+
+def __getattr__(name):
+    if name == "FORMATS":  # re-exported: the registry's names (`tn_keras.export.formats`)
+        return config_lib.FORMATS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def export(model: keras.Model, path: Union[str, os.PathLike],
@@ -105,23 +109,36 @@ def _check_target(model, path, config) -> tuple:
         kind = "folder" if os.path.isdir(path) else "file"
         raise ValueError(f"{path} is an existing {kind}; format={config.format!r} writes a "
                          f"{'folder' if config.writes_folder else 'file'} there.")
-    return image_input_shape(model, require_static=config.format != "saved_model")
+    return image_input_shape(model,
+                             require_static=config.export_format.static_image_shape)
 
 
 def _write(model, stage, image_shape, config, file_name) -> ExportedFile:
-    """Write the export into the staging folder ``stage``; ``file_name``: its final name."""
-    if config.format == "saved_model":
-        return _export_saved_model(model, stage.result, image_shape, config.verify)
-    if config.format == "onnx":
-        from tn_keras.export import onnx as onnx_lib  # same checks as float TFLite
+    """Write the export into the staging folder ``stage`` with the format's registered writer
+    (`tn_keras.export.formats`); ``file_name``: its final name."""
+    writer = config.export_format.load_writer()
+    exported = writer(model, stage, image_shape, config, file_name)
+    if not isinstance(exported, ExportedFile):
+        raise TypeError(f"The writer of format {config.format!r} returned "
+                        f"{type(exported).__name__}, not an ExportedFile.")
+    return exported
 
-        record = onnx_lib.export_onnx(
-            model, stage.result, image_shape, overwrite=True, atol=TFLITE_ATOL,
-            input_dtype=config.input_dtype,
-            parity_inputs=_random_images(image_shape, PARITY_IMAGES) if config.verify else None,
-            output_spec=_output_spec(model, (None, model.output_shape[-1]), "float32"))
-        return ExportedFile(**dict(record, file=file_name))
-    return _export_tflite(model, stage, image_shape, config, file_name)
+
+def write_saved_model_export(model, stage, image_shape, config, file_name) -> ExportedFile:
+    """The ``saved_model`` format's writer: the folder ``stage.result``."""
+    return _export_saved_model(model, stage.result, image_shape, config.verify)
+
+
+def write_onnx_export(model, stage, image_shape, config, file_name) -> ExportedFile:
+    """The ``onnx`` format's writer: the file ``stage.result``, checked as float TFLite is."""
+    from tn_keras.export import onnx as onnx_lib
+
+    record = onnx_lib.export_onnx(
+        model, stage.result, image_shape, overwrite=True, atol=TFLITE_ATOL,
+        input_dtype=config.input_dtype,
+        parity_inputs=_random_images(image_shape, PARITY_IMAGES) if config.verify else None,
+        output_spec=_output_spec(model, (None, model.output_shape[-1]), "float32"))
+    return ExportedFile(**dict(record, file=file_name))
 
 
 def _class_names(model, model_name) -> Optional[list]:
@@ -187,10 +204,11 @@ def _export_saved_model(model, folder, image_shape, verify) -> ExportedFile:
     )
 
 
-def _export_tflite(model, stage, image_shape, config, file_name) -> ExportedFile:
-    """Write the flatbuffer to ``stage.result`` (``file_name`` is its final name, for the
-    manifest), using ``stage.work`` for the intermediate SavedModel."""
-    mode = _TFLITE_MODES[config.format]
+def write_tflite_export(model, stage, image_shape, config, file_name) -> ExportedFile:
+    """The TFLite formats' writer: the flatbuffer ``stage.result`` (``file_name`` is its final
+    name, for the manifest), using ``stage.work`` for the intermediate SavedModel. The
+    converter's mode is the format's ``quantisation`` ("float" when None)."""
+    mode = _tflite_mode(config.format)
     images, calibration_record = None, None
     if config.quantised:
         images, calibration_record = calibration.calibration_images(
@@ -245,7 +263,7 @@ def _tflite_record(model, flatbuffer, runtime, mode, calibration_record, known) 
 def _tflite_parity(model, runtime, format, image_shape, images) -> dict:
     """Float: max difference on random images (`ParityError` beyond `TFLITE_ATOL`).
     Quantised: top-1 agreement on the calibration images (a warning below 95 %)."""
-    if _TFLITE_MODES[format] == "float":
+    if _tflite_mode(format) == "float":
         x = _random_images(image_shape, PARITY_IMAGES)
         diff = float(np.max(np.abs(runtime.predict(x) - _keras_outputs(model, x))))
         if not diff <= TFLITE_ATOL:
@@ -267,6 +285,11 @@ def _tflite_parity(model, runtime, format, image_shape, images) -> dict:
             f"quantisation loses too much for this model.{hint}", RuntimeWarning,
             stacklevel=4)  # export()'s caller
     return parity
+
+
+def _tflite_mode(format) -> str:
+    """The TFLite converter's mode of ``format``: its quantisation, or "float"."""
+    return formats_lib.get_format(format).quantisation or "float"
 
 
 def _tflite_quantization(runtime, mode, calibration_record):

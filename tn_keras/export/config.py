@@ -12,16 +12,17 @@ import os
 import warnings
 from typing import Optional, Union
 
-#: The deployment formats, in the order the CLI lists them; the first is the default.
-FORMATS = ("saved_model", "tflite", "tflite_int8", "tflite_int16x8", "onnx")
+from tn_keras.export import formats as formats_lib
+
 #: ``input_dtype`` choices of the ONNX graph: raw pixels as float32 (any value), or as uint8
 #: (what image files decode to; the graph casts them to float32 first).
 ONNX_INPUT_DTYPES = ("float32", "uint8")
-DEFAULT_FORMAT = FORMATS[0]
-#: Formats written as a folder (every other one is a single file).
-FOLDER_FORMATS = ("saved_model",)
-#: Formats whose activations are quantised, and so need calibration images.
-QUANTISED_FORMATS = ("tflite_int8", "tflite_int16x8")
+DEFAULT_FORMAT = formats_lib.names()[0]  # "saved_model"
+# ``FORMATS`` (the deployment formats, in the order the CLI lists them; the first is the
+# default), ``FOLDER_FORMATS`` (written as a folder; every other one is a single file) and
+# ``QUANTISED_FORMATS`` (activations quantised, so calibration images are needed) are tuples
+# derived from the registry (`tn_keras.export.formats`) on each look-up: see `__getattr__`.
+_DERIVED_NAMES = {"FORMATS": "all", "FOLDER_FORMATS": "folder", "QUANTISED_FORMATS": "quantised"}
 #: ``tflite_int8``'s activation ranges: "auto" searches `activation_ranges.CANDIDATE_QUANTILES`.
 DEFAULT_ACTIVATION_QUANTILE = "auto"
 
@@ -29,12 +30,20 @@ DEFAULT_ACTIVATION_QUANTILE = "auto"
 LEGACY_KEYWORDS = {"source": "model_name"}
 
 
+def __getattr__(name):
+    """``FORMATS``, ``FOLDER_FORMATS``, ``QUANTISED_FORMATS``: the registry's names now (the same
+    tuple object until a format is registered or removed)."""
+    if name in _DERIVED_NAMES:
+        return formats_lib.names(_DERIVED_NAMES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
     """How to export a model, and what to record about where it came from.
 
     Attributes:
-        format: one of `FORMATS`:
+        format: one of `FORMATS` (the registered `tn_keras.export.formats.ExportFormat` names):
             ``"saved_model"``: a TensorFlow SavedModel folder (endpoint ``serve``, signature
             ``serving_default``), dynamic batch; ``manifest.json`` inside the folder.
             ``"tflite"``: a float32 LiteRT/TFLite flatbuffer, dynamic batch, builtin ops only;
@@ -89,30 +98,37 @@ class ExportConfig:
     input_dtype: str = "float32"
 
     @property
+    def export_format(self) -> formats_lib.ExportFormat:
+        """The registry's record of ``format`` (ValueError for an unknown one)."""
+        return formats_lib.get_format(self.format)
+
+    @property
     def writes_folder(self) -> bool:
-        return self.format in FOLDER_FORMATS
+        return self.export_format.writes_folder
 
     @property
     def quantised(self) -> bool:
-        return self.format in QUANTISED_FORMATS
+        return self.export_format.quantised
 
     def checked(self) -> "ExportConfig":
         """This config, after the checks that need no model or file; ValueError naming the
         field (an unknown ``model_name`` fails with the zoo's suggestions)."""
-        if self.format not in FORMATS:
-            raise ValueError(f"Unknown export format {self.format!r}; valid formats: "
-                             f"{', '.join(FORMATS)}.")
+        record = self.export_format  # an unknown format: ValueError listing the valid ones
         q = self.activation_quantile
         if not (q == "auto" or (isinstance(q, (int, float)) and not isinstance(q, bool)
                                 and 0.5 < q <= 1)):
             raise ValueError(f"activation_quantile must be 'auto' or a number in (0.5, 1]; "
                              f"received {q!r}.")
-        if self.input_dtype not in ONNX_INPUT_DTYPES:
-            raise ValueError(f"input_dtype must be one of {', '.join(ONNX_INPUT_DTYPES)}; "
+        known = dict.fromkeys(d for f in formats_lib.registered_formats() for d in f.input_dtypes)
+        if self.input_dtype not in known:
+            raise ValueError(f"input_dtype must be one of {', '.join(known)}; "
                              f"received {self.input_dtype!r}.")
-        if self.input_dtype != "float32" and self.format != "onnx":
-            raise ValueError(f"input_dtype={self.input_dtype!r} applies to format='onnx' only; "
-                             f"format={self.format!r} takes float32 input.")
+        if self.input_dtype not in record.input_dtypes:
+            takers = [f"format={f.name!r}" for f in formats_lib.registered_formats()
+                      if self.input_dtype in f.input_dtypes]
+            raise ValueError(f"input_dtype={self.input_dtype!r} applies to {' or '.join(takers)} "
+                             f"only; format={self.format!r} takes "
+                             f"{' or '.join(record.input_dtypes)} input.")
         if self.model_name is not None:
             from tn_keras.zoo.registry import get_spec
 

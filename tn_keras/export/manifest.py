@@ -12,17 +12,21 @@ from typing import Optional
 
 from tn_keras import artifacts
 from tn_keras.artifacts import sha256_tree  # noqa: F401  (the one tree hasher)
-from tn_keras.export.config import FOLDER_FORMATS
+from tn_keras.export import formats as formats_lib
 
 MANIFEST_NAME = artifacts.MANIFEST_NAME
 SCHEMA_VERSION = artifacts.SCHEMA_VERSION
 
 
 def manifest_path(path: str, format: str) -> str:
-    """Where the manifest of the export at ``path`` lives."""
-    if format in FOLDER_FORMATS:
-        return os.path.join(path, MANIFEST_NAME)
-    return path + ".json"
+    """Where the manifest of the export at ``path`` lives: inside a folder format's folder,
+    beside a file (the format's `tn_keras.export.formats.ExportFormat.writes`)."""
+    return folder_or_file_manifest(path, formats_lib.get_format(format).writes_folder)
+
+
+def folder_or_file_manifest(path: str, folder: bool) -> str:
+    """``<path>/manifest.json`` for a folder export, ``<path>.json`` for a file."""
+    return os.path.join(path, MANIFEST_NAME) if folder else path + ".json"
 
 
 def export_versions() -> dict:
@@ -96,9 +100,8 @@ def read_manifest(path: str, format: Optional[str] = None) -> dict:
     """The manifest of an export, checked (`artifacts.read`): pass the export's path or the
     manifest's own path."""
     if not path.endswith(".json"):
-        if format is None:
-            format = "saved_model" if os.path.isdir(path) else "tflite"
-        path = manifest_path(path, format)
+        path = (folder_or_file_manifest(path, os.path.isdir(path)) if format is None
+                else manifest_path(path, format))
     return upgrade_source_block(artifacts.read(path, kind="export").to_dict())
 
 

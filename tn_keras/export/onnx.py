@@ -49,8 +49,13 @@ class ONNXModel:
         self.input_dtype = np.dtype(ORT_TYPES[self.session.get_inputs()[0].type])
         self.output_shape = list(self.session.get_outputs()[0].shape)
 
-    def predict(self, x):
+    def predict(self, x, batch_size=None, verbose=None):
+        """Outputs for a batch ``x``; ``batch_size`` (images per run, default all at once) and
+        ``verbose`` (ignored) let code written for ``keras.Model.predict`` run unchanged."""
         x = np.asarray(x)
+        if batch_size is not None and len(x) > batch_size:
+            return np.concatenate([self.predict(x[start:start + batch_size])
+                                   for start in range(0, len(x), batch_size)])
         if self.input_dtype == np.uint8 and x.dtype != np.uint8:
             # Rounding would change the image silently: a uint8 graph takes pixels as stored.
             if not (np.all(np.isfinite(x)) and np.all(x == np.round(x))

@@ -6,6 +6,7 @@ serves the endpoint ``serve`` plus the ``serving_default`` signature. The same a
 with a known image size and a dynamic batch, is what the TFLite converter starts from
 (`tn_keras.export.tflite`).
 """
+import os
 from typing import Optional
 
 import keras
@@ -51,3 +52,26 @@ def saved_model_predict(loaded, x: np.ndarray) -> np.ndarray:
     """Run the reloaded SavedModel's ``serve`` endpoint on a float32 batch."""
     return np.asarray(getattr(loaded, ENDPOINT)(tf.constant(np.asarray(x, np.float32))))
 
+
+
+class SavedModelRuntime:
+    """A SavedModel folder written by `tn_keras.export.export`, run like `TFLiteModel`:
+    ``predict(x, batch_size=256)`` on raw images (the ``saved_model`` format's runtime)."""
+
+    def __init__(self, folder):
+        self.path = os.fspath(folder)
+        if not os.path.isdir(self.path):
+            raise NotADirectoryError(f"No SavedModel folder at {self.path}.")
+        self._loaded = load_saved_model(self.path)
+
+    def predict(self, x, batch_size: int = 256, verbose=None) -> np.ndarray:
+        """Outputs for a batch of raw images, ``batch_size`` at a time (``verbose`` is ignored,
+        as for `TFLiteModel`)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int; received {batch_size!r}.")
+        x = np.asarray(x)
+        parts = [saved_model_predict(self._loaded, x[start:start + batch_size])
+                 for start in range(0, len(x), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+
+    __call__ = predict
