@@ -152,12 +152,12 @@ def _backend():
 def _test_data(name, data_dir):
     """The test split, and CIFAR-10's lossless mask over it (``{}`` for other data)."""
     from tn_keras import datasets
-    from tn_keras.datasets import shards
+    from tn_keras.datasets import packing
 
     test = datasets.load(name, "test", data_dir=data_dir)
     subsets = {}
     if name == "cifar10":
-        mask = shards.dataset_arrays(name, data_dir).get("test_is_lossless")
+        mask = packing.dataset_arrays(name, data_dir).get("test_is_lossless")
         if mask is not None:
             subsets["test_lossless"] = mask
     return test, subsets

@@ -9,6 +9,7 @@ import pytest
 
 from tn_keras import datasets
 from tn_keras.datasets import codecs
+from tn_keras.datasets import packing
 from tn_keras.datasets import shards
 from tn_keras.datasets.errors import DatasetFormatError
 
@@ -41,8 +42,8 @@ def cifar_folder(tmp_path, monkeypatch):
 
 def _pack(cifar_folder, tmp_path, codec="zlib"):
     folder, _ = cifar_folder
-    return shards.pack("cifar10", str(tmp_path / "packed"), LIMIT_MB, data_dir=folder,
-                       offline=True, codec=codec)
+    return packing.pack("cifar10", str(tmp_path / "packed"), LIMIT_MB, data_dir=folder,
+                        offline=True, codec=codec)
 
 
 @pytest.mark.parametrize("codec", sorted(codecs.CODECS))
@@ -108,9 +109,9 @@ def test_existing_pack_refused_and_derived_datasets_need_none(cifar_folder, tmp_
     with pytest.raises(FileExistsError, match="overwrite"):
         _pack(cifar_folder, tmp_path)
     with pytest.raises(ValueError, match="scikit-learn"):
-        shards.pack("digits", str(tmp_path / "d"), 1)
+        packing.pack("digits", str(tmp_path / "d"), 1)
     with pytest.raises(ValueError, match="max_shard_mb"):
-        shards.pack("cifar10", str(tmp_path / "e"), 0)
+        packing.pack("cifar10", str(tmp_path / "e"), 0)
 
 
 def test_cli_pack_and_verify(cifar_folder, tmp_path, capsys):
@@ -132,7 +133,7 @@ def test_cli_pack_and_verify(cifar_folder, tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_real_mnist_round_trip(real_data_dir, tmp_path):
-    shards.pack("mnist", str(tmp_path), 5, data_dir=real_data_dir, offline=True)
+    packing.pack("mnist", str(tmp_path), 5, data_dir=real_data_dir, offline=True)
     assert len(os.listdir(tmp_path / "mnist.shards")) > 4  # 47 MB raw in shards of <= 5 MB
     for split in ("train", "test"):
         x, y = datasets.load("mnist", split, data_dir=str(tmp_path), offline=True)
@@ -198,3 +199,19 @@ def test_a_decoded_length_that_disagrees_with_the_index_is_named(cifar_folder, t
 def test_an_unknown_codec_is_refused(cifar_folder, tmp_path):
     with pytest.raises(ValueError, match="codec must be one of"):
         _pack(cifar_folder, tmp_path, "gzip")
+
+
+def test_imports_run_one_way():
+    """The loader reads shards; packing reads through the loader and writes shards: `shards`
+    imports neither of the two modules above it (no circle)."""
+    import ast
+    import inspect
+
+    imported = set()
+    for node in ast.walk(ast.parse(inspect.getsource(shards))):
+        if isinstance(node, ast.ImportFrom):
+            imported |= {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+        elif isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+    assert not {m for m in imported if m.endswith((".loader", ".packing"))}, imported
+    assert not hasattr(shards, "pack") and packing.dataset_arrays

@@ -31,10 +31,11 @@ def add_parser(subparsers):
 
 
 def run_pack(args):
+    from tn_keras.datasets import packing
     from tn_keras.datasets import shards
 
-    index = shards.pack(args.name, args.out, args.max_shard_mb, data_dir=args.data_dir,
-                        overwrite=args.overwrite, codec=args.codec)
+    index = packing.pack(args.name, args.out, args.max_shard_mb, data_dir=args.data_dir,
+                         overwrite=args.overwrite, codec=args.codec)
     folder = os.path.dirname(index)
     files = sorted(f for f in os.listdir(folder) if f != shards.INDEX_NAME)
     total = sum(os.path.getsize(os.path.join(folder, f)) for f in files)

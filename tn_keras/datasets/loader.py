@@ -82,6 +82,15 @@ def load(
     return _split(arrays, split)
 
 
+def source_arrays(name: str, data_dir=None, offline=None) -> dict[str, np.ndarray]:
+    """Every array of dataset ``name``'s first source in `load`'s search order (``data_dir``,
+    ``TN_KERAS_DATA``, tensorflow-datasets, Keras): the cached, read-only arrays `load` splits,
+    ``x_train``, ``y_train``, ``x_test``, ``y_test`` and, where the source has one, the
+    ``test_is_lossless`` mask (and the lossless rows, once `load` has made them). For the
+    datasets `load` computes in memory (digits, mnist7x7) there is no source: use `load`."""
+    return _load_source(info(name), data_dir, offline)[1]
+
+
 def _block_mean_arrays(mnist: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {
         "x_train": derived.block_mean_7x7(mnist["x_train"]), "y_train": mnist["y_train"],

@@ -1,6 +1,9 @@
 """Datasets as compressed, checksummed shards: how data reaches a machine without TensorFlow.
 
-``tn-keras data pack NAME --out DIR --max-shard-mb N`` writes ``DIR/<NAME>.shards/``::
+This module reads and writes the format; `tn_keras.datasets.packing` packs a dataset as
+`tn_keras.datasets.load` finds it (it imports the loader, which imports this module: imports
+run one way). ``tn-keras data pack NAME --out DIR --max-shard-mb N`` writes
+``DIR/<NAME>.shards/``::
 
     index.json                    what the shards hold and the sha256 of each
     x_train-00000.zlib ...        rows [start, stop) of one array, each file <= N MB
@@ -29,7 +32,6 @@ import numpy as np
 from tn_keras.datasets.codecs import CODECS
 from tn_keras.datasets.codecs import DEFAULT_CODEC
 from tn_keras.datasets.errors import DatasetFormatError
-from tn_keras.datasets.registry import info
 from tn_keras.utils.files import atomic_directory
 from tn_keras.utils.files import atomic_write_json
 from tn_keras.utils.files import sha256_file
@@ -41,9 +43,6 @@ SUFFIX = ".shards"
 #: Shard file suffix of each codec.
 SUFFIXES = {"zlib": "zlib", "image-lzma": "xz"}
 MEGABYTE = 10**6
-# Datasets `load` makes in memory, never from a data folder.
-DERIVED = {"digits": "it ships inside scikit-learn",
-           "mnist7x7": "it is computed from mnist; pack mnist"}
 
 
 def shard_folder(data_dir: str, name: str) -> str:
@@ -64,25 +63,20 @@ def find(folder: str, name: str) -> str | None:
         return None  # No index, or some other program's index.json: not a shard folder.
 
 
-def pack(name: str, out: str, max_shard_mb: float, data_dir: str | None = None,
-         offline: bool | None = None, overwrite: bool = False,
-         codec: str = DEFAULT_CODEC) -> str:
-    """Writes every array of dataset ``name`` as shards into ``<out>/<name>.shards/``.
+def write(arrays: dict[str, np.ndarray], name: str, out: str, max_shard_mb: float,
+          overwrite: bool = False, codec: str = DEFAULT_CODEC) -> str:
+    """Writes ``arrays`` (dataset ``name``'s, keyed ``x_train``, ...) as shards into
+    ``<out>/<name>.shards/``, each shard at most ``max_shard_mb`` MB once encoded.
 
-    The dataset is found as `tn_keras.datasets.load` finds it (``data_dir``, ``TN_KERAS_DATA``,
-    ...). The folder is written under a temporary name and renamed when complete; an existing
-    one is refused unless ``overwrite``. ``codec`` is a name in
-    `tn_keras.datasets.codecs.CODECS`.
+    The folder is written under a temporary name and renamed when complete; an existing one
+    is refused unless ``overwrite``. ``codec`` is a name in `tn_keras.datasets.codecs.CODECS`.
+    `tn_keras.datasets.packing.pack` writes a dataset as `tn_keras.datasets.load` finds it.
 
     Returns:
         The path of the index file.
     """
-    if not max_shard_mb or max_shard_mb <= 0:
-        raise ValueError(f"max_shard_mb must be positive; received {max_shard_mb!r}.")
-    if codec not in CODECS:
-        raise ValueError(f"codec must be one of {sorted(CODECS)}; received {codec!r}.")
+    check_write_options(max_shard_mb, codec)
     limit = int(max_shard_mb * MEGABYTE)
-    arrays = dataset_arrays(name, data_dir, offline)
     target = shard_folder(out, name)
     with atomic_directory(target, overwrite=overwrite) as tmp:
         entries = {key: _write_array(tmp, key, array, limit, codec) for key, array in arrays.items()}
@@ -98,17 +92,12 @@ def pack(name: str, out: str, max_shard_mb: float, data_dir: str | None = None,
     return os.path.join(target, INDEX_NAME)
 
 
-def dataset_arrays(name: str, data_dir=None, offline=None) -> dict[str, np.ndarray]:
-    """Every array of ``name`` as `load` finds it: both splits, and the lossless mask where the
-    source has one."""
-    from tn_keras.datasets import loader
-
-    spec = info(name)
-    if name in DERIVED:
-        raise ValueError(f"{name!r} needs no shards: {DERIVED[name]}.")
-    arrays = loader._load_source(spec, data_dir, offline)[1]
-    # `load` adds the lossless rows as a view of the test split; the mask alone is packed.
-    return {k: v for k, v in arrays.items() if k not in ("x_test_lossless", "y_test_lossless")}
+def check_write_options(max_shard_mb: float, codec: str) -> None:
+    """Refuse a shard size that is not positive, or an unknown codec (ValueError)."""
+    if not max_shard_mb or max_shard_mb <= 0:
+        raise ValueError(f"max_shard_mb must be positive; received {max_shard_mb!r}.")
+    if codec not in CODECS:
+        raise ValueError(f"codec must be one of {sorted(CODECS)}; received {codec!r}.")
 
 
 def _write_array(folder: str, key: str, array: np.ndarray, limit: int, codec: str) -> dict:
