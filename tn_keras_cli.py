@@ -84,9 +84,10 @@ def _shipped_card(name):
 def light_imports():
     """Inside the block, `LIGHT_PACKAGES` are bare package modules (their ``__init__`` not run),
     so importing a plain module of theirs (``tn_keras.cli``, ``tn_keras.zoo.checkpoints``)
-    imports no Keras. Every ``tn_keras`` module imported inside is dropped on the way out: a
-    later import in the same process (a test, a second command) loads the real package."""
-    before = set(sys.modules)
+    imports no Keras. Every ``tn_keras`` module imported inside is dropped on the way out, and
+    those loaded before the block are put back: a later import in the same process (a test, a
+    second command) gets the real package."""
+    before = {name: module for name, module in sys.modules.items() if _ours(name)}
     try:
         for name in LIGHT_PACKAGES:
             spec = importlib.util.find_spec(name)
@@ -97,9 +98,17 @@ def light_imports():
                 setattr(sys.modules[parent], child, module)
         yield
     finally:
-        for name in set(sys.modules) - before:
-            if name == "tn_keras" or name.startswith("tn_keras."):
-                del sys.modules[name]
+        for name in [name for name in sys.modules if _ours(name)]:
+            del sys.modules[name]
+        sys.modules.update(before)
+        for name in LIGHT_PACKAGES:  # the real parent package's attribute, where it had one
+            parent, _, child = name.rpartition(".")
+            if parent in before and name in before:
+                setattr(before[parent], child, before[name])
+
+
+def _ours(name):
+    return name == "tn_keras" or name.startswith("tn_keras.")
 
 
 def main():

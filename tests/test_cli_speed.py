@@ -168,3 +168,15 @@ def test_training_progress_is_plain_when_redirected(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     text = log.read_text()
     assert "Epoch 2/2" in text and not any(c in text for c in "\x1b\r\b"), text[:2000]
+
+
+def test_a_quick_check_in_a_loaded_process_leaves_the_real_package():
+    """`tn_keras_cli.is_quick` reads a shipped card's path under light imports; in a process
+    that has loaded tn_keras already (a test, a notebook), the real modules stay in place."""
+    import tn_keras_cli
+
+    before = {name: sys.modules[name] for name in ("tn_keras", "tn_keras.zoo")}
+    assert tn_keras_cli.is_quick(["card", "digits_taylornet"])
+    assert all(sys.modules[name] is module for name, module in before.items())
+    assert sys.modules["tn_keras"].zoo is before["tn_keras.zoo"]
+    assert hasattr(sys.modules["tn_keras.zoo"], "list_models")
