@@ -26,8 +26,15 @@ PRETRAINED = zoo.list(pretrained=True)
 #   (85.94 -> 85.80 % accuracy).
 # cifar_convnet_relu left this set when the input Normalization fold and the squared-difference
 # choice of the quantile came in (99.20 % of 5,000 test images, 81.72 -> 81.78 % accuracy).
+# - cifar_taylornet_res_small.b85, a degree-2048 polynomial: 95.80 % of 5,000 test images
+#   (81.04 -> 80.42 % accuracy).
 INT8_KNOWN_HARD = {"cifar_taylornet.fig_s3", "fashion_taylornet.w15_e60",
-                   "cifar_convnet_fast_gelu.e10"}
+                   "cifar_convnet_fast_gelu.e10", "cifar_taylornet_res_small.b85"}
+# Checkpoints that int16x8 does not rescue either (strict xfails: the float TFLite export is
+# their deployment; docs/deployment.md):
+# - cifar_taylornet_res_small.b85: 9.4 % top-1 agreement on 1,000 test images (chance: the
+#   int16 activations of its degree-2048 blocks do not hold their range).
+INT16X8_FAILS = {"cifar_taylornet_res_small.b85"}
 # int16x8 runs on LiteRT's reference kernels (slow): fewer images.
 MAX_TEST_IMAGES_INT16 = 1000
 # One image at a time through the interpreter: all test images for the small models, a fixed
@@ -58,13 +65,17 @@ def _cases():
                                       "tflite_int16x8")
         cases.append(pytest.param(name, "tflite_int8", marks=marks, id=f"{name}-int8"))
         if name in INT8_KNOWN_HARD:
-            cases.append(pytest.param(name, "tflite_int16x8", id=f"{name}-int16x8"))
+            marks = (pytest.mark.xfail(strict=True, reason="int16x8 does not hold this "
+                                       "checkpoint's activations either (INT16X8_FAILS)")
+                     if name in INT16X8_FAILS else ())
+            cases.append(pytest.param(name, "tflite_int16x8", marks=marks,
+                                      id=f"{name}-int16x8"))
     return cases
 
 
 def test_the_known_hard_checkpoints_are_shipped():
     # A renamed or removed tag must not leave a stale entry that silently matches nothing.
-    assert INT8_KNOWN_HARD <= set(PRETRAINED)
+    assert INT8_KNOWN_HARD <= set(PRETRAINED) and INT16X8_FAILS <= INT8_KNOWN_HARD
 
 
 @pytest.mark.real_data

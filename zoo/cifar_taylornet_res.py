@@ -151,7 +151,8 @@ def cifar_taylornet_res(input_shape=(32, 32, 3), num_classes=10, width=1.0,
                           Variant(order, rank, batch_norm, separable_cg))
 
 
-@register("cifar_taylornet_res_small", parameters=1112426, macs_per_image=89294728,
+@register("cifar_taylornet_res_small", default_tag="b85", parameters=1112426,
+          macs_per_image=89294728,
           dataset="cifar10", recipe=RES_RECIPE,
           description="CIFAR-10: residual TaylorNet at half width, about Fig. S3's size")
 def cifar_taylornet_res_small(input_shape=(32, 32, 3), num_classes=10, width=1.0,
