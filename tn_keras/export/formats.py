@@ -183,22 +183,20 @@ register_format(ExportFormat(
     description="TensorFlow SavedModel folder (endpoint serve), dynamic batch and image size",
     writer=f"{_API}:write_saved_model_export",
     runtime="tn_keras.export.saved_model:SavedModelRuntime", static_image_shape=False))
-register_format(ExportFormat(
-    name="tflite", writes="file", suffix=".tflite",
-    description="float32 LiteRT/TFLite flatbuffer, builtin ops",
-    writer=f"{_API}:write_tflite_export", runtime="tn_keras.export.runtime:TFLiteModel"))
-register_format(ExportFormat(
-    name="tflite_int8", writes="file", suffix=".tflite",
-    description="full-integer TFLite (int8 weights, activations, input and output), "
-                "calibrated",
-    writer=f"{_API}:write_tflite_export", runtime="tn_keras.export.runtime:TFLiteModel",
-    quantisation="int8"))
-register_format(ExportFormat(
-    name="tflite_int16x8", writes="file", suffix=".tflite",
-    description="TFLite with int16 activations and int8 weights, float input and output, "
-                "calibrated",
-    writer=f"{_API}:write_tflite_export", runtime="tn_keras.export.runtime:TFLiteModel",
-    quantisation="int16x8"))
+
+
+def _tflite(name, description, quantisation=None):
+    """The TFLite formats differ only in name, description and quantisation mode."""
+    return ExportFormat(name=name, writes="file", suffix=".tflite", description=description,
+                        writer=f"{_API}:write_tflite_export",
+                        runtime="tn_keras.export.runtime:TFLiteModel", quantisation=quantisation)
+
+
+register_format(_tflite("tflite", "float32 LiteRT/TFLite flatbuffer, builtin ops"))
+register_format(_tflite("tflite_int8", "full-integer TFLite (int8 weights, activations, input "
+                                       "and output), calibrated", "int8"))
+register_format(_tflite("tflite_int16x8", "TFLite with int16 activations and int8 weights, "
+                                          "float input and output, calibrated", "int16x8"))
 register_format(ExportFormat(
     name="onnx", writes="file", suffix=".onnx",
     description="standard-op ONNX graph, dynamic batch, checked with ONNX Runtime",
