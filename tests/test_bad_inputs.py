@@ -88,13 +88,19 @@ FLAG_CASES += [
     (["train", "digits_taylornet", "--over"], "--over"),
     ([], "COMMAND"),
 ]
+# ``--out ''`` named the working directory to the file functions: an export replaced it.
+for command in (["export", "digits_taylornet", "--format", "saved_model"],
+                ["train", "digits_taylornet"], ["distill", "digits_taylornet", "--levels", "1"],
+                ["figures"], ["data", "pack", "mnist"], ["distill-data", "export-tfds", "x"]):
+    for empty in ("", " "):
+        FLAG_CASES.append((command + ["--out", empty], "--out"))
 for command in (["info"], ["train"], ["evaluate"], ["predict", "--top-k", "1"]):
     FLAG_CASES.append((command[:1] + ["no_such_model"] + command[1:] +
                        (["x.png"] if command[0] == "predict" else []), "no_such_model"))
 FLAG_CASES.append((["export", "no_such_model", "--out", "x"], "no_such_model"))
 for item in ("width", "width=0", "width=-1", "width=nan", "width=Infinity", "width=\"wide\"",
-             "width=true", "1x=2", "width=1 width=2", "no_such_argument=3"):
-    culprit = "no_such_argument" if item.startswith("no_such") else (
+             "width=true", "1x=2", "width=1 width=2", "no_such_argument=3", "num_classes=3"):
+    culprit = item.split("=")[0] if item.startswith(("no_such", "num_classes")) else (
         "width" if item.startswith("width") else "1x=2")
     FLAG_CASES.append((["train", "digits_taylornet", "--epochs", "1", "--model-kwargs",
                         *item.split()], culprit))

@@ -230,6 +230,19 @@ def test_existing_path_needs_overwrite(tiny_model, tmp_path, format):
         ["m"] if format == "saved_model" else ["m.tflite", "m.tflite.json"])
 
 
+@pytest.mark.parametrize("path", ["", "  "])
+def test_an_empty_path_is_refused_and_the_working_directory_kept(tiny_model, tmp_path,
+                                                                 monkeypatch, path):
+    # "" is not an existing path, yet its absolute form is the working directory: an export
+    # to "" once replaced the folder it was run in.
+    (tmp_path / "notes.txt").write_text("the user's")
+    monkeypatch.chdir(tmp_path)
+    for format in ("saved_model", "tflite"):
+        with pytest.raises(ValueError, match="output path is empty"):
+            export(tiny_model, path, format=format, overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
 def test_unknown_spatial_size_is_a_clear_error(tmp_path):
     inputs = keras.Input((None, None, 1), name="image")
     x = keras.layers.Conv2D(2, 3)(inputs)

@@ -45,6 +45,14 @@ def _bounded(parse, kind, bound, strict, doc):
 
 positive_int = _bounded(_integer, "an integer", 1, False,
                         "An integer >= 1 (``--epochs``, ``--batch-size``, ``--top-k``, counts).")
+def output_path(text):
+    """An argparse ``type=`` for ``--out``: any path but an empty one (``--out ''`` meant the
+    working directory to the file functions, and an export replaced it)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path to write, received {text!r}")
+    return text
+
+
 def positive_int_at_most(maximum, doc):
     """An argparse ``type=``: `positive_int`, and at most ``maximum`` (a count so large it
     can only be a typo: ``--steps 100000000000000000000`` ran until it was killed)."""

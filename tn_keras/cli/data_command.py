@@ -6,6 +6,7 @@ the folder that holds it. The format is `tn_keras.datasets.shards`.
 """
 import os
 
+from tn_keras.cli import arguments
 from tn_keras.datasets.codecs import CODECS
 from tn_keras.datasets.codecs import DEFAULT_CODEC
 
@@ -15,7 +16,7 @@ def add_parser(subparsers):
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     pack = actions.add_parser("pack", help="write NAME (all splits) as shards into OUT")
     pack.add_argument("name")
-    pack.add_argument("--out", required=True,
+    pack.add_argument("--out", required=True, type=arguments.output_path,
                       help="folder that receives NAME.shards/ (then TN_KERAS_DATA=OUT)")
     pack.add_argument("--max-shard-mb", type=float, default=100.0,
                       help="largest shard file, in MB of 10^6 bytes (default 100)")

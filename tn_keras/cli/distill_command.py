@@ -24,7 +24,8 @@ def add_parser(subparsers):
     p.add_argument("name", help="zoo model NAME or NAME.TAG (its dataset is distilled)")
     p.add_argument("--levels", type=arguments.non_negative_int, required=True,
                    help="levels after level 0")
-    p.add_argument("--out", required=True, help="export folder (level_<a>/ per level)")
+    p.add_argument("--out", required=True, type=arguments.output_path,
+                   help="export folder (level_<a>/ per level)")
     p.add_argument("--per-class", type=arguments.positive_int,
                    help="starting real images per class (default all)")
     p.add_argument("--weights", default="pretrained",

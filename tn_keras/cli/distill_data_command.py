@@ -7,6 +7,8 @@
 """
 import json
 
+from tn_keras.cli import arguments
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser("distill-data", help="list, verify and export the shipped "
@@ -28,7 +30,8 @@ def add_parser(subparsers):
     tfds = actions.add_parser("export-tfds", help="write a set as a prepared TFDS dataset "
                                                   "(one split per level)")
     tfds.add_argument("name")
-    tfds.add_argument("--out", required=True, help="the TFDS data folder to create")
+    tfds.add_argument("--out", required=True, type=arguments.output_path,
+                      help="the TFDS data folder to create")
     tfds.add_argument("--overwrite", action="store_true", help="replace OUT")
     tfds.set_defaults(run=run_export_tfds)
 

@@ -23,7 +23,8 @@ def add_parser(subparsers):
     format_help = f"{formats.help_text()} (default {config.DEFAULT_FORMAT})"
     p.add_argument("--format", choices=config.FORMATS, default=config.DEFAULT_FORMAT,
                    help=format_help.replace("%", "%%"))  # argparse formats help with %
-    p.add_argument("--out", required=True, help=_out_help(formats.registered_formats()))
+    p.add_argument("--out", required=True, type=arguments.output_path,
+                   help=_out_help(formats.registered_formats()))
     p.add_argument("--weights", default="pretrained",
                    help="'pretrained' (default), a checkpoint folder / .keras file, or 'none' "
                         "for an untrained build (seeded with --seed)")

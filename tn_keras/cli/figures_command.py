@@ -1,10 +1,13 @@
 """``tn-keras figures --out DIR``: the supplement's figures, their data and an index.html."""
 
+from tn_keras.cli import arguments
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "figures", help="write the paper's figures (PNG, SVG, data) and an index.html")
-    p.add_argument("--out", required=True, help="output folder (must not exist)")
+    p.add_argument("--out", required=True, type=arguments.output_path,
+                   help="output folder (must not exist)")
     p.add_argument("--full", action="store_true",
                    help="add MNIST and CIFAR-10 (distillation, whole-model interpretation); "
                         "needs the datasets")

@@ -33,7 +33,7 @@ def add_parser(subparsers):
                    help="peak learning rate of the warm-up + cosine schedule (default: the "
                         "recipe's)")
     p.add_argument("--data-dir", help="dataset folder (default: $TN_KERAS_DATA, tfds, download)")
-    p.add_argument("--out",
+    p.add_argument("--out", type=arguments.output_path,
                    help="checkpoint folder (default: $TN_KERAS_HOME/models/NAME/TAG)")
     p.add_argument("--seed", type=arguments.non_negative_int, default=config.DEFAULT_SEED)
     group = p.add_mutually_exclusive_group()

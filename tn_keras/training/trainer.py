@@ -309,6 +309,7 @@ def _planned(run, placement, x, y):
 
     def build():
         model = run.spec.builder(**config.model_kwargs)
+        _check_outputs(run, model)
         adapt_whitening(model, x[:recipe.whitening_images])
         return model
 
@@ -337,6 +338,26 @@ def _planned(run, placement, x, y):
     return run
 
 
+def _check_outputs(run, model):
+    """Refuse a model with fewer outputs than the dataset has classes, naming the cause.
+
+    Without this, ``--model-kwargs num_classes=3`` on a 10-class dataset fails inside the
+    first training step with TensorFlow's bare "Graph execution error" (a label out of the
+    logits' range). More outputs than classes train (the extra logits learn to stay low).
+    """
+    outputs = model.output_shape[-1]
+    classes = datasets.info(run.spec.dataset).num_classes
+    if outputs is not None and outputs < classes:
+        given = run.config.model_kwargs.get("num_classes")
+        cause = (f"model_kwargs num_classes={given}" if given is not None
+                 else f"{run.name!r} with model_kwargs {run.config.model_kwargs}")
+        raise ValueError(
+            f"{cause} gives a model with {outputs} outputs, but {run.spec.dataset} has "
+            f"{classes} classes (labels 0..{classes - 1}); use num_classes >= {classes}, or "
+            "fine-tune on fewer classes with the Python API (docs/zoo.md, \"Fine-tuning and "
+            "features\").")
+
+
 def _announce(plan, verbose):
     if verbose != 0:
         what = ("re-planned after the first epoch" if plan.replanned_from is not None
@@ -355,6 +376,7 @@ def _build_and_fit(run, placement, x, y):
         train_ds = training_dataset(run.spec, x, y, config, placement)
         with dtype_policy(config.mixed_precision), placement.model_scope():
             model = run.spec.builder(**config.model_kwargs)
+            _check_outputs(run, model)
             if run.init_checkpoint is not None:
                 saving.transfer_body(
                     checkpoints.load_verified(run.init_checkpoint, compile=False), model)

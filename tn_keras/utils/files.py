@@ -27,7 +27,15 @@ def sha256_file(path, chunk_size=1 << 20):
 
 
 def check_can_write(path, overwrite):
-    """Refuse to replace an existing file or folder unless ``overwrite`` is asked for."""
+    """Refuse to replace an existing file or folder unless ``overwrite`` is asked for.
+
+    An empty path is refused too: ``os.path.exists("")`` is False while
+    ``os.path.abspath("")`` is the working directory, so an export to ``""`` passed every
+    check and then replaced the folder the user was working in.
+    """
+    if not os.fspath(path).strip():
+        raise ValueError(f"The output path is empty ({os.fspath(path)!r}); name a file or "
+                         "folder to write.")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
