@@ -61,7 +61,9 @@ setup(
                                               "*/*/*.json"]},
     include_package_data=False,
     install_requires=[
-        "keras>=3.15",
+        # Below the next major version: resume and export rely on Keras 3 behaviour (a callback
+        # setting the initial epoch, `keras.saving`), which a major release may change.
+        "keras>=3.15,<4",
         "numpy>=1.26",
         "tensorflow-datasets>=4.9",
         # scikit-learn ships the 8x8 digits inside the wheel: the offline default dataset.

@@ -62,6 +62,7 @@ def _json_safe(value):
 EXPORT_ENTRY = re.compile(r"^(level_\d+|summary\.json|similarity\.(png|svg)|"
                           r"\.tmp-.*|\.trash-.*|epoch_\d+|\.progress-level_\d+\.npz)$")
 
+
 def prepare_export_dir(export_dir: str, resume: bool, overwrite: bool):
     """Apply the rules of an export folder before any work (the caller holds its lock).
 

@@ -38,6 +38,7 @@ from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 import numpy as np
 
 from tn_keras.utils import native_stderr
+from tn_keras.utils import tensorflow_internals
 
 #: Quantiles tried by `search_quantile`, least clipping first (ties keep the least clipping).
 CANDIDATE_QUANTILES = (1.0, 0.99999, 0.9999, 0.9995, 0.999, 0.9985, 0.998, 0.995)
@@ -62,8 +63,7 @@ class ActivationRanges:
     def __init__(self, calibrated: bytes, images: np.ndarray,
                  quantiles: Sequence[float] = CANDIDATE_QUANTILES,
                  pixel_tensors: Sequence[str] = ()):
-        from tensorflow.lite.tools import flatbuffer_utils
-
+        flatbuffer_utils = tensorflow_internals.flatbuffer_utils()
         for q in quantiles:
             if not 0.5 < q <= 1.0:
                 raise ValueError(f"Activation quantiles must be in (0.5, 1]; received {q}.")
@@ -127,15 +127,12 @@ class ActivationRanges:
 
     def quantise(self, quantile: float, input_type, output_type) -> bytes:
         """The full-integer flatbuffer with every activation range set at ``quantile``."""
-        from tensorflow.lite.python.convert import mlir_quantize
-
-        return bytes(mlir_quantize(self.calibrated_at(quantile), False,
-                                   input_data_type=input_type, output_data_type=output_type))
+        return tensorflow_internals.mlir_quantize(self.calibrated_at(quantile), input_type,
+                                                  output_type)
 
     def calibrated_at(self, quantile: float) -> bytes:
         """The calibrated float flatbuffer with every recorded range set at ``quantile``."""
-        from tensorflow.lite.tools import flatbuffer_utils
-
+        flatbuffer_utils = tensorflow_internals.flatbuffer_utils()
         if quantile not in self._bounds:
             raise ValueError(f"quantile {quantile} was not prepared; prepared: "
                              f"{', '.join(map(str, self.quantiles))}.")

@@ -21,6 +21,7 @@ import numpy as np
 
 from tn_keras.export.errors import ParityError
 from tn_keras.export.signature import VALUE_RANGE
+from tn_keras.utils import tensorflow_internals
 from tn_keras.utils.files import atomic_path
 
 OPSET = 17
@@ -88,13 +89,11 @@ def convert(model, image_shape, opset=OPSET, input_dtype="float32") -> bytes:
     require_converter()
     import tensorflow as tf
     import tf2onnx
-    # Freezing captured constants (see the module docstring) has no public TF 2 API.
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
 
     spec = tf.TensorSpec((None, *image_shape), tf.as_dtype(input_dtype), name=INPUT_NAME)
     function = tf.function(lambda image: model(tf.cast(image, tf.float32), training=False))
-    frozen = convert_variables_to_constants_v2(function.get_concrete_function(spec))
+    # Freezing captured constants (see the module docstring) has no public TF 2 API.
+    frozen = tensorflow_internals.convert_variables_to_constants_v2(function.get_concrete_function(spec))
     inputs = [t.name for t in frozen.inputs]
     outputs = [t.name for t in frozen.outputs]
     proto, _ = tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=inputs,

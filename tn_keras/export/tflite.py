@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from tn_keras.export import activation_ranges
 from tn_keras.export.errors import UnsupportedOpsError
+from tn_keras.utils import tensorflow_internals
 
 
 #: Quantisation modes of `convert_saved_model`.
@@ -80,7 +81,7 @@ def calibrate_int8(saved_model_dir: str, representative_data: np.ndarray,
     through `check_builtin_ops`. ``pixel_tensors``: see `activation_ranges.ActivationRanges`.
     """
     converter = _converter(saved_model_dir, "int8", representative_data)
-    converter._experimental_calibrate_only = True  # pylint: disable=protected-access
+    tensorflow_internals.set_calibrate_only(converter)
     calibrated = _convert(converter, "int8")
     return activation_ranges.ActivationRanges(
         calibrated, np.asarray(representative_data, np.float32), quantiles, pixel_tensors)
@@ -153,15 +154,6 @@ def unsupported_ops_from_message(message: str) -> List[str]:
     return sorted(ops)
 
 
-def _schema():
-    # LiteRT ships the generated flatbuffer schema; TensorFlow's copy is the fallback.
-    try:
-        from ai_edge_litert import schema_py_generated
-    except ImportError:  # pragma: no cover - depends on the installed LiteRT
-        from tensorflow.lite.python import schema_py_generated
-    return schema_py_generated
-
-
 def op_names(flatbuffer: bytes) -> List[str]:
     """The operator names a TFLite file declares, read from its flatbuffer (not the runtime).
 
@@ -169,7 +161,7 @@ def op_names(flatbuffer: bytes) -> List[str]:
     (Flex ops have codes like ``"FlexErfinv"``). Reading the file rather than asking an
     interpreter avoids the ``DELEGATE`` nodes XNNPACK substitutes at run time.
     """
-    schema = _schema()
+    schema = tensorflow_internals.tflite_schema()
     names = {
         value: key
         for key, value in vars(schema.BuiltinOperator).items()

@@ -9,6 +9,8 @@ import os
 
 import keras
 
+from tn_keras.utils import tensorflow_internals
+
 MIXED_PRECISION_POLICY = "mixed_bfloat16"  # bfloat16 compute, float32 variables.
 
 
@@ -52,17 +54,15 @@ def _torch_determinism():
 @contextlib.contextmanager
 def _tensorflow_determinism():
     import tensorflow as tf
-    # TensorFlow's public API can switch determinism on but not read or undo it; the
-    # framework's config module (where the public function lives) can.
-    from tensorflow.python.framework import config as tf_config
 
-    previous = tf_config.is_op_determinism_enabled()
+    # TensorFlow's public API can switch determinism on but not read or undo it.
+    previous = tensorflow_internals.op_determinism_enabled()
     tf.config.experimental.enable_op_determinism()
     try:
         yield
     finally:
         if not previous:
-            tf_config.disable_op_determinism()
+            tensorflow_internals.disable_op_determinism()
 
 
 @contextlib.contextmanager
