@@ -10,9 +10,9 @@ figures on CIFAR-10's 1,000 lossless test images and on all 10,000 come from the
 networks. The baseline is random real training images at the same storage, a fresh draw per
 seed (`random_real_subset`), trained and scored the same way: as many per class as the level
 stores, or for a level made with multi-formation (``f^2`` coarse images a stored slot,
-`tn_keras.distill.formation`) ``f^2`` times as many, coarse-grained into slots and decoded as
-the level's are, so that the figure says what the matching adds to the format. The JSON is rewritten after every level,
-so a run cut short keeps what it measured. The results go into the shipped sets' manifests
+`tn_keras.datasets.multi_formation`) ``f^2`` times as many, coarse-grained into slots and
+decoded as the level's are, so that the figure says what the matching adds to the format. The
+JSON is rewritten after every level, so a run cut short keeps what it measured. The results go into the shipped sets' manifests
 (`python -m tn_keras.distill.shipping`, docs/distillation.md).
 """
 import argparse
@@ -67,8 +67,8 @@ def evaluate_level(export, level, train, tests, seeds, args) -> dict:
     from tn_keras.distill import load_level
     from tn_keras.distill.evaluation import PROTOCOLS, random_real_subset, training_length
 
-    from tn_keras.distill import formation
-    from tn_keras.distill.export import level_dir, level_formation
+    from tn_keras.datasets import multi_formation as formation
+    from tn_keras.datasets.distilled_levels import level_dir, level_formation
 
     lx, ly = load_level(export, level)
     factor = level_formation(level_dir(export, level))

@@ -26,7 +26,7 @@ import _common  # benchmarks/_common.py: the --json option and report writer
 
 def _levels(folder):
     """``{level: manifest}`` of the level folders present."""
-    from tn_keras.distill.export import read_manifest
+    from tn_keras.datasets.distilled_levels import read_manifest
 
     found = {}
     for path in glob.glob(os.path.join(folder, "level_*")):
@@ -59,7 +59,7 @@ def _start_indices(y0, algorithm, first_level):
 def _start_found(x0, y0, folder, first_level, algorithm):
     """Share of the first level's images whose nearest level-0 image of their class is the
     real image it started from."""
-    from tn_keras.distill.export import read_images
+    from tn_keras.datasets.distilled_levels import read_images
 
     x, y = read_images(os.path.join(folder, f"level_{first_level}"))
     start, expected_y = _start_indices(y0, algorithm, first_level)
@@ -78,7 +78,7 @@ def _start_found(x0, y0, folder, first_level, algorithm):
 
 def compare(folder, data_dir=None):
     from tn_keras import datasets
-    from tn_keras.distill.export import read_images
+    from tn_keras.datasets.distilled_levels import read_images
     from tn_keras.distill.groups import starting_subset
     from tn_keras.distill.null_curves import null_curves
     from tn_keras.distill.similarity import similarity

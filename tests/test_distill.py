@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tn_keras import distill as D
-from tn_keras.distill import export as export_mod
+from tn_keras.distill import level_files
 from tn_keras.distill.similarity import class_similarity
 
 NUM_CLASSES = 3
@@ -252,17 +252,17 @@ def test_a_second_run_on_a_locked_export_fails_at_once(model, data, tmp_path):
 def test_interrupted_run_leaves_only_complete_levels_and_resume_finishes(
         model, data, tmp_path, monkeypatch):
     out = str(tmp_path / "e")
-    real_write = export_mod.write_level
+    real_write = level_files.write_level
 
     def crash_in_level_2(export_dir, level, *args, **kwargs):
         if level.level == 2:
             # Simulate a kill half-way through writing level 2: inside the temporary folder.
             def boom(*a, **k):
                 raise KeyboardInterrupt("simulated interruption")
-            monkeypatch.setattr(export_mod, "contact_sheet", boom)
+            monkeypatch.setattr(level_files, "contact_sheet", boom)
         return real_write(export_dir, level, *args, **kwargs)
 
-    monkeypatch.setattr(export_mod, "write_level", crash_in_level_2)
+    monkeypatch.setattr(level_files, "write_level", crash_in_level_2)
     with pytest.raises(KeyboardInterrupt):
         D.distill(model, *data, levels=3, export_dir=out, **FAST)
     monkeypatch.undo()

@@ -1,4 +1,4 @@
-"""Multi-formation (`tn_keras.distill.formation`): decoding against TensorFlow's resize, the
+"""Multi-formation (`tn_keras.datasets.multi_formation`): decoding against TensorFlow's resize, the
 ops decoder against the NumPy one, encoding against block means, and a dm level stored as
 slots and loaded as decoded images."""
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tn_keras import distill as D
-from tn_keras.distill import formation as F
+from tn_keras.datasets import multi_formation as F
 from tn_keras.distill.groups import group_members
 from tn_keras.distill.groups import make_groups
 

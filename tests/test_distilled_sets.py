@@ -23,10 +23,11 @@ import pytest
 
 from tests._no_tensorflow import stdout_without_tensorflow
 from tn_keras import artifacts
+from tn_keras.datasets import distilled_levels
 from tn_keras.distill import catalogue
 from tn_keras.distill import config
 from tn_keras.distill import datacard
-from tn_keras.distill import export
+from tn_keras.distill import level_files
 from tn_keras.distill import shipping
 
 # What the package advertises (docs/distillation.md): name -> (images per class, image shape).
@@ -50,16 +51,16 @@ def _fake_export(folder, levels=4, seed=0, method="distribution", shape=SHAPE, *
         n = START >> a
         x = rng.integers(0, 256, (n * CLASSES, *shape), dtype=np.uint8)
         y = np.repeat(np.arange(CLASSES), n).astype(np.int64)
-        path = export.level_dir(folder, a)
+        path = distilled_levels.level_dir(folder, a)
         os.makedirs(path)
-        export.write_images(path, x, y)
+        level_files.write_images(path, x, y)
         record = dict(level=a, num_images=len(y), image_shape=list(shape),
                       images_per_class={str(c): n for c in range(CLASSES)},
                       source={"dataset": "digits", "split": "train"},
                       model={"name": "digits_taylornet.x", "sha256": "0" * 64},
-                      preprocessing=export.PREPROCESSING, algorithm=algorithm, seed=seed,
+                      preprocessing=level_files.PREPROCESSING, algorithm=algorithm, seed=seed,
                       similarity={}, wall_time_seconds=0.5)
-        export.write_manifest(path, record, seed)
+        level_files.write_manifest(path, record, seed)
 
 
 def _evaluation(tmp_path):
@@ -103,8 +104,8 @@ def test_a_shipped_cascade_lists_describes_and_loads(root):
     assert sorted(catalogue.dataset_info("digits.dm.ipc1", root=root).levels) == [1, 2, 3, 4]
     assert catalogue.dataset_info("digits.dm.ipc1", root=root).evaluation == {}
     x, y = catalogue.load_dataset("digits.dm.ipc4", root=root)
-    source = export.read_images(export.level_dir(os.path.join(os.path.dirname(root), "export"),
-                                                 2))
+    export_dir = os.path.join(os.path.dirname(root), "export")
+    source = distilled_levels.read_images(distilled_levels.level_dir(export_dir, 2))
     np.testing.assert_array_equal(x, source[0])
     np.testing.assert_array_equal(y, source[1])
     assert (x.dtype, y.dtype, x.shape) == (np.uint8, np.int64, (12, *SHAPE))
@@ -118,7 +119,7 @@ def test_level_zero_and_the_unshipped_levels_are_not_in_the_folder(root):
                                           "level_4", "manifest.json"]
     # Every level folder holds its images and its own verifying level manifest, as export writes.
     for a in range(1, 5):
-        assert export.verify_level(export.level_dir(folder, a))["level"] == a
+        assert distilled_levels.verify_level(distilled_levels.level_dir(folder, a))["level"] == a
     manifest = artifacts.verify(os.path.join(folder, "manifest.json"))
     assert manifest.kind == "distilled_dataset" and manifest.schema_version == 2
     assert sorted(manifest.files) == sorted(f"level_{a}/{f}" for a in range(1, 5)
@@ -186,7 +187,7 @@ def test_every_method_ships_under_its_own_short_name(tmp_path, method):
 
 
 def test_a_multi_formation_cascade_ships_slots_and_loads_decoded_images(tmp_path):
-    from tn_keras.distill import formation
+    from tn_keras.datasets import multi_formation as formation
 
     shape = (8, 6, 3)
     _fake_export(tmp_path / "export", levels=1, method="dm", shape=shape, formation=2)

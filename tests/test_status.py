@@ -178,8 +178,8 @@ def test_a_lock_recorded_by_another_host_is_reported(tmp_path, capsys):
 
 
 def _level(folder, level, images=4):
-    """A level folder with its manifest, as `tn_keras.distill.export.write_level` leaves it."""
-    from tn_keras.distill.export import write_manifest
+    """A level folder with its manifest, as `tn_keras.distill.level_files.write_level` leaves it."""
+    from tn_keras.distill.level_files import write_manifest
 
     os.makedirs(folder)
     np.savez(os.path.join(folder, "images.npz"), x=np.zeros((images, 8, 8, 1), np.uint8),

@@ -108,7 +108,7 @@ def run(args):
     from tn_keras import datasets
     from tn_keras import zoo
     from tn_keras.distill import distill
-    from tn_keras.distill.export import prepare_export_dir
+    from tn_keras.distill.level_files import prepare_export_dir
 
     # Refuse an existing export folder, and bad settings, before loading anything.
     if os.path.exists(args.out) and not (args.resume or args.overwrite):

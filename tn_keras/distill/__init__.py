@@ -13,7 +13,8 @@ loop), `groups` (level 0 and the random groups), `embedding_matching`,
 `distribution_matching` and `class_matching` (the methods; `siamese_augmentation` is DSA for
 the last), `pixels` (images as Keras weights), `checks`,
 `similarity` (Eq. S3), `null_curves` (what Eq. S3's s does with no network: averaging only,
-random real), `export` (level folders, `load_level`), `callback`
+random real), `level_files` (writing the level folders; `load_level` reads them, from
+`tn_keras.datasets.distilled_levels`), `callback`
 (`MultiLevelDistillation` for ``model.fit``), `evaluation` (reference classification,
 train-from-scratch protocol), `cross_architecture` (a level trained into several networks),
 `plot` (s, d vs level; s with its null curves). The shipped distilled sets: `catalogue`
@@ -21,6 +22,8 @@ train-from-scratch protocol), `cross_architecture` (a level trained into several
 made), `tfds_export` (`to_tfds`). Works under every Keras backend; docs/distillation.md has
 the guide.
 """
+from tn_keras.datasets.distilled_levels import load_level
+from tn_keras.datasets.distilled_levels import verify_level
 from tn_keras.distill.algorithm import Level
 from tn_keras.distill.algorithm import distill
 from tn_keras.distill.algorithm import is_monotone
@@ -36,8 +39,6 @@ from tn_keras.distill.config import ExportOptions
 from tn_keras.distill.evaluation import reference_classification
 from tn_keras.distill.evaluation import ScratchProtocol
 from tn_keras.distill.evaluation import train_from_scratch
-from tn_keras.distill.export import load_level
-from tn_keras.distill.export import verify_level
 from tn_keras.distill.plot import plot_similarity
 from tn_keras.distill.plot import plot_similarity_curves
 from tn_keras.distill.similarity import similarity

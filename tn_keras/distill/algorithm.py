@@ -12,7 +12,7 @@ one image per group, by the method of `DistillSettings.method`:
   match the class's embedding distribution under random ConvNets.
 - ``"dm"`` (`tn_keras.distill.class_matching`): Zhao & Bilen's distribution matching at the
   published scale, every level against the whole class (ConvNet-3, DSA, 20,000 iterations);
-  optionally with multi-formation (`tn_keras.distill.formation`: a slot of ``f^2`` coarse
+  optionally with multi-formation (`tn_keras.datasets.multi_formation`: a slot of ``f^2`` coarse
   images, started from its group's ``f^2`` members). Its levels save their progress in an
   export folder (`tn_keras.distill.level_progress`), so a time budget can pause them and
   resume continues them.
@@ -32,8 +32,9 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from tn_keras.distill import export as export_mod
-from tn_keras.distill import formation as formation_mod
+from tn_keras.datasets import distilled_levels
+from tn_keras.datasets import multi_formation
+from tn_keras.distill import level_files
 from tn_keras.distill.checks import check_plan
 from tn_keras.distill.checks import validate_data
 from tn_keras.distill.class_matching import match_classes
@@ -117,17 +118,17 @@ def check_inputs(model, x, y, settings: DistillSettings):
 
 def _check_formation(x, settings: DistillSettings):
     if settings.formation:
-        formation_mod.check_factor(settings.formation, np.shape(x)[1:])
+        multi_formation.check_factor(settings.formation, np.shape(x)[1:])
 
 
 def _start(previous: Level, group_of, count: int, settings: DistillSettings) -> np.ndarray:
     """Each new image's starting pixels: `group_start`, or with multi-formation ``f`` the
     group's first ``f^2`` members coarse-grained and tiled into one slot."""
-    factor = settings.formation or formation_mod.NO_FORMATION
-    if factor == formation_mod.NO_FORMATION:
+    factor = settings.formation or multi_formation.NO_FORMATION
+    if factor == multi_formation.NO_FORMATION:
         return group_start(previous.x, group_of, count, settings.init)
     members = group_members(group_of, count, factor * factor).reshape(-1)
-    return formation_mod.encode(previous.x[members], factor)
+    return multi_formation.encode(previous.x[members], factor)
 
 
 class LevelMaker:
@@ -191,7 +192,7 @@ def _make_level(a, x, y, result, maker, settings, export, context) -> Level:
     level = Level(a, lx, ly, similarity_table(lx, ly),
                   wall_time_seconds=time.perf_counter() - t0)
     if export.directory is not None:
-        level.path = export_mod.write_level(export.directory, level, settings, context,
+        level.path = level_files.write_level(export.directory, level, settings, context,
                                             overwrite=export.overwrite or export.resume)
         maker.progress(a).remove()  # the level is whole: its saved progress is spent
     return level
@@ -202,12 +203,12 @@ def _reused_level(a, result, settings, export, context) -> Optional[Level]:
     # every level built from it.
     if export.directory is None or not export.resume or not all(lv.reused for lv in result):
         return None
-    found = export_mod.reusable_level(export.directory, a, settings, context)
+    found = level_files.reusable_level(export.directory, a, settings, context)
     if found is None:
         return None
     lx, ly = found
     return Level(a, lx, ly, similarity_table(lx, ly), reused=True,
-                 path=export_mod.level_dir(export.directory, a))
+                 path=distilled_levels.level_dir(export.directory, a))
 
 
 def _report(progress, level: Level):
@@ -254,10 +255,10 @@ def distill(model, x, y, levels: Optional[int] = None, *,
     if export.directory is None:
         return _all_levels(model, x, y, settings, export, context, progress)
     with locks.locked(export.directory, "tn_keras.distill"):  # one run per export folder
-        export_mod.prepare_export_dir(export.directory, resume=export.resume,
+        level_files.prepare_export_dir(export.directory, resume=export.resume,
                                       overwrite=export.overwrite)
         result = _all_levels(model, x, y, settings, export, context, progress)
-        export_mod.write_summary(export.directory, result, settings, context)
+        level_files.write_summary(export.directory, result, settings, context)
     return result
 
 

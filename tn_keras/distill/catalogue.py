@@ -13,7 +13,7 @@ sets (640 per class: ipc10 at level 6, ipc1 at level 9). On disk, one folder per
 (layout in `tn_keras.distill.shipping`):
 
     saved_datasets/<dataset>.<method>.from<P>/
-        level_<a>/images.npz, level_<a>/manifest.json   as `tn_keras.distill.export` writes them
+        level_<a>/images.npz, level_<a>/manifest.json   as `tn_keras.distill.level_files` writes
         manifest.json        kind "distilled_dataset": sha256 of every file, provenance, and
                              ``sets``: {name: final level, levels, measured accuracies}
         DATACARD.md          generated from manifest.json (`tn_keras.distill.datacard`)
@@ -39,8 +39,8 @@ import shlex
 from typing import Optional
 
 from tn_keras import artifacts
-from tn_keras.distill import export
-from tn_keras.distill import formation
+from tn_keras.datasets import distilled_levels
+from tn_keras.datasets import multi_formation
 from tn_keras.distill.datacard import CARD_NAME
 
 KIND = "distilled_dataset"
@@ -48,7 +48,7 @@ KIND = "distilled_dataset"
 #: (they are the project's products, like checkpoints); where they are absent they are looked
 #: for in the data folders (`image_candidates`), and checked against the shipped sha256 wherever
 #: they are found.
-IMAGES = export.LEVEL_FILE
+IMAGES = distilled_levels.LEVEL_FILE
 DATA_SUBFOLDER = "distilled"
 
 
@@ -94,7 +94,7 @@ class DistilledSetInfo:
     def formation(self) -> int:
         """The multi-formation factor ``f`` of its stored images (1: one image a slot);
         `load_dataset` returns ``f^2`` decoded images a slot."""
-        return int(self.settings.get("formation") or formation.NO_FORMATION)
+        return int(self.settings.get("formation") or multi_formation.NO_FORMATION)
 
 
 def default_root() -> str:
@@ -258,9 +258,9 @@ def load_dataset(name: str, level: Optional[int] = None, as_dataset: bool = Fals
         raise ValueError(f"{name} has no level {level!r}; its levels are "
                          f"{', '.join(map(str, sorted(info.levels)))}.")
     verify_dataset(name, root, data_dir)
-    rel = f"{os.path.basename(export.level_dir(info.folder, level))}/{IMAGES}"
-    x, y = export.read_images(os.path.dirname(image_path(info.folder, rel, data_dir)))
-    factor = info.formation if decode else formation.NO_FORMATION
-    if factor > formation.NO_FORMATION:
-        x, y = formation.decode_to_uint8(x, y, factor)
-    return export.as_tf_dataset(x, y) if as_dataset else (x, y)
+    rel = f"{os.path.basename(distilled_levels.level_dir(info.folder, level))}/{IMAGES}"
+    x, y = distilled_levels.read_images(os.path.dirname(image_path(info.folder, rel, data_dir)))
+    factor = info.formation if decode else multi_formation.NO_FORMATION
+    if factor > multi_formation.NO_FORMATION:
+        x, y = multi_formation.decode_to_uint8(x, y, factor)
+    return distilled_levels.as_tf_dataset(x, y) if as_dataset else (x, y)

@@ -20,7 +20,7 @@ and learning rate 1.0, 20,000 iterations per level, and projected back into the 
 after every step (DM leaves them unbounded; here every level is exported as uint8, so the
 optimum is sought among exportable images).
 
-With multi-formation (``formation=f > 1``, `tn_keras.distill.formation`), ``S`` holds slots
+With multi-formation (``formation=f > 1``, `tn_keras.datasets.multi_formation`), ``S`` holds slots
 and the images matched are their decoded tiles, ``f^2`` a slot, each with its slot's class:
 the gradient reaches the stored pixels through the (linear) decoding.
 
@@ -42,7 +42,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tn_keras.distill import formation as formation_mod
+from tn_keras.datasets import multi_formation
 from tn_keras.distill import level_progress
 from tn_keras.distill import siamese_augmentation as dsa
 from tn_keras.distill.config import PIXEL_MAX
@@ -150,7 +150,7 @@ class ClassMatcher(keras.Model):
     """
 
     def __init__(self, start_normalised, num_classes, network, use_dsa, mean, std,
-                 formation=formation_mod.NO_FORMATION, **kwargs):
+                 formation=multi_formation.NO_FORMATION, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(name="class_matcher", **kwargs)
         self.num_classes, self.network, self.use_dsa = int(num_classes), network, bool(use_dsa)
@@ -172,7 +172,7 @@ class ClassMatcher(keras.Model):
     def call(self, inputs):
         real = ops.stop_gradient(self.normalise(inputs["real"]))
         # Decoding is linear with rows summing to 1, so it commutes with the normalisation.
-        syn = formation_mod.decode_ops(ops.convert_to_tensor(self.pixels), self.formation)
+        syn = multi_formation.decode_ops(ops.convert_to_tensor(self.pixels), self.formation)
         if self.use_dsa:
             real = dsa.augment(real, **inputs["real_aug"])
             syn = dsa.augment(syn, **inputs["syn_aug"])
@@ -221,7 +221,7 @@ def build_matcher(start, start_labels, pool_x, pool_y, settings, stats=None):
     """``(matcher, pool, syn_class)`` for one level, compiled with DM's optimiser;
     ``syn_class`` holds one dense id per decoded image (``f^2`` per slot)."""
     classes, syn_class = _dense_labels(start_labels, pool_y)
-    factor = int(getattr(settings, "formation", None) or formation_mod.NO_FORMATION)
+    factor = int(getattr(settings, "formation", None) or multi_formation.NO_FORMATION)
     syn_class = np.repeat(syn_class, factor * factor)
     mean, std = stats if stats is not None else pixel_statistics(pool_x)
     start = (np.asarray(start, np.float32) / PIXEL_MAX - mean) / std

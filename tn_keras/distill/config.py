@@ -186,7 +186,7 @@ class DistillSettings:
         embedding_network, real_batch, dsa, formation: "dm" only (None: `DM_DEFAULTS`): the
             random embedding networks (`EMBEDDING_NETWORKS`), real images per class and
             iteration, whether DSA siamese augmentation is applied, and the multi-formation
-            factor ``f`` (`tn_keras.distill.formation`): each stored image holds ``f^2``
+            factor ``f`` (`tn_keras.datasets.multi_formation`): each stored image holds ``f^2``
             images at ``1/f`` of the size, decoded by upsampling. ``f > 1`` makes one level
             from real images (``levels=1``), each slot starting as ``f^2`` members of its group.
     """

@@ -43,7 +43,7 @@ def write_card(folder: str, manifest: artifacts.Manifest):
     atomic_write_bytes(os.path.join(folder, CARD_NAME), render(manifest).encode("utf-8"))
 
 
-#: Multi-formation's source (`tn_keras.distill.formation`).
+#: Multi-formation's source (`tn_keras.datasets.multi_formation`).
 IDC_CITATION = ("J.-H. Kim et al., \"Dataset Condensation via Efficient Synthetic-Data "
                 "Parameterization\", ICML 2022 (multi-formation)")
 

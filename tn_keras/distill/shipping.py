@@ -30,10 +30,10 @@ import shutil
 from typing import Optional
 
 from tn_keras import artifacts
+from tn_keras.datasets import distilled_levels
 from tn_keras.distill import catalogue
 from tn_keras.distill import config
 from tn_keras.distill import datacard
-from tn_keras.distill import export
 from tn_keras.utils.files import atomic_directory
 
 
@@ -69,10 +69,10 @@ def _source_levels(spec: CascadeSpec) -> dict:
                          "never shipped.")
     out = {}
     for a in range(spec.first_level, max(spec.final_levels) + 1):
-        manifest = export.verify_level(export.level_dir(spec.export_dir, a))
+        path = distilled_levels.level_dir(spec.export_dir, a)
+        manifest = distilled_levels.verify_level(path)
         if manifest is None:
-            raise ValueError(f"{export.level_dir(spec.export_dir, a)} is missing, incomplete "
-                             "or does not verify.")
+            raise ValueError(f"{path} is missing, incomplete or does not verify.")
         out[a] = manifest
     return out
 
@@ -90,8 +90,8 @@ def _copy_level(source: dict, src_dir: str, dst_dir: str):
     """The level's images byte for byte, and its manifest as it was (versions, time, record)
     but for ``files``: the contact sheets are not shipped."""
     os.makedirs(dst_dir)
-    shutil.copyfile(os.path.join(src_dir, export.LEVEL_FILE),
-                    os.path.join(dst_dir, export.LEVEL_FILE))
+    shutil.copyfile(os.path.join(src_dir, distilled_levels.LEVEL_FILE),
+                    os.path.join(dst_dir, distilled_levels.LEVEL_FILE))
     path = os.path.join(dst_dir, artifacts.MANIFEST_NAME)
     manifest = artifacts.from_dict(source, path, kind="distilled_level")
     _, files = artifacts.sha256_tree(dst_dir)
@@ -156,8 +156,8 @@ def ship(spec: CascadeSpec, root: str, overwrite: bool = False) -> str:
     first = sources[min(sources)]
     with atomic_directory(folder, overwrite=overwrite) as tmp:
         for a, manifest in sources.items():
-            _copy_level(manifest, export.level_dir(spec.export_dir, a),
-                        export.level_dir(tmp, a))
+            _copy_level(manifest, distilled_levels.level_dir(spec.export_dir, a),
+                        distilled_levels.level_dir(tmp, a))
         digest, files = artifacts.sha256_tree(tmp, exclude=(artifacts.MANIFEST_NAME,
                                                             catalogue.CARD_NAME))
         model = first.get("model") or {}

@@ -13,6 +13,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from tn_keras.datasets.distilled_levels import MANIFEST
+from tn_keras.datasets.distilled_levels import load_level
 from tn_keras.export.signature import as_image_batch
 from tn_keras.utils.files import sha256_file
 
@@ -78,9 +80,6 @@ def distilled_level_images(level_path, image_shape: tuple) -> Tuple[np.ndarray, 
         ValueError: the path is not a ``level_<a>`` folder, or its files fail verification.
         FileNotFoundError: the folder does not exist.
     """
-    from tn_keras.distill.export import MANIFEST
-    from tn_keras.distill.export import load_level
-
     path = os.path.normpath(os.fspath(level_path))
     match = re.fullmatch(r"level_(\d+)", os.path.basename(path))
     if match is None:
