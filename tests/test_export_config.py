@@ -15,7 +15,7 @@ from _no_tensorflow import stdout_without_tensorflow
 from tn_keras.export import config
 from tn_keras.export.config import ExportConfig
 from tn_keras.export.config import config_from
-from tn_keras.export.graph import ModelGraph
+from tn_keras.utils.keras_graph import ModelGraph
 
 pytestmark = pytest.mark.backend_neutral
 
@@ -172,8 +172,12 @@ def test_models_without_a_functional_graph_have_none():
 
     x = keras.Input((3,))
     model = keras.Model(x, NoConfig(np.zeros(3))(x))
+    with pytest.raises(NotImplementedError):
+        ModelGraph.of(model)  # the reader says why; each user decides what to do without it
+    from tn_keras.export.graph import model_graph
+
     with pytest.warns(RuntimeWarning, match="leaves its layers unfolded"):
-        assert ModelGraph.of(model) is None
+        assert model_graph(model) is None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         from tn_keras.export.folding import fold_batch_normalization
@@ -200,8 +204,10 @@ def test_graph_uses_no_private_keras_api():
     from tn_keras.export import folding
     from tn_keras.export import graph
     from tn_keras.export import input_folding
+    from tn_keras.interpret import graph as interpret_graph
+    from tn_keras.utils import keras_graph
 
-    for module in (graph, folding, input_folding):
+    for module in (keras_graph, graph, folding, input_folding, interpret_graph):
         source = inspect.getsource(module)
         assert not re.search(r"keras\.src|make_node_key|\._\w*nodes\b|\.parent_nodes\b",
                              source), module.__name__

@@ -221,6 +221,24 @@ def test_activation_argument_is_named():
 
 
 @pytest.mark.backend_neutral
+def test_degree_follows_the_graph_of_a_sequential_model():
+    """A Sequential model's config has no calls: its graph is read through a functional view."""
+    model = keras.Sequential([keras.Input((3,)), TaylorDense(2, order=2),
+                              keras.layers.Activation("softmax")])
+    assert interpret.degree(model) == 2
+    assert polynomial_part(model)[1] == 2
+
+
+@pytest.mark.backend_neutral
+def test_a_layer_called_twice_is_refused_by_name():
+    dense = keras.layers.Dense(3, name="twice")
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, dense(dense(inputs)))
+    with pytest.raises(ValueError, match="layer 'twice' is used more than once"):
+        interpret.degree(model)
+
+
+@pytest.mark.backend_neutral
 def test_bad_input_gets_a_clear_error():
     model, _ = tree_model(seed=0)
     with pytest.raises(ValueError, match=r"x: expected images of shape \(N,\) \+ \(2, 2, 1\)"):

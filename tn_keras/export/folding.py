@@ -80,7 +80,7 @@ def fold_batch_normalization(model: keras.Model) -> Tuple[keras.Model, List[dict
 
 def _foldable_pairs(model) -> dict:
     """``{polynomial layer name: the BatchNormalization that alone consumes its output}``."""
-    model_graph = graph.ModelGraph.of(model)
+    model_graph = graph.model_graph(model)
     if model_graph is None:
         return {}
     pairs = {}

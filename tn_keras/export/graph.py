@@ -1,107 +1,22 @@
-"""The calls and consumers of a layer within one functional model, from its public config.
+"""The export's use of a model's graph: `tn_keras.utils.keras_graph`, or no rewrite.
 
-The export's graph rewrites (`folding`, `input_folding`) clone a model and share every layer
-they do not change, so a layer can be called in several models. Whether its output feeds one
-consumer must then be asked of the model being rewritten, not of the layer.
-
-`keras.Model.get_config` answers exactly that: a functional model's config lists, for each of
-its layers, the calls (``inbound_nodes``) that belong to this model only, renumbered within it,
-and every argument tensor names the call that made it
-(``{"class_name": "__keras_tensor__", "config": {"shape", "keras_history": [layer, call,
-output]}}``). `ModelGraph` reads that and nothing else. A model whose config cannot be made
-(a custom layer without ``get_config``) or has no ``inbound_nodes`` (Sequential, subclassed
-models) has no `ModelGraph`; the rewrites then leave it as it is.
+The graph rewrites (`folding`, `input_folding`) are optimisations: a model whose graph cannot
+be read is exported as it is, with a warning that says why, rather than refused.
 """
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from typing import Optional
 
-import keras
+from tn_keras.utils.keras_graph import ModelGraph
 
 
-@dataclasses.dataclass(frozen=True)
-class Tensor:
-    """Output ``output`` of call ``call`` of layer ``layer``, with its (symbolic) shape."""
-
-    layer: str
-    call: int
-    output: int
-    shape: tuple
-
-
-@dataclasses.dataclass(frozen=True)
-class Call:
-    """One call of ``layer`` in the model, reading the tensors ``inputs``."""
-
-    layer: str
-    inputs: tuple
-
-
-class ModelGraph:
-    """Who calls whom in one functional Keras model (`ModelGraph.of`)."""
-
-    def __init__(self, config: dict):
-        self._calls = {}
-        for entry in config["layers"]:
-            self._calls[entry["name"]] = [Call(entry["name"], tuple(_tensors(node)))
-                                          for node in entry["inbound_nodes"]]
-        self.input_layers = {ref[0] for ref in _refs(config["input_layers"])}
-        self.output_layers = [ref[0] for ref in _refs(config["output_layers"])]
-
-    @classmethod
-    def of(cls, model) -> Optional["ModelGraph"]:
-        """The graph of ``model``, or None when it is not a functional model (or has a layer
-        that cannot describe itself: a warning says the rewrites skip it)."""
-        if not isinstance(model, keras.Model):
-            return None
-        try:
-            config = model.get_config()
-        except NotImplementedError as e:
-            warnings.warn(f"The graph of model {model.name!r} cannot be read from its config "
-                          f"({e}); the export leaves its layers unfolded.", RuntimeWarning,
-                          stacklevel=3)
-            return None
-        if not isinstance(config, dict) or "input_layers" not in config or not all(
-                "inbound_nodes" in entry for entry in config.get("layers", ())):
-            return None
-        return cls(config)
-
-    def calls(self, layer_name: str) -> list:
-        """The `Call`s of the layer in this model (several when it is shared)."""
-        return list(self._calls.get(layer_name, ()))
-
-    def consumers(self, layer_name: str) -> list:
-        """Every call in this model that reads an output of the layer (once per call)."""
-        return [call for calls in self._calls.values() for call in calls
-                if any(tensor.layer == layer_name for tensor in call.inputs)]
-
-    def is_output(self, layer_name: str) -> bool:
-        """Whether an output of the layer is an output of the model."""
-        return layer_name in self.output_layers
-
-
-def _refs(value) -> list:
-    """Every ``[name, call, output]`` in ``input_layers`` / ``output_layers`` (one such list,
-    a list of them, or a dict of them for named outputs)."""
-    if isinstance(value, dict):
-        return [ref for item in value.values() for ref in _refs(item)]
-    if value and isinstance(value[0], str):
-        return [value]
-    return [ref for item in value for ref in _refs(item)]
-
-
-def _tensors(value):
-    """The `Tensor` arguments of a serialised call, in order (nested lists and dicts too)."""
-    if isinstance(value, dict):
-        if value.get("class_name") == "__keras_tensor__":
-            config = value["config"]
-            name, call, output = config["keras_history"]
-            yield Tensor(name, int(call), int(output), tuple(config["shape"]))
-            return
-        for item in value.values():
-            yield from _tensors(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _tensors(item)
+def model_graph(model) -> Optional[ModelGraph]:
+    """`ModelGraph.of` ``model``; None, with a warning, when a layer cannot describe itself."""
+    try:
+        return ModelGraph.of(model)
+    except NotImplementedError as e:
+        warnings.warn(f"The graph of model {model.name!r} cannot be read from its config "
+                      f"({e}); the export leaves its layers unfolded.", RuntimeWarning,
+                      stacklevel=3)
+        return None

@@ -122,7 +122,7 @@ def fold_input_normalization(model: keras.Model) -> Tuple[keras.Model, List[dict
 
 def _foldable_pair(model):
     """``(normalization, conv, (rows, cols))``, or None when the model has no foldable pair."""
-    model_graph = graph.ModelGraph.of(model)
+    model_graph = graph.model_graph(model)
     if model_graph is None or len(model.inputs) != 1:
         return None
     for layer in model.layers:

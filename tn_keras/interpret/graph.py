@@ -5,6 +5,11 @@ affine map keeps the degree, a Taylor layer of order ``K`` applied to a polynomi
 ``d`` gives degree ``K d`` (a polynomial of a polynomial), a sum has the larger degree of its
 terms and a product the sum of them. The degree counted here is the *structural* degree: the
 degree for generic weights (a weight that happens to be exactly zero can only lower it).
+
+The degree is counted along the model's graph as `tn_keras.utils.keras_graph` reads it (each
+layer's call and the layers it reads); what is specific to interpretation is here: which
+layers are polynomial or affine, what a degree becomes through each, and which tensor the
+logits are.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import keras
 from tn_keras.layers import DilatedPolyCG
 from tn_keras.layers import PolyCG
 from tn_keras.layers import TaylorDense
+from tn_keras.utils.keras_graph import ModelGraph
 
 
 class NotAPolynomialError(ValueError):
@@ -73,24 +79,34 @@ def layer_degree(layer, input_degrees):
         "(for example ReLU, max-pooling or an activation).")
 
 
-def _as_list(tensors):
-    return list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+def functional_graph(model):
+    """``(functional model, its ModelGraph)`` for a built functional or Sequential ``model``.
 
+    A Sequential model's config lists its layers but not their calls, so its graph is read
+    from the functional model over the same layers and tensors (its input layer included).
 
-def _producers(model):
-    """``id(output tensor) -> layer`` for every layer of a built functional model."""
-    producers = {}
-    for layer in model.layers:
-        try:
-            outputs = layer.output
-        except (AttributeError, ValueError) as e:
+    Raises:
+        ValueError: ``model`` has no graph, or a layer is called more than once in it
+            (interpretation follows one call of each layer).
+    """
+    _check_functional(model)
+    functional = model
+    if isinstance(model, keras.Sequential):
+        functional = keras.Model(model.inputs, model.outputs, name=model.name)
+    try:
+        model_graph = ModelGraph.of(functional)
+    except NotImplementedError as e:
+        raise ValueError(f"model '{model.name}': interpret reads the model's graph from its "
+                         f"config, and a layer cannot describe itself ({e}).") from None
+    if model_graph is None:
+        raise ValueError(f"model '{model.name}': interpret needs a built functional (or "
+                         "Sequential) model with one input.")
+    for name in model_graph.layers:
+        if name not in model_graph.input_layers and len(model_graph.calls(name)) != 1:
             raise ValueError(
-                f"layer '{layer.name}' is used more than once or is not connected in model "
-                f"'{model.name}': interpret needs a functional model where each layer is "
-                f"called once ({e}).") from None
-        for tensor in _as_list(outputs):
-            producers[id(tensor)] = layer
-    return producers
+                f"layer '{name}' is used more than once in model '{model.name}': interpret "
+                "needs a functional model where each layer is called once.")
+    return functional, model_graph
 
 
 def _is_final_activation(layer):
@@ -106,10 +122,14 @@ def output_tensor(model, output="logits"):
     (the zoo's models end in ``Activation("softmax", name="predictions")``); any other string
     is the name of the layer whose output is wanted.
     """
-    _check_functional(model)
+    return _output(model, output, *functional_graph(model))[0]
+
+
+def _output(model, output, functional, model_graph):
+    """``(output_tensor, the name of the layer that computes it)``."""
     if output != "logits":
         try:
-            return model.get_layer(output).output
+            return functional.get_layer(output).output, output
         except ValueError:
             names = ", ".join(layer.name for layer in model.layers)
             raise ValueError(f"output={output!r}: expected 'logits' or a layer name of model "
@@ -117,16 +137,15 @@ def output_tensor(model, output="logits"):
     if len(model.outputs) != 1:
         raise ValueError(f"output='logits' needs a model with one output; model "
                          f"'{model.name}' has {len(model.outputs)}: pass a layer name.")
-    tensor = model.outputs[0]
-    last = _producers(model).get(id(tensor))
-    if last is not None and _is_final_activation(last):
-        tensor = last.input
-    elif last is not None and type(last).__name__ in LINEAR_WITH_ACTIVATION \
-            and _activation_name(last) == "softmax":
+    last = functional.get_layer(model_graph.output_layers[0])
+    if _is_final_activation(last):
+        (call,) = model_graph.calls(last.name)
+        return last.input, call.inputs[0].layer
+    if type(last).__name__ in LINEAR_WITH_ACTIVATION and _activation_name(last) == "softmax":
         raise NotAPolynomialError(
             f"layer '{last.name}' applies its softmax inside; build the model with a separate "
             "Activation('softmax') layer (or none) to read its logits.")
-    return tensor
+    return model.outputs[0], last.name
 
 
 def _check_functional(model):
@@ -142,32 +161,31 @@ def _check_functional(model):
             "with one input.")
 
 
-def tensor_degree(model, tensor):
-    """The structural degree of the symbolic ``tensor`` as a polynomial of the model input."""
-    producers = _producers(model)
-    inputs = {id(t) for t in model.inputs}
+def layer_output_degree(model, layer_name):
+    """The structural degree of layer ``layer_name``'s output as a polynomial of the model
+    input, counted along the model's graph from its input."""
+    return _degree_along(*functional_graph(model), layer_name)
+
+
+def _degree_along(functional, model_graph, layer_name):
     memo = {}
 
-    def degree_of(t):
-        key = id(t)
-        if key in inputs:
-            return 1
-        if key not in memo:
-            layer = producers.get(key)
-            if layer is None:
-                raise ValueError(f"tensor {t} is not produced by a layer of '{model.name}'.")
-            if type(layer).__name__ == "InputLayer":
-                memo[key] = 1
+    def degree_of(name):
+        if name not in memo:
+            layer = functional.get_layer(name)
+            if name in model_graph.input_layers or type(layer).__name__ == "InputLayer":
+                memo[name] = 1
             else:
+                (call,) = model_graph.calls(name)
                 # Inputs first: the error names the first non-polynomial layer in forward order.
-                degrees = [degree_of(parent) for parent in _as_list(layer.input)]
+                degrees = [degree_of(tensor.layer) for tensor in call.inputs]
                 if isinstance(layer, keras.Model):
-                    memo[key] = degree(layer, output="logits") * max(degrees)
+                    memo[name] = degree(layer, output="logits") * max(degrees)
                 else:
-                    memo[key] = layer_degree(layer, degrees)
-        return memo[key]
+                    memo[name] = layer_degree(layer, degrees)
+        return memo[name]
 
-    return degree_of(tensor)
+    return degree_of(layer_name)
 
 
 def degree(model, output="logits"):
@@ -182,11 +200,14 @@ def degree(model, output="logits"):
         NotAPolynomialError: naming the first layer that is not polynomial (a ReLU, a
             max-pooling, a Dense with an activation, ...).
     """
-    return tensor_degree(model, output_tensor(model, output))
+    functional, model_graph = functional_graph(model)
+    _, layer_name = _output(model, output, functional, model_graph)
+    return _degree_along(functional, model_graph, layer_name)
 
 
 def polynomial_part(model, output="logits"):
     """``(keras.Model from the raw input to output, its degree)``; raises if not polynomial."""
-    tensor = output_tensor(model, output)
-    order = tensor_degree(model, tensor)
+    functional, model_graph = functional_graph(model)
+    tensor, layer_name = _output(model, output, functional, model_graph)
+    order = _degree_along(functional, model_graph, layer_name)
     return keras.Model(model.inputs, tensor, name=f"{model.name}_{output}"), order
