@@ -371,6 +371,39 @@ def test_make_dataset_deterministic_with_seed():
     assert not np.array_equal(other[0][0], epoch1a[0][0])
 
 
+@pytest.mark.parametrize("augment", [True, "translate", False])
+def test_a_pipeline_started_at_epoch_e_repeats_epoch_e(augment):
+    """A resumed run builds a new pipeline and starts at epoch e: its batches must be those an
+    uninterrupted run saw at e (tf.data's own shuffle would give epoch 0's order again)."""
+    x, y = _arrays((32, 32, 3), n_train=40)["x_train"], np.arange(40)  # labels name rows
+    make = lambda: datasets.make_dataset(x, y, 16, training=True, seed=3,  # noqa: E731
+                                         augment=augment, dataset_name="cifar10",
+                                         normalize=True)
+    uninterrupted = make()
+    epochs = []
+    for epoch in range(3):
+        uninterrupted.epoch_clock.on_epoch_begin(epoch)
+        epochs.append(_collect(uninterrupted))
+    resumed = make()
+    resumed.epoch_clock.on_epoch_begin(2)
+    for (xa, ya), (xb, yb) in zip(epochs[2], _collect(resumed)):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert sorted(np.concatenate([b[1] for b in epochs[2]])) == sorted(y)
+    assert not np.array_equal(epochs[1][0][1], epochs[2][0][1])  # a new order each epoch
+    # Iterated without the clock, each pass is the next epoch, as with a reshuffling dataset.
+    free = make()
+    for epoch in range(2):
+        for (xa, ya), (xb, yb) in zip(epochs[epoch], _collect(free)):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+    if augment is False:  # normalised, unaugmented: the images themselves, reordered
+        spec = datasets.info("cifar10")
+        xb, rows = epochs[0][0]
+        np.testing.assert_allclose(xb, (x[rows] - np.array(spec.mean)) / np.array(spec.std),
+                                   atol=1e-4)
+
+
 def test_augmentation_is_padded_crop_and_flip():
     arrays = _arrays((32, 32, 3), n_train=8)
     x, y = arrays["x_train"], arrays["y_train"]

@@ -16,12 +16,15 @@ def make_tf_dataset(x, y, batch_size, training, options) -> tf.data.Dataset:
     """The batched ``tf.data.Dataset``; ``options`` a `PipelineOptions` resolved by
     `make_dataset`.
 
-    Shuffling uses the op seed; augmentation uses stateless random ops keyed on a per-batch
-    seed drawn from ``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)``, so each
-    epoch differs but the sequence of epochs is reproducible.
+    A deterministic training pipeline is an `EpochKeyedDataset`: batch ``i`` of epoch ``e`` is
+    a pure function of ``(seed, e, i)``, so a run resumed at any epoch sees the batches an
+    uninterrupted run saw. Otherwise shuffling uses tf.data's own (``reshuffle_each_iteration``)
+    and augmentation stateless random ops keyed on a per-batch seed drawn from
+    ``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)``: each epoch differs, and
+    the order of an epoch depends on how often the process has iterated the dataset.
     """
     augment, seed, deterministic = options.augment, options.seed, options.deterministic
-    if augment == "flip_translate":
+    if (training and deterministic) or augment == "flip_translate":  # its flips need epochs
         return EpochKeyedDataset(x, y, batch_size, training, options).dataset()
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if training:
@@ -32,7 +35,7 @@ def make_tf_dataset(x, y, batch_size, training, options) -> tf.data.Dataset:
         # One int64 per batch, re-drawn every epoch but reproducible from `seed`.
         batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, batch_seeds)).map(
-            lambda batch, s: (_crop_and_flip(batch[0], s), batch[1]),
+            lambda batch, s: (_crop_and_flip(batch[0], _key(s, 0)), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=deterministic or None,
         )
@@ -43,15 +46,13 @@ def make_tf_dataset(x, y, batch_size, training, options) -> tf.data.Dataset:
         # Its own stream of batch seeds (seed + 1), independent of the shuffling's.
         batch_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, batch_seeds)).map(
-            lambda batch, s: (_translate(batch[0], s), batch[1]),
+            lambda batch, s: (_translate(batch[0], _key(s, 1)), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=deterministic or None,
         )
     if options.normalize:
-        spec = info(options.dataset_name)
-        mean = tf.constant(spec.mean, tf.float32)
-        std = tf.constant(spec.std, tf.float32)
-        ds = ds.map(lambda xb, yb: ((xb - mean) / std, yb),
+        normalize = _normalizer(options.dataset_name)
+        ds = ds.map(lambda xb, yb: (normalize(xb), yb),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic or None)
     if deterministic:
         options = tf.data.Options()
@@ -60,47 +61,58 @@ def make_tf_dataset(x, y, batch_size, training, options) -> tf.data.Dataset:
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _crop_and_flip(images: tf.Tensor, batch_seed: tf.Tensor) -> tf.Tensor:
-    """Random zero-padded crop and horizontal flip of a batch, one gather per axis.
+def _key(batch_seed: tf.Tensor, stream: int) -> tf.Tensor:
+    """The stateless-random key of one batch: its seed, and the augmentation's own stream."""
+    return tf.stack([batch_seed, tf.constant(stream, tf.int64)])
 
-    Each image gets its own row offset, column offset and flip bit. The flip is folded into
-    the column indices, so the whole batch costs a pad and two batched gathers.
+
+def _normalizer(dataset_name):
+    spec = info(dataset_name)
+    mean = tf.constant(spec.mean, tf.float32)
+    std = tf.constant(spec.std, tf.float32)
+    return lambda images: (images - mean) / std
+
+
+def _crop_and_flip(images: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+    """Random zero-padded crop and horizontal flip of a batch: each image gets its own row
+    offset, column offset and flip bit, drawn from the stateless-random ``key`` (two int64)."""
+    return _shift_batch(tf.cast(images, tf.float32), key, CROP_PADDING, random_flips=True)
+
+
+def _translate(images: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+    """Random shifts of up to ``TRANSLATE_PIXELS`` in each direction, one offset per image:
+    a crop of the zero-padded image, never a flip, keyed on ``key`` (two int64)."""
+    return _shift_batch(images, key, TRANSLATE_PIXELS)
+
+
+def _reflect_translate(images, flips, key):
+    """Shifts of up to ``TRANSLATE_PIXELS`` of the reflection-padded batch, and its flips."""
+    return _shift_batch(images, key, TRANSLATE_PIXELS, flips=flips, mode="REFLECT")
+
+
+def _shift_batch(images, key, padding, flips=None, random_flips=False, mode="CONSTANT"):
+    """A crop of each padded image at a random offset of 0..2*padding, flipped where ``flips``
+    (or, with ``random_flips``, where a third random stream says so), one gather per axis.
+
+    The flip is folded into the column indices, so the whole batch costs a pad and two
+    batched gathers. The key is split into 2 streams (rows, columns), or 3 with random flips:
+    the split depends on the count, so each augmentation keeps the draws it always had.
     """
-    images = tf.cast(images, tf.float32)
     shape = tf.shape(images)
     n, h, w = shape[0], shape[1], shape[2]
-    p = CROP_PADDING
-    seeds = tf.random.experimental.stateless_split(
-        tf.stack([batch_seed, tf.constant(0, tf.int64)]), num=3)
-    dy = tf.random.stateless_uniform([n], seeds[0], 0, 2 * p + 1, dtype=tf.int32)
-    dx = tf.random.stateless_uniform([n], seeds[1], 0, 2 * p + 1, dtype=tf.int32)
-    flip = tf.random.stateless_uniform([n], seeds[2], 0, 2, dtype=tf.int32) > 0
-    padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
+    seeds = tf.random.experimental.stateless_split(key, num=3 if random_flips else 2)
+    dy = tf.random.stateless_uniform([n], seeds[0], 0, 2 * padding + 1, dtype=tf.int32)
+    dx = tf.random.stateless_uniform([n], seeds[1], 0, 2 * padding + 1, dtype=tf.int32)
+    if random_flips:
+        flips = tf.random.stateless_uniform([n], seeds[2], 0, 2, dtype=tf.int32) > 0
+    padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]],
+                    mode=mode)
     rows = dy[:, None] + tf.range(h)[None, :]
-    cols = tf.where(flip[:, None], tf.range(w - 1, -1, -1)[None, :], tf.range(w)[None, :])
-    cols = dx[:, None] + cols
+    cols = tf.range(w)[None, :]
+    if flips is not None:
+        cols = tf.where(flips[:, None], tf.range(w - 1, -1, -1)[None, :], cols)
     out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(out, cols, axis=2, batch_dims=1)
-
-
-def _translate(images: tf.Tensor, batch_seed: tf.Tensor) -> tf.Tensor:
-    """Random shifts of up to ``TRANSLATE_PIXELS`` in each direction, one offset per image.
-
-    A crop of the zero-padded image, never a flip. Stateless random ops keyed on the batch
-    seed keep runs reproducible.
-    """
-    p = TRANSLATE_PIXELS
-    shape = tf.shape(images)
-    n, h, w = shape[0], shape[1], shape[2]
-    seeds = tf.random.experimental.stateless_split(
-        tf.stack([batch_seed, tf.constant(1, tf.int64)]), num=2)
-    dy = tf.random.stateless_uniform([n], seeds[0], 0, 2 * p + 1, dtype=tf.int32)
-    dx = tf.random.stateless_uniform([n], seeds[1], 0, 2 * p + 1, dtype=tf.int32)
-    padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
-    rows = dy[:, None] + tf.range(h)[None, :]
-    cols = dx[:, None] + tf.range(w)[None, :]
-    out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(out, cols, axis=2, batch_dims=1)
+    return tf.gather(out, dx[:, None] + cols, axis=2, batch_dims=1)
 
 
 class EpochKeyedDataset:
@@ -108,14 +120,18 @@ class EpochKeyedDataset:
 
     The epoch is a variable that `EpochClock` sets from ``fit``'s own epoch number before the
     epoch's iterator starts; the order of the epoch is a stateless permutation keyed on
-    ``(seed, epoch)``, and the shifts of batch ``i`` on ``(seed, epoch, i)``. A run resumed at
-    epoch ``e`` therefore sees exactly the batches an uninterrupted run saw from ``e`` on
-    (``tf.data``'s own shuffle counts iterations of the process instead). The images live in
-    a variable, not in the graph, so the pipeline does not copy them into a constant.
+    ``(seed, epoch)``, and the augmentation of batch ``i`` on ``(seed, epoch, i)``. A run
+    resumed at epoch ``e`` therefore sees exactly the batches an uninterrupted run saw from
+    ``e`` on (``tf.data``'s own shuffle counts iterations of the process instead, so a resumed
+    process started again at epoch 0's order). Iterated without the clock (``fit`` without
+    the ``epoch_clock`` callback, or a plain loop), each pass moves to the next epoch, as a
+    reshuffling dataset would. The images live in a variable, not in the graph, so the
+    pipeline does not copy them into a constant.
 
-    The augmentation is "flip_translate" (`tn_keras.datasets.augment`): the flip bit of
-    image ``k`` in epoch ``e`` is ``b_k XOR (e mod 2)``, with the same ``b_k`` as the NumPy
-    pipeline, and the shift is a crop of the reflection-padded image.
+    Augmentations (`tn_keras.datasets.augment`): "flip_translate" flips image ``k`` in epoch
+    ``e`` when ``b_k XOR (e mod 2)``, with the same ``b_k`` as the NumPy pipeline, and shifts a
+    crop of the reflection-padded image; True is a random crop of the zero-padded image and a
+    random flip; "translate" a random shift of the zero-padded image; False none.
     """
 
     def __init__(self, x, y, batch_size, training, options):
@@ -136,13 +152,22 @@ class EpochKeyedDataset:
         seed = tf.constant(self.seed, tf.int64)
 
         def epoch_order(_):
-            key = tf.stack([seed, self.epoch.read_value()])
+            # Read the epoch, and step it for an iteration that no clock sets (see above); the
+            # epoch travels with its rows, so a batch never reads a later value.
+            epoch = self.epoch.assign_add(1) - 1
+            key = tf.stack([seed, epoch])
             order = tf.argsort(tf.random.stateless_uniform([self.n], key)) if self.training \
                 else tf.range(self.n)
-            return tf.data.Dataset.from_tensor_slices(order)
+            return tf.data.Dataset.from_tensor_slices(
+                (order, tf.fill([self.n], tf.cast(epoch, tf.int64))))
 
         ds = tf.data.Dataset.range(1).flat_map(epoch_order)
         ds = ds.batch(self.batch_size, drop_remainder=self.drop_remainder).enumerate()
+        # flat_map hides the length; stated, `fit` shows progress against it and does not
+        # warn at the end of the first epoch that the input "ran out of data".
+        batches = (self.n // self.batch_size if self.drop_remainder
+                   else -(-self.n // self.batch_size))
+        ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
         ds = ds.map(self._batch, num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
         tf_options = tf.data.Options()
@@ -151,31 +176,28 @@ class EpochKeyedDataset:
         ds.epoch_clock = EpochClock(self.epoch)
         return ds
 
-    def _batch(self, index, rows):
+    def _batch(self, index, batch):
+        rows, epochs = batch
         images = tf.cast(tf.gather(self.images, rows), tf.float32)
         labels = tf.gather(self.labels, rows)
-        if not self.training:
-            return images, labels
-        epoch = self.epoch.read_value()
-        flips = tf.math.logical_xor(tf.gather(self.flips, rows), tf.math.equal(epoch % 2, 1))
+        if self.training:
+            images = self._augment(images, rows, epochs[0], index)
+        if self.options.normalize:
+            images = _normalizer(self.options.dataset_name)(images)
+        return images, labels
+
+    def _augment(self, images, rows, epoch, index):
         key = tf.stack([tf.constant(self.seed, tf.int64), epoch * 1_000_003 + index])
-        return _reflect_translate(images, flips, key), labels
-
-
-def _reflect_translate(images, flips, key):
-    """Shifts of up to ``TRANSLATE_PIXELS`` of the reflection-padded batch, and its flips."""
-    p = TRANSLATE_PIXELS
-    shape = tf.shape(images)
-    n, h, w = shape[0], shape[1], shape[2]
-    seeds = tf.random.experimental.stateless_split(key, num=2)
-    dy = tf.random.stateless_uniform([n], seeds[0], 0, 2 * p + 1, dtype=tf.int32)
-    dx = tf.random.stateless_uniform([n], seeds[1], 0, 2 * p + 1, dtype=tf.int32)
-    padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
-    rows = dy[:, None] + tf.range(h)[None, :]
-    cols = tf.where(flips[:, None], tf.range(w - 1, -1, -1)[None, :], tf.range(w)[None, :])
-    cols = dx[:, None] + cols
-    out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(out, cols, axis=2, batch_dims=1)
+        augment = self.options.augment
+        if augment == "flip_translate":
+            flips = tf.math.logical_xor(tf.gather(self.flips, rows),
+                                        tf.math.equal(epoch % 2, 1))
+            return _reflect_translate(images, flips, key)
+        if augment is True:
+            return _crop_and_flip(images, key)
+        if augment == "translate":
+            return _translate(images, key)
+        return images
 
 
 class EpochClock(keras.callbacks.Callback):
