@@ -73,7 +73,10 @@ def training_dataset(spec, x, y, config, placement=None):
         # Arrays in memory: every worker reads all of it and takes its share of each batch.
         tf_options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA)
+        clock = getattr(ds, "epoch_clock", None)
         ds = ds.with_options(tf_options)
+        if clock is not None:  # a new dataset object: keep the pipeline's epoch callback
+            ds.epoch_clock = clock
     return ds
 
 
