@@ -641,7 +641,7 @@ def test_bad_export_path(case, capsys, tmp_path):
 def _level(folder, x, level=1, algorithm=None):
     """A level folder whose manifest records its files faithfully: only the pixels are bad
     (a sha256 says a file is the one recorded, not that it is sound)."""
-    from tn_keras.distill.export import write_manifest
+    from tn_keras.distill.level_files import write_manifest
 
     folder.mkdir(parents=True)
     np.savez(folder / "images.npz", x=x, y=np.arange(len(x)) % 10)
@@ -684,15 +684,16 @@ def test_bad_distilled_level(pixels, command, capsys, tmp_path):
 
 def test_bad_distilled_level_through_the_api(tmp_path):
     """`load_level` and `distill(resume=True)`'s reuse of a level refuse NaN pixels too."""
-    from tn_keras.distill import export
+    from tn_keras.datasets.distilled_levels import load_level
+    from tn_keras.distill.level_files import reusable_level
 
     class Settings:
         def as_dict(self):
             return {}
 
     _level(tmp_path / "level_0", LEVEL_PIXELS["nan"], level=0)
-    for read in (lambda: export.load_level(str(tmp_path), 0),
-                 lambda: export.reusable_level(str(tmp_path), 0, Settings(), {})):
+    for read in (lambda: load_level(str(tmp_path), 0),
+                 lambda: reusable_level(str(tmp_path), 0, Settings(), {})):
         with pytest.raises(ValueError, match=r"level_0/images.npz: 4 of 4 image\(s\) hold NaN"):
             read()
 
