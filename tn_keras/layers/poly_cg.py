@@ -3,14 +3,11 @@ import math
 
 import numpy as np
 from keras import config as keras_config
-from keras import constraints
-from keras import initializers
 from keras import layers
 from keras import ops
-from keras import regularizers
 from keras.saving import register_keras_serializable
 
-from tn_keras.layers.polynomial import default_factor_initializer
+from tn_keras.layers.base_polynomial import BasePolynomial
 from tn_keras.layers.polynomial import num_product_factors
 from tn_keras.layers.polynomial import product_terms_sum
 from tn_keras.layers.polynomial import symmetric_coefficients
@@ -47,7 +44,7 @@ def conv_output_length(length, kernel, stride, dilation, padding):
 
 
 @register_keras_serializable(package="tn_keras")
-class PolyCG(layers.Layer):
+class PolyCG(BasePolynomial):
     """Polynomial coarse-graining: a local Taylor expansion over each patch (2-D).
 
     For each output site take the patch ``p`` of the input (``kh x kw x C_in`` values, sliding
@@ -97,6 +94,7 @@ class PolyCG(layers.Layer):
     # Subclasses that fix an argument (DilatedPolyCG fixes strides=1) list it here so that
     # get_config leaves it out and from_config does not pass it twice.
     _fixed_arguments = ()
+    weight_groups = {"kernel": "kernel", "factor": "factor_kernel", "bias": "bias"}
 
     def __init__(
         self,
@@ -121,7 +119,19 @@ class PolyCG(layers.Layer):
         bias_constraint=None,
         **kwargs,
     ):
-        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        super().__init__(
+            activity_regularizer=activity_regularizer,
+            kernel_initializer=kernel_initializer,
+            factor_initializer=factor_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            factor_regularizer=factor_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            factor_constraint=factor_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         validate_positive_int("filters", filters)
         validate_order_and_rank(order, rank)
         self.filters = int(filters)
@@ -151,19 +161,6 @@ class PolyCG(layers.Layer):
         self.order = int(order)
         self.rank = int(rank)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.factor_initializer = (
-            default_factor_initializer()
-            if factor_initializer is None
-            else initializers.get(factor_initializer)
-        )
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.factor_regularizer = regularizers.get(factor_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.factor_constraint = constraints.get(factor_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
         self.num_factors = num_product_factors(self.order, self.rank)
         self.input_spec = layers.InputSpec(ndim=4)
 
@@ -186,33 +183,12 @@ class PolyCG(layers.Layer):
         # Validates that the patch fits in the input (raises otherwise).
         self.compute_output_shape(input_shape)
         self.input_spec = layers.InputSpec(ndim=4, axes={self._channel_axis: channels})
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=self.kernel_size + (channels, self.filters),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
+        self.kernel = self.add_group_weight("kernel", self.kernel_size + (channels, self.filters))
+        self.factor_kernel = None
         if self.num_factors:
-            self.factor_kernel = self.add_weight(
-                name="factor_kernel",
-                shape=self.kernel_size + (channels, self.num_factors * self.filters),
-                initializer=self.factor_initializer,
-                regularizer=self.factor_regularizer,
-                constraint=self.factor_constraint,
-            )
-        else:
-            self.factor_kernel = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.filters,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
-        else:
-            self.bias = None
+            self.factor_kernel = self.add_group_weight(
+                "factor", self.kernel_size + (channels, self.num_factors * self.filters))
+        self.bias = self.add_group_weight("bias", (self.filters,)) if self.use_bias else None
 
     def call(self, inputs):
         kernel = self.kernel
@@ -323,18 +299,9 @@ class PolyCG(layers.Layer):
                 "dilation_rate": self.dilation_rate,
                 "data_format": self.data_format,
                 "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "factor_initializer": initializers.serialize(self.factor_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "factor_regularizer": regularizers.serialize(self.factor_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-                "kernel_constraint": constraints.serialize(self.kernel_constraint),
-                "factor_constraint": constraints.serialize(self.factor_constraint),
-                "bias_constraint": constraints.serialize(self.bias_constraint),
             }
         )
+        config.update(self.weight_options_config())
         for name in self._fixed_arguments:
             config.pop(name)
         return config

@@ -1,13 +1,10 @@
 """TaylorDense: a dense layer that is the Taylor expansion of a map, with no activation."""
 import numpy as np
-from keras import constraints
-from keras import initializers
 from keras import layers
 from keras import ops
-from keras import regularizers
 from keras.saving import register_keras_serializable
 
-from tn_keras.layers.polynomial import default_factor_initializer
+from tn_keras.layers.base_polynomial import BasePolynomial
 from tn_keras.layers.polynomial import num_product_factors
 from tn_keras.layers.polynomial import product_terms_sum
 from tn_keras.layers.polynomial import symmetric_coefficients
@@ -16,7 +13,7 @@ from tn_keras.layers.polynomial import validate_positive_int
 
 
 @register_keras_serializable(package="tn_keras")
-class TaylorDense(layers.Layer):
+class TaylorDense(BasePolynomial):
     """Densely connected Taylor expansion of a map ``R^n -> R^units``.
 
     Exact second-order form (``order=2, rank=None``), the paper's Eq. (3):
@@ -53,6 +50,9 @@ class TaylorDense(layers.Layer):
         activity_regularizer: optional regularizer of the output.
     """
 
+    weight_groups = {"kernel": "kernel", "quadratic": "quadratic_kernel",
+                     "factor": "factor_kernel", "bias": "bias"}
+
     def __init__(
         self,
         units,
@@ -74,7 +74,22 @@ class TaylorDense(layers.Layer):
         bias_constraint=None,
         **kwargs,
     ):
-        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        super().__init__(
+            activity_regularizer=activity_regularizer,
+            kernel_initializer=kernel_initializer,
+            quadratic_initializer=quadratic_initializer,
+            factor_initializer=factor_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            quadratic_regularizer=quadratic_regularizer,
+            factor_regularizer=factor_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            quadratic_constraint=quadratic_constraint,
+            factor_constraint=factor_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         validate_positive_int("units", units)
         validate_order_and_rank(order, rank, allow_none_rank=True)
         if rank is None and order > 2:
@@ -87,22 +102,6 @@ class TaylorDense(layers.Layer):
         self.order = int(order)
         self.rank = None if rank is None else int(rank)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.quadratic_initializer = initializers.get(quadratic_initializer)
-        self.factor_initializer = (
-            default_factor_initializer()
-            if factor_initializer is None
-            else initializers.get(factor_initializer)
-        )
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.quadratic_regularizer = regularizers.get(quadratic_regularizer)
-        self.factor_regularizer = regularizers.get(factor_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.quadratic_constraint = constraints.get(quadratic_constraint)
-        self.factor_constraint = constraints.get(factor_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
         self.input_spec = layers.InputSpec(min_ndim=2)
 
     @property
@@ -127,44 +126,19 @@ class TaylorDense(layers.Layer):
                 f"input of shape {tuple(input_shape)}."
             )
         self.input_spec = layers.InputSpec(min_ndim=2, axes={-1: features})
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(features, self.units),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
+        self.kernel = self.add_group_weight("kernel", (features, self.units))
         self.quadratic_kernel = None
         self.factor_kernel = None
         if self.exact:
-            self.quadratic_kernel = self.add_weight(
-                name="quadratic_kernel",
-                shape=(features * (features + 1) // 2, self.units),
-                initializer=self.quadratic_initializer,
-                regularizer=self.quadratic_regularizer,
-                constraint=self.quadratic_constraint,
-            )
+            self.quadratic_kernel = self.add_group_weight(
+                "quadratic", (features * (features + 1) // 2, self.units))
             rows, cols = np.triu_indices(features)
             self._monomial_rows = rows.astype("int32")
             self._monomial_cols = cols.astype("int32")
         elif self.num_factors:
-            self.factor_kernel = self.add_weight(
-                name="factor_kernel",
-                shape=(features, self.num_factors * self.units),
-                initializer=self.factor_initializer,
-                regularizer=self.factor_regularizer,
-                constraint=self.factor_constraint,
-            )
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.units,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
-        else:
-            self.bias = None
+            self.factor_kernel = self.add_group_weight(
+                "factor", (features, self.num_factors * self.units))
+        self.bias = self.add_group_weight("bias", (self.units,)) if self.use_bias else None
 
     def call(self, inputs):
         if self.factor_kernel is not None:
@@ -241,19 +215,7 @@ class TaylorDense(layers.Layer):
                 "order": self.order,
                 "rank": self.rank,
                 "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "quadratic_initializer": initializers.serialize(self.quadratic_initializer),
-                "factor_initializer": initializers.serialize(self.factor_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "quadratic_regularizer": regularizers.serialize(self.quadratic_regularizer),
-                "factor_regularizer": regularizers.serialize(self.factor_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-                "kernel_constraint": constraints.serialize(self.kernel_constraint),
-                "quadratic_constraint": constraints.serialize(self.quadratic_constraint),
-                "factor_constraint": constraints.serialize(self.factor_constraint),
-                "bias_constraint": constraints.serialize(self.bias_constraint),
             }
         )
+        config.update(self.weight_options_config())
         return config
