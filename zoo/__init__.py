@@ -30,6 +30,7 @@ from tn_keras.zoo.registry import get_recipe
 from tn_keras.zoo.registry import recipe_names
 from tn_keras.zoo.registry import register
 from tn_keras.zoo.registry import register_recipe
+from tn_keras.zoo.registry import registered
 from tn_keras.zoo.registry import unregister
 
 # Importing the architecture modules registers them.
@@ -58,6 +59,7 @@ __all__ = [
     "recipe_names",
     "register",
     "register_recipe",
+    "registered",
     "unregister",
     "with_new_head",
 ]

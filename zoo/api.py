@@ -324,12 +324,17 @@ def _built_facts(arch):
 
 
 def architecture_facts(arch) -> dict:
-    """The default build's facts from the registry's data; built (once) only for a user's
-    architecture registered without counts."""
+    """The default build's facts without building it: the counts a registration declares, else
+    those catalogue.json caches for it (the zoo's own); built (once) only for an architecture
+    in neither (a user's, registered without counts)."""
     spec = get_spec(arch)
-    if spec.parameters is None or spec.macs_per_image is None:
-        return _built_facts(arch)
-    return _catalogued_facts(catalogue.record_of(spec))
+    if spec.parameters is not None and spec.macs_per_image is not None:
+        counts = dict(parameters=spec.parameters, macs_per_image=spec.macs_per_image)
+    else:
+        counts = catalogue.cached_facts(spec)
+        if counts is None:
+            return _built_facts(arch)
+    return _catalogued_facts({**catalogue.static_record(spec), **counts})
 
 
 def _catalogued_facts(record) -> dict:
@@ -346,7 +351,7 @@ def info(name):
     the checkpoint's manifest, or from the registry for an architecture without weights."""
     arch, _ = checkpoints.split_name(name)
     spec = get_spec(arch)
-    return _info(name, catalogue.record_of(spec), lambda: architecture_facts(arch))
+    return _info(name, catalogue.static_record(spec), lambda: architecture_facts(arch))
 
 
 def info_builtin(name):

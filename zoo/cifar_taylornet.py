@@ -59,8 +59,7 @@ def relu_coarse_grain(x, filters, name, dilation_rate, strides):
     return blocks.relu_pool(x, filters, name)
 
 
-@register("cifar_taylornet", default_tag="fig_s3", parameters=1101258,
-          macs_per_image=38756224,
+@register("cifar_taylornet", default_tag="fig_s3", cross_architecture_role="taylornet",
           dataset="cifar10", recipe=CIFAR_RECIPE,
           description="CIFAR-10: the paper's Fig. S3 TaylorNet (Conv + CG/diCG, no activation)")
 def cifar_taylornet(input_shape=(32, 32, 3), num_classes=10, width=1.0,
@@ -70,8 +69,7 @@ def cifar_taylornet(input_shape=(32, 32, 3), num_classes=10, width=1.0,
                    polynomial_coarse_grain)
 
 
-@register("cifar_convnet_relu", default_tag="relu_e18", parameters=928714,
-          macs_per_image=78447872,
+@register("cifar_convnet_relu", default_tag="relu_e18", cross_architecture_role="relu",
           dataset="cifar10", recipe=CIFAR_RECIPE, family="baseline",
           description="Baseline: the Fig. S3 skeleton with each CG replaced by Conv+ReLU+MaxPool")
 def cifar_convnet_relu(input_shape=(32, 32, 3), num_classes=10, width=1.0,

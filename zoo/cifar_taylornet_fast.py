@@ -140,8 +140,7 @@ def _widths(size, width):
     return tuple(blocks.scaled(width, c) for c in WIDTHS[size])
 
 
-@register("cifar_taylornet_fast", parameters=2789560, macs_per_image=146541984,
-          dataset="cifar10", recipe=FAST_RECIPE,
+@register("cifar_taylornet_fast", dataset="cifar10", recipe=FAST_RECIPE,
           description="CIFAR-10: airbench94's skeleton without activations (PolyCG products, "
                       "average pooling), for the fast recipe")
 def cifar_taylornet_fast(input_shape=(32, 32, 3), num_classes=10, width=1.0,
@@ -152,8 +151,7 @@ def cifar_taylornet_fast(input_shape=(32, 32, 3), num_classes=10, width=1.0,
                         classifier_activation, name)
 
 
-@register("cifar_taylornet_fast_small", parameters=794040, macs_per_image=65498784,
-          dataset="cifar10", recipe=FAST_RECIPE,
+@register("cifar_taylornet_fast_small", dataset="cifar10", recipe=FAST_RECIPE,
           description="CIFAR-10: the activation-free fast network at airbench93's widths")
 def cifar_taylornet_fast_small(input_shape=(32, 32, 3), num_classes=10, width=1.0,
                                classifier_activation="softmax",
@@ -163,7 +161,7 @@ def cifar_taylornet_fast_small(input_shape=(32, 32, 3), num_classes=10, width=1.
                         classifier_activation, name)
 
 
-@register("cifar_convnet_fast_gelu", default_tag="e10", parameters=1973944, macs_per_image=118147360,
+@register("cifar_convnet_fast_gelu", default_tag="e10",
           dataset="cifar10", recipe=FAST_RECIPE, family="baseline",
           description="Baseline: airbench94 (GELU, max-pooling), the twin of "
                       "cifar_taylornet_fast at the same recipe")

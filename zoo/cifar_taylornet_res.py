@@ -137,8 +137,7 @@ def _residual_tree(input_shape, num_classes, channels, depths, width, classifier
     return keras.Model(inputs, outputs, name=name)
 
 
-@register("cifar_taylornet_res", parameters=4933578, macs_per_image=370892544,
-          dataset="cifar10", recipe=RES_RECIPE,
+@register("cifar_taylornet_res", dataset="cifar10", recipe=RES_RECIPE,
           description="CIFAR-10: residual TaylorNet, Fig. S3's CG tree with residual order-2 "
                       "blocks (no activation)")
 def cifar_taylornet_res(input_shape=(32, 32, 3), num_classes=10, width=1.0,
@@ -151,8 +150,7 @@ def cifar_taylornet_res(input_shape=(32, 32, 3), num_classes=10, width=1.0,
                           Variant(order, rank, batch_norm, separable_cg))
 
 
-@register("cifar_taylornet_res_small", default_tag="b85", parameters=1112426,
-          macs_per_image=89294728,
+@register("cifar_taylornet_res_small", default_tag="b85",
           dataset="cifar10", recipe=RES_RECIPE,
           description="CIFAR-10: residual TaylorNet at half width, about Fig. S3's size")
 def cifar_taylornet_res_small(input_shape=(32, 32, 3), num_classes=10, width=1.0,

@@ -8,7 +8,7 @@ from tn_keras.zoo.registry import register_recipe
 
 
 @register(
-    "digits_taylornet", default_tag="e60", parameters=32122, macs_per_image=53312,
+    "digits_taylornet", default_tag="e60", cross_architecture_role="taylornet",
     dataset="digits",
     recipe=register_recipe("digits", TrainingRecipe(
         epochs=60, batch_size=32, learning_rate=3e-3, weight_decay=5e-2,

@@ -10,7 +10,7 @@ from tn_keras.zoo.registry import register_recipe
 
 
 @register(
-    "mnist7_taylor", default_tag="eq3_e20", parameters=12750, macs_per_image=13965,
+    "mnist7_taylor", default_tag="eq3_e20",
     dataset="mnist7x7",
     recipe=register_recipe("mnist7", TrainingRecipe(epochs=20, batch_size=128,
                                                     learning_rate=3e-3, weight_decay=1e-2)),

@@ -63,8 +63,7 @@ def relu_coarse_grain(x, filters, name, dilation_rate):
     return blocks.relu_pool(x, filters, name)
 
 
-@register("mnist_taylornet", default_tag="e15", parameters=90834,
-          macs_per_image=4047832,
+@register("mnist_taylornet", default_tag="e15", cross_architecture_role="taylornet",
           dataset="mnist", recipe=MNIST_RECIPE,
           description="28x28 MNIST: Conv + PolyCG/diCG tree to one site, < 100 k parameters")
 def mnist_taylornet(input_shape=(28, 28, 1), num_classes=10, width=1.0,
@@ -74,8 +73,7 @@ def mnist_taylornet(input_shape=(28, 28, 1), num_classes=10, width=1.0,
                        polynomial_coarse_grain)
 
 
-@register("fashion_taylornet", default_tag="w15_e60", parameters=203062,
-          macs_per_image=8991492,
+@register("fashion_taylornet", default_tag="w15_e60", cross_architecture_role="taylornet",
           dataset="fashion_mnist", recipe=FASHION_RECIPE,
           description=f"28x28 Fashion-MNIST: the mnist_taylornet tree at width {FASHION_WIDTH}")
 def fashion_taylornet(input_shape=(28, 28, 1), num_classes=10, width=FASHION_WIDTH,
@@ -85,8 +83,10 @@ def fashion_taylornet(input_shape=(28, 28, 1), num_classes=10, width=FASHION_WID
                        name, polynomial_coarse_grain)
 
 
-@register("mnist_convnet_relu", default_tag="relu_e15", parameters=72426,
-          macs_per_image=7992976,
+# Also the "relu" network of Fashion-MNIST and the 8x8 digits (same 1-channel images; built
+# for their input shape), which have no ReLU baseline of their own.
+@register("mnist_convnet_relu", default_tag="relu_e15", cross_architecture_role="relu",
+          cross_architecture_datasets=("fashion_mnist", "digits"),
           dataset="mnist", recipe=MNIST_RECIPE, family="baseline",
           description="Baseline: mnist_taylornet with each CG replaced by Conv+ReLU+MaxPool")
 def mnist_convnet_relu(input_shape=(28, 28, 1), num_classes=10, width=1.0,

@@ -3,6 +3,7 @@
 Each architecture module decorates its builder with ``@register(...)``; ``tn_keras.zoo`` imports
 every architecture module once, so the registry is complete as soon as the zoo is imported.
 """
+import contextlib
 import dataclasses
 import difflib
 import fnmatch
@@ -63,11 +64,29 @@ class ModelSpec:
     # The tag `zoo.load(name)` loads: a shipped checkpoint saved_models/<name>/<tag>/ (None:
     # no weights ship; then the only local tag, if any, is the default).
     default_tag: Optional[str] = None
-    # Counts of the default build, so `zoo.info` need not build it (tests/test_zoo.py checks
-    # them against the built model).
+    # Counts of the default build, for a user's architecture that `zoo.info` should not build.
+    # The zoo's own leave them None: they are derived by building the model
+    # (`tn_keras.zoo.catalogue.derived_facts`) and cached in catalogue.json, so no number is
+    # written twice; tests/test_zoo.py checks declared counts against the built model.
     parameters: Optional[int] = None
     macs_per_image: Optional[int] = None
+    # Cross-architecture evaluation (`tn-keras distill-eval --architectures`): the network
+    # trained as this role ("taylornet" or "relu", `CROSS_ARCHITECTURE_ROLES`) for its own
+    # dataset and for each of ``cross_architecture_datasets`` (a dataset without a model of
+    # its own, built for that dataset's images). None: not an evaluation partner.
+    cross_architecture_role: Optional[str] = None
+    cross_architecture_datasets: tuple = ()
 
+    def cross_architecture_for(self) -> tuple:
+        """The datasets this architecture is the `cross_architecture_role` network of."""
+        if self.cross_architecture_role is None:
+            return ()
+        return (self.dataset,) + tuple(self.cross_architecture_datasets)
+
+
+#: The roles of `ModelSpec.cross_architecture_role` (the zoo rows of `tn-keras distill-eval
+#: --architectures`; its other rows, "convnet3" and "resnet18", are built by the distill package).
+CROSS_ARCHITECTURE_ROLES = ("taylornet", "relu")
 
 _REGISTRY: dict = {}
 #: Named training recipes (`register_recipe`): ``tn-keras train NAME --recipe RECIPE`` trains
@@ -108,11 +127,16 @@ def recipe_name(recipe):
 
 
 def register(name, dataset, recipe, description="", family="taylornet", reference=PAPER,
-             default_tag=None, parameters=None, macs_per_image=None):
+             default_tag=None, parameters=None, macs_per_image=None,
+             cross_architecture_role=None, cross_architecture_datasets=()):
     """Decorator that registers ``builder(input_shape=None, num_classes=None, **kw) -> Model``.
 
     Users register their own architectures the same way; the name must be new and may not
-    contain a dot (``NAME.TAG`` names a checkpoint).
+    contain a dot (``NAME.TAG`` names a checkpoint). Everything else the zoo states about the
+    architecture (input shape and classes: the builder's defaults; parameters, MACs, degree:
+    built, `tn_keras.zoo.catalogue.derived_facts`) is read from these arguments or the builder.
+    ``cross_architecture_role`` makes it the ``taylornet`` or ``relu`` network of
+    ``tn-keras distill-eval --architectures`` for ``dataset`` and ``cross_architecture_datasets``.
     """
 
     def decorator(builder):
@@ -121,6 +145,8 @@ def register(name, dataset, recipe, description="", family="taylornet", referenc
         if "." in name:
             raise ValueError(f"A model name may not contain '.' (it separates NAME.TAG); "
                              f"received {name!r}.")
+        _check_cross_architecture(name, dataset, cross_architecture_role,
+                                  cross_architecture_datasets)
         _REGISTRY[name] = ModelSpec(
             name=name,
             builder=builder,
@@ -132,16 +158,61 @@ def register(name, dataset, recipe, description="", family="taylornet", referenc
             default_tag=default_tag,
             parameters=parameters,
             macs_per_image=macs_per_image,
+            cross_architecture_role=cross_architecture_role,
+            cross_architecture_datasets=tuple(cross_architecture_datasets),
         )
         return builder
 
     return decorator
 
 
+def _check_cross_architecture(name, dataset, role, extra_datasets):
+    """Refuse an unknown role, or a (role, dataset) another architecture already plays."""
+    if role is None:
+        if extra_datasets:
+            raise ValueError(f"{name!r}: cross_architecture_datasets needs a "
+                             "cross_architecture_role.")
+        return
+    if role not in CROSS_ARCHITECTURE_ROLES:
+        raise ValueError(f"{name!r}: cross_architecture_role must be one of "
+                         f"{', '.join(map(repr, CROSS_ARCHITECTURE_ROLES))}; received {role!r}.")
+    taken = cross_architecture_partners().get(role, {})
+    for one in (dataset,) + tuple(extra_datasets):
+        if one in taken:
+            raise ValueError(f"{name!r}: {taken[one]!r} is already the {role!r} architecture "
+                             f"of dataset {one!r}.")
+
+
+def cross_architecture_partners() -> dict:
+    """``{role: {dataset: architecture}}`` of every registration with a
+    ``cross_architecture_role``: the zoo networks ``tn-keras distill-eval --architectures``
+    trains (`tn_keras.distill.cross_architecture.zoo_architecture`)."""
+    partners = {role: {} for role in CROSS_ARCHITECTURE_ROLES}
+    for spec in _REGISTRY.values():
+        for dataset in spec.cross_architecture_for():
+            partners[spec.cross_architecture_role][dataset] = spec.name
+    return partners
+
+
 def unregister(name):
     """Remove a user-registered name (mainly for tests and notebooks)."""
     get_spec(name)
     del _REGISTRY[name]
+
+
+@contextlib.contextmanager
+def registered(name, builder, **register_kwargs):
+    """Register ``builder`` as ``name`` for the ``with`` block only (tests, notebooks), then
+    unregister it however the block ends; yields its `ModelSpec`::
+
+        with zoo.registered("tiny", tiny, dataset="digits", recipe=zoo.TrainingRecipe(1)):
+            zoo.build("tiny")
+    """
+    register(name, **register_kwargs)(builder)
+    try:
+        yield get_spec(name)
+    finally:
+        _REGISTRY.pop(name, None)
 
 
 def get_spec(name):

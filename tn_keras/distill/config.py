@@ -135,14 +135,6 @@ EVALUATORS = ("small", "convnet3")
 #: Cross-architecture evaluation (`tn_keras.distill.cross_architecture`): ConvNet-3, the zoo's
 #: TaylorNet for the dataset, the zoo's ReLU baseline, a ResNet-18-style network.
 ARCHITECTURES = ("convnet3", "taylornet", "relu", "resnet18")
-#: ``dataset -> zoo architecture`` of the "taylornet" and "relu" entries (Fashion-MNIST has no
-#: ReLU baseline of its own: the MNIST one has the same 28x28x1 input and is built fresh).
-ZOO_ARCHITECTURES = {
-    "taylornet": {"mnist": "mnist_taylornet", "fashion_mnist": "fashion_taylornet",
-                  "cifar10": "cifar_taylornet", "digits": "digits_taylornet"},
-    "relu": {"mnist": "mnist_convnet_relu", "fashion_mnist": "mnist_convnet_relu",
-             "cifar10": "cifar_convnet_relu", "digits": "mnist_convnet_relu"},
-}
 DEFAULT_GROUP_SIZE = 2
 DEFAULT_CE_WEIGHT = 0.1
 DEFAULT_EMBEDDING_LAYER = "embedding"
@@ -151,6 +143,29 @@ DEFAULT_CHUNK_SIZE = 1024
 #: the published DM scale's 20,000. More is a typo, not a plan (``--steps 10**20`` ran until
 #: it was killed); a long run is a time budget or ``--resume``.
 MAX_STEPS = 10_000_000
+
+
+#: ``{"taylornet": {dataset: zoo architecture}, "relu": {...}}``, the zoo rows of
+#: `ARCHITECTURES`: not written here but read from the zoo registry, where each architecture's
+#: registration says which role it plays for which datasets (``cross_architecture_role``;
+#: Fashion-MNIST and the digits have no ReLU baseline of their own: ``mnist_convnet_relu``
+#: registers for them and is built fresh for their images). `zoo_architectures` reads it;
+#: ``ZOO_ARCHITECTURES`` (module ``__getattr__``) is the same, read afresh each time.
+
+
+def zoo_architectures() -> dict:
+    """``{role: {dataset: architecture}}`` of the live zoo registry (imports the zoo, so
+    Keras), user registrations included."""
+    from tn_keras import zoo  # noqa: F401  (importing the zoo registers its architectures)
+    from tn_keras.zoo.registry import cross_architecture_partners
+
+    return cross_architecture_partners()
+
+
+def __getattr__(name):
+    if name == "ZOO_ARCHITECTURES":
+        return zoo_architectures()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _one_of(name, value, choices):

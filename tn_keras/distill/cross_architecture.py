@@ -25,7 +25,7 @@ import numpy as np
 from keras import layers
 
 from tn_keras.distill.config import ARCHITECTURES
-from tn_keras.distill.config import ZOO_ARCHITECTURES
+from tn_keras.distill.config import zoo_architectures
 from tn_keras.distill.evaluation import accuracy_summary
 from tn_keras.distill.evaluation import build_evaluator
 from tn_keras.distill.evaluation import random_real_subset
@@ -65,8 +65,9 @@ def resnet18_style(input_shape, num_classes: int, width: int = RESNET_WIDTH) -> 
 
 
 def zoo_architecture(architecture: str, dataset: str) -> str:
-    """The zoo name of ``"taylornet"`` / ``"relu"`` for ``dataset``; ValueError if none."""
-    names = ZOO_ARCHITECTURES[architecture]
+    """The zoo name of ``"taylornet"`` / ``"relu"`` for ``dataset``, as the zoo registry's
+    ``cross_architecture_role`` registrations give it; ValueError if none."""
+    names = zoo_architectures()[architecture]
     if dataset not in names:
         raise ValueError(f"architecture {architecture!r}: no zoo model for dataset "
                          f"{dataset!r} (known: {', '.join(sorted(names))}).")
