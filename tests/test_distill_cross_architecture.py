@@ -80,3 +80,24 @@ def test_networks_are_fresh_and_give_logits():
         xa.builder("vgg", "mnist")
     with pytest.raises(ValueError, match="no zoo model for dataset 'svhn'"):
         xa.zoo_architecture("relu", "svhn")
+
+
+def test_zoo_partners_come_from_the_registrations():
+    """The "taylornet" / "relu" rows are the registrations' ``cross_architecture_role``: each
+    the zoo model of its dataset (or one it is registered to stand in for), of that family,
+    and the old table's choices still hold."""
+    from tn_keras import zoo
+    from tn_keras.distill.config import ZOO_ARCHITECTURES
+    from tn_keras.zoo.registry import get_spec
+
+    assert set(ZOO_ARCHITECTURES) == {"taylornet", "relu"}
+    for role, names in ZOO_ARCHITECTURES.items():
+        for dataset, name in names.items():
+            spec = get_spec(name)
+            assert name in zoo.list() and spec.cross_architecture_role == role
+            assert dataset in (spec.dataset,) + spec.cross_architecture_datasets
+            assert spec.family == ("taylornet" if role == "taylornet" else "baseline")
+            assert xa.zoo_architecture(role, dataset) == name
+    assert ZOO_ARCHITECTURES["taylornet"]["digits"] == "digits_taylornet"
+    assert ZOO_ARCHITECTURES["relu"]["digits"] == "mnist_convnet_relu"
+    assert sorted(ZOO_ARCHITECTURES["relu"]) == ["cifar10", "digits", "fashion_mnist", "mnist"]
