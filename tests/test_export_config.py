@@ -70,8 +70,8 @@ def test_keywords_apply_over_the_config():
     assert got == ExportConfig(format="onnx", verify=False, overwrite=True)
     assert base.format == "tflite"  # frozen: the caller's object is not changed
     assert config_from(None, {}) == ExportConfig()
-    assert config_from("tflite_int8", {"model_name": "x"}) == ExportConfig(
-        format="tflite_int8", model_name="x")
+    assert config_from("tflite_int8", {"model_name": "digits_taylornet"}) == ExportConfig(
+        format="tflite_int8", model_name="digits_taylornet")
 
 
 def test_unknown_keyword_lists_the_known_ones():
@@ -109,15 +109,19 @@ def test_source_keyword_still_works_with_a_deprecation_warning():
     (dict(activation_quantile="most"), "activation_quantile must be 'auto' or a number in"),
     (dict(model_name="digits_taylr"), "Unknown model name"),
 ])
-def test_checked_names_the_bad_field(change, match):
+def test_a_bad_field_is_refused_when_the_config_is_made(change, match):
     with pytest.raises(ValueError, match=match):
-        ExportConfig(**change).checked()
+        ExportConfig(**change)
+    with pytest.raises(ValueError, match=match):  # keyword overrides are checked the same way
+        config_from(ExportConfig(), change)
 
 
-def test_checked_accepts_the_valid_values():
+def test_the_valid_values_are_accepted():
     for q in ("auto", 1, 1.0, 0.9999):
-        assert ExportConfig(activation_quantile=q).checked().activation_quantile == q
-    assert ExportConfig(model_name="digits_taylornet").checked().model_name == "digits_taylornet"
+        assert ExportConfig(activation_quantile=q).activation_quantile == q
+    made = ExportConfig(model_name="digits_taylornet")
+    assert made.model_name == "digits_taylornet"
+    assert made.checked() is made  # deprecated: a config is checked when made
 
 
 # --------------------------------------------------------------- the graph, from get_config

@@ -164,7 +164,7 @@ def test_an_unknown_format_lists_the_valid_ones_closest_first():
                        "tflite_int16x8, saved_model, onnx.")
     with pytest.raises(ValueError, match=r"'coreml'; valid formats: saved_model, tflite, "
                                          r"tflite_int8, tflite_int16x8, onnx\.$"):
-        config.ExportConfig(format="coreml").checked()
+        config.ExportConfig(format="coreml")
 
 
 def test_the_builtin_formats_are_records():

@@ -83,7 +83,7 @@ def config_from_args(args, checkpoint=None, model_name=None):
         try:
             quantile = float(quantile)
         except ValueError:
-            pass  # ExportConfig.checked names the argument and the valid values
+            pass  # ExportConfig names the argument and the valid values
     return ExportConfig(
         format=args.format, representative_data=args.calibration, overwrite=args.overwrite,
         input_dtype=args.input_dtype,
@@ -111,7 +111,7 @@ def run(args):
     # --overwrite, one that is not an export (export() checks again under the lock).
     recover_unlocked(args.out)
     check_can_write(args.out, args.overwrite)
-    config = config_from_args(args).checked()
+    config = config_from_args(args)  # refused here: a config is checked when made
     if os.path.isdir(args.out) == config.writes_folder:  # else export() names the mismatch
         check_replaceable(args.out, config.writes_folder)
     if args.calibration is not None:

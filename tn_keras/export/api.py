@@ -77,7 +77,7 @@ def export(model: keras.Model, path: Union[str, os.PathLike],
             an export of tn_keras (refused even with ``overwrite``); another export is
             writing it.
     """
-    config = config_from(config, keywords).checked()
+    config = config_from(config, keywords)
     path = os.fspath(path)
     image_shape = _check_target(model, path, config)
     class_names = _class_names(model, config.model_name)

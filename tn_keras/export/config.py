@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 from typing import Optional, Union
 
 from tn_keras.export import formats as formats_lib
+from tn_keras.utils.options import with_keywords
 
 #: ``input_dtype`` choices of the ONNX graph: raw pixels as float32 (any value), or as uint8
 #: (what image files decode to; the graph casts them to float32 first).
@@ -41,6 +41,10 @@ def __getattr__(name):
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
     """How to export a model, and what to record about where it came from.
+
+    Checked when made (a bad field is a ValueError naming it; an unknown ``model_name`` fails
+    with the zoo's suggestions), so an `ExportConfig` that exists is valid. No `resolved`: no
+    default depends on the call.
 
     Attributes:
         format: one of `FORMATS` (the registered `tn_keras.export.formats.ExportFormat` names):
@@ -110,9 +114,8 @@ class ExportConfig:
     def quantised(self) -> bool:
         return self.export_format.quantised
 
-    def checked(self) -> "ExportConfig":
-        """This config, after the checks that need no model or file; ValueError naming the
-        field (an unknown ``model_name`` fails with the zoo's suggestions)."""
+    def __post_init__(self):
+        """The checks that need no model or file; ValueError naming the field."""
         record = self.export_format  # an unknown format: ValueError listing the valid ones
         q = self.activation_quantile
         if not (q == "auto" or (isinstance(q, (int, float)) and not isinstance(q, bool)
@@ -133,12 +136,16 @@ class ExportConfig:
             from tn_keras.zoo.registry import get_spec
 
             get_spec(self.model_name)
+
+    def checked(self) -> "ExportConfig":
+        """Deprecated: an `ExportConfig` is checked when made; returns ``self``."""
         return self
 
 
 def config_from(config=None, keywords: Optional[dict] = None,
                 caller: str = "export") -> ExportConfig:
-    """``config`` (an `ExportConfig`, a format name, or None) with ``keywords`` applied on top.
+    """``config`` (an `ExportConfig`, a format name, or None) with ``keywords`` applied on top,
+    by `tn_keras.utils.options.with_keywords`; what it adds is the old positional format name.
 
     Unknown keywords are a TypeError listing the known ones; ``source=`` (the old name of
     ``model_name``) still works, with a DeprecationWarning.
@@ -152,17 +159,5 @@ def config_from(config=None, keywords: Optional[dict] = None,
     if config is not None and not isinstance(config, ExportConfig):
         raise TypeError(f"{caller}() config must be an ExportConfig or a format name; "
                         f"received {type(config).__name__}.")
-    fields = {f.name for f in dataclasses.fields(ExportConfig)}
-    changes = {}
-    for key, value in keywords.items():
-        name = LEGACY_KEYWORDS.get(key, key)
-        if name not in fields:
-            raise TypeError(f"{caller}() got an unexpected keyword argument {key!r}; known: "
-                            f"{', '.join(sorted(fields))}.")
-        if name != key:
-            warnings.warn(f"{caller}({key}=...) is deprecated; pass {name}=... (the zoo name "
-                          "of the model).", DeprecationWarning, stacklevel=3)
-            if name in keywords:
-                raise TypeError(f"{caller}() got both {key}= and {name}=.")
-        changes[name] = value
-    return dataclasses.replace(config or ExportConfig(), **changes)
+    return with_keywords(config, ExportConfig, keywords, caller, renamed=LEGACY_KEYWORDS,
+                         stacklevel=4)
