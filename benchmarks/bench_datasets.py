@@ -42,7 +42,7 @@ def _options():
     """Both pipelines measured with the same options: CIFAR-10 training, augmented, seeded."""
     from tn_keras import datasets
 
-    return datasets.PipelineOptions(seed=0, dataset_name="cifar10", drop_remainder=True)
+    return datasets.PipelineConfig(seed=0, dataset_name="cifar10", drop_remainder=True)
 
 
 def _numpy_pipeline_rate(x: np.ndarray, y: np.ndarray, batches: int, workers: int) -> float:

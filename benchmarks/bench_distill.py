@@ -45,11 +45,11 @@ def main(argv=None):
     model = zoo.load(args.model, weights=args.weights, compile=False)
     levels = (args.levels if args.levels is not None
               else max_levels(args.per_class, config.DEFAULT_GROUP_SIZE))
-    settings = config.DistillSettings(levels=levels, per_class=args.per_class,
-                                      steps=args.steps, method=args.method).resolved()
-    export = config.ExportOptions(directory=args.out, overwrite=True,
-                                  dataset={"dataset": dataset, "split": "train"},
-                                  model_info={"name": args.model, "weights": str(args.weights)})
+    settings = config.DistillConfig(levels=levels, per_class=args.per_class,
+                                    steps=args.steps, method=args.method).resolved()
+    export = config.LevelExportConfig(directory=args.out, overwrite=True,
+                                      dataset={"dataset": dataset, "split": "train"},
+                                      model_info={"name": args.model, "weights": str(args.weights)})
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     result = distill(model, x, y, settings=settings, export=export,

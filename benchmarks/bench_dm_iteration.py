@@ -30,9 +30,9 @@ def _peak_mb():
 def _run_dm(start, labels, x, y, args, iterations):
     from tn_keras.distill import class_matching as cm
 
-    settings = config.DistillSettings(method="dm", steps=iterations, real_batch=args.real_batch,
-                                      embedding_network=args.embedding_network,
-                                      dsa=not args.no_dsa).resolved()
+    settings = config.DistillConfig(method="dm", steps=iterations, real_batch=args.real_batch,
+                                    embedding_network=args.embedding_network,
+                                    dsa=not args.no_dsa).resolved()
     cm.match_classes(start, labels, x, y, settings, np.random.default_rng(0))
 
 

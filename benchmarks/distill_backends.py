@@ -32,7 +32,7 @@ x = np.round(digits.images[..., None] * (255 / 16)).astype("uint8")
 model = zoo.load("digits_taylornet", compile=False)
 row = {"backend": keras.backend.backend()}
 for method in methods:
-    settings = distill.DistillSettings(levels=1, per_class=per_class, method=method)
+    settings = distill.DistillConfig(levels=1, per_class=per_class, method=method)
     levels = distill.distill(model, x, digits.target, settings=settings)
     row[method] = {"level_1_seconds": round(levels[1].wall_time_seconds, 2),
                    "images": int(len(levels[1].y)), "steps": settings.resolved().steps}

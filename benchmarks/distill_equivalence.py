@@ -61,7 +61,7 @@ def compare(old, new, start):
 
 
 def embedding_rows(old_algorithm, old_keras_epsilon, model, x, y):
-    from tn_keras.distill.config import DistillSettings
+    from tn_keras.distill.config import DistillConfig
     from tn_keras.distill.embedding_matching import Synthesiser
     from tn_keras.distill.groups import group_start, make_groups
 
@@ -71,7 +71,7 @@ def embedding_rows(old_algorithm, old_keras_epsilon, model, x, y):
     for steps, lr in [(40, 0.25), (100, 2.0)]:
         old = old_algorithm.Synthesiser(model).synthesise(x, group_of, labels, steps, lr, 0.1)
         new = Synthesiser(model).synthesise(
-            x, group_of, labels, DistillSettings(steps=steps, learning_rate=lr).resolved())
+            x, group_of, labels, DistillConfig(steps=steps, learning_rate=lr).resolved())
         row = compare(old, new, start)
         same_epsilon = old_keras_epsilon.Synthesiser(model).synthesise(x, group_of, labels,
                                                                        steps, lr, 0.1)

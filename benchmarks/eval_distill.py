@@ -112,14 +112,14 @@ def main(argv=None):
     model = zoo.load(args.model, weights=args.weights, compile=False)
     levels_n = (args.levels if args.levels is not None
                 else D.max_levels(args.per_class, config.DEFAULT_GROUP_SIZE))
-    settings = config.DistillSettings(levels=levels_n, per_class=args.per_class,
-                                      steps=args.steps, learning_rate=args.learning_rate,
-                                      method=args.method, match_against=args.match_against,
-                                      embedding_network=args.embedding_network,
-                                      real_batch=args.real_batch, dsa=args.dsa)
-    export = config.ExportOptions(directory=args.export, resume=True,
-                                  dataset={"dataset": dataset, "split": "train"},
-                                  model_info={"name": args.model, "weights": str(args.weights)})
+    settings = config.DistillConfig(levels=levels_n, per_class=args.per_class,
+                                    steps=args.steps, learning_rate=args.learning_rate,
+                                    method=args.method, match_against=args.match_against,
+                                    embedding_network=args.embedding_network,
+                                    real_batch=args.real_batch, dsa=args.dsa)
+    export = config.LevelExportConfig(directory=args.export, resume=True,
+                                      dataset={"dataset": dataset, "split": "train"},
+                                      model_info={"name": args.model, "weights": str(args.weights)})
     t0 = time.perf_counter()
     levels = D.distill(model, x, y, settings=settings, export=export,
                        progress=lambda m: print(m, flush=True))

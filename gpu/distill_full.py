@@ -98,7 +98,7 @@ def _logger(folder):
 def settings_for(ipc, args):
     from tn_keras.distill import config
 
-    return config.DistillSettings(
+    return config.DistillConfig(
         levels=args.levels, per_class=ipc * 2 ** args.levels, method="dm", seed=args.seed,
         steps=args.iterations, learning_rate=args.learning_rate, real_batch=args.real_batch,
         embedding_network=args.embedding_network, dsa=not args.no_dsa).resolved()
@@ -117,8 +117,8 @@ def distil_levels(name, ipc, train, args, budget, folder, log):
     record_path = os.path.join(folder, "run.json")
     record = _json(record_path, {"level_seconds": {}})
     record.update(dataset=name, ipc=ipc, settings=settings.as_dict(), backend=_backend())
-    export = config.ExportOptions(directory=os.path.join(folder, "levels"), resume=True,
-                                  dataset={"dataset": name, "split": "train"})
+    export = config.LevelExportConfig(directory=os.path.join(folder, "levels"), resume=True,
+                                      dataset={"dataset": name, "split": "train"})
     for a in range(1, args.levels + 1):
         per_iteration = record.get("seconds_per_iteration", 0.0)
         made = os.path.isdir(os.path.join(export.directory, f"level_{a}"))

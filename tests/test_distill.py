@@ -360,8 +360,8 @@ def test_callback_runs_inside_fit(data, tmp_path):
     model = tiny_model()
     x, y = data
     out = str(tmp_path / "cb")
-    cb = D.MultiLevelDistillation((x, y), settings=D.DistillSettings(levels=2, **FAST),
-                                  export=D.ExportOptions(directory=out), every_n_epochs=1)
+    cb = D.MultiLevelDistillation((x, y), settings=D.DistillConfig(levels=2, **FAST),
+                                  export=D.LevelExportConfig(directory=out), every_n_epochs=1)
     model.fit(x.astype(np.float32), y, epochs=2, batch_size=16, verbose=0, callbacks=[cb])
     assert [lv.level for lv in cb.levels] == [0, 1, 2]
     assert sorted(cb.history) == [1, 2]

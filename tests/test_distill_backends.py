@@ -47,9 +47,9 @@ y = digits.target
 net = model()
 report = {}
 for method in D.config.METHODS:
-    settings = D.DistillSettings(levels=2, per_class=8, steps=3, method=method, seed=5)
+    settings = D.DistillConfig(levels=2, per_class=8, steps=3, method=method, seed=5)
     out = os.path.join(OUT, method)
-    first = D.distill(net, x, y, settings=settings, export=D.ExportOptions(directory=out))
+    first = D.distill(net, x, y, settings=settings, export=D.LevelExportConfig(directory=out))
     again = D.distill(net, x, y, settings=settings)
     report[method] = dict(
         same_twice=all(np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)

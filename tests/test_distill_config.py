@@ -46,10 +46,10 @@ def test_cli_choices_and_defaults_are_the_librarys():
     from tn_keras.cli.distill_command import settings_from_args
 
     args = p.parse_args(["mnist_taylornet", "--levels", "3", "--out", "o"])
-    assert settings_from_args(args).resolved() == D.DistillSettings(levels=3).resolved()
+    assert settings_from_args(args).resolved() == D.DistillConfig(levels=3).resolved()
     dm = p.parse_args(["mnist_taylornet", "--levels", "3", "--out", "o", "--method", "dm",
                        "--embedding-network", "small", "--real-batch", "32", "--no-dsa"])
-    assert settings_from_args(dm).resolved() == D.DistillSettings(
+    assert settings_from_args(dm).resolved() == D.DistillConfig(
         levels=3, method="dm", embedding_network="small", real_batch=32, dsa=False).resolved()
 
 
@@ -76,15 +76,15 @@ def test_benchmark_choices_are_the_librarys():
 
 
 def test_settings_resolve_the_methods_defaults():
-    embedding = D.DistillSettings().resolved()
+    embedding = D.DistillConfig().resolved()
     assert (embedding.steps, embedding.learning_rate, embedding.init) == (40, 0.25, "mean")
     assert (embedding.group_size, embedding.ce_weight, embedding.method) == (2, 0.1, "embedding")
-    dm = D.DistillSettings(method="distribution").resolved()
+    dm = D.DistillConfig(method="distribution").resolved()
     assert (dm.steps, dm.learning_rate, dm.init) == (200, 2.55, "first")
     assert dm.as_dict()["algorithm"] == "distribution-matching/v1"
     assert dm.match_against == "previous"
     # "dm": the published settings (Zhao & Bilen 2023, main_DM.py).
-    full = D.DistillSettings(method="dm").resolved()
+    full = D.DistillConfig(method="dm").resolved()
     assert (full.steps, full.learning_rate, full.init, full.match_against) == (
         20000, 1.0, "first", "class")
     assert (full.embedding_network, full.real_batch, full.dsa) == ("convnet3", 256, True)
@@ -121,7 +121,7 @@ def test_settings_resolve_the_methods_defaults():
 ])
 def test_bad_settings_name_the_field(change, match):
     with pytest.raises(ValueError, match=match):
-        dataclasses.replace(D.DistillSettings(), **change).resolved()
+        dataclasses.replace(D.DistillConfig(), **change).resolved()
 
 
 def test_keywords_and_config_objects_are_the_same_call():
@@ -129,12 +129,12 @@ def test_keywords_and_config_objects_are_the_same_call():
     y = np.repeat([0, 1], 4)
     settings, export = D.algorithm.configure(
         2, group_size=2, steps=3, export_dir="out", source={"dataset": "d"}, resume=True)
-    assert settings == D.DistillSettings(levels=2, steps=3).resolved()
-    assert export == D.ExportOptions(directory="out", dataset={"dataset": "d"}, resume=True)
+    assert settings == D.DistillConfig(levels=2, steps=3).resolved()
+    assert export == D.LevelExportConfig(directory="out", dataset={"dataset": "d"}, resume=True)
     with pytest.raises(TypeError, match="unexpected keyword argument 'step'"):
         D.distill(None, x, y, 1, step=3)
     with pytest.raises(ValueError, match="at most one of resume=True and overwrite=True"):
-        D.distill(None, x, y, export=D.ExportOptions(resume=True, overwrite=True))
+        D.distill(None, x, y, export=D.LevelExportConfig(resume=True, overwrite=True))
 
 
 def test_no_circular_import_between_the_methods():

@@ -21,7 +21,7 @@ TINY = dict(method="dm", steps=4, real_batch=8, embedding_network="small", dsa=F
 
 
 def _settings(**change):
-    return D.DistillSettings(**dict(TINY, **change)).resolved()
+    return D.DistillConfig(**dict(TINY, **change)).resolved()
 
 
 @pytest.mark.parametrize("network, dsa_on, learning_rate, ratio", [

@@ -68,12 +68,12 @@ def test_settings_refuse_bad_formation(change, message):
     settings = dict(TINY, levels=1)
     settings.update(change)
     with pytest.raises(ValueError, match=message):
-        D.DistillSettings(**settings).resolved()
+        D.DistillConfig(**settings).resolved()
 
 
 def test_formation_needs_method_dm_and_a_dividing_factor():
     with pytest.raises(ValueError, match="formation apply to method='dm' only"):
-        D.DistillSettings(method="distribution", formation=2).resolved()
+        D.DistillConfig(method="distribution", formation=2).resolved()
     x, y = synthetic_data()
     with pytest.raises(ValueError, match=r"formation=3 must divide the image size"):
         D.distill(None, x, y, levels=1, per_class=8, group_size=4, formation=3, **TINY)

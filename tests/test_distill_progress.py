@@ -77,10 +77,10 @@ def test_saved_progress_of_other_settings_is_refused(tmp_path, monkeypatch):
 
 def test_time_budget_belongs_to_dm_and_is_not_recorded():
     with pytest.raises(ValueError, match=r"^time_budget applies to method='dm' only"):
-        D.DistillSettings(method="distribution", time_budget="1h").resolved()
+        D.DistillConfig(method="distribution", time_budget="1h").resolved()
     with pytest.raises(ValueError, match=r"^time_budget must be a positive duration"):
-        D.DistillSettings(method="dm", time_budget="soon").resolved()
-    settings = D.DistillSettings(method="dm", time_budget="2h").resolved()
+        D.DistillConfig(method="dm", time_budget="soon").resolved()
+    settings = D.DistillConfig(method="dm", time_budget="2h").resolved()
     assert settings.time_budget == 7200.0 and "time_budget" not in settings.as_dict()
 
 

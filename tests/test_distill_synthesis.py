@@ -12,7 +12,7 @@ from tn_keras.distill import distribution_matching as DM
 from tn_keras.distill.config import ADAM_BETA1 as B1
 from tn_keras.distill.config import ADAM_BETA2 as B2
 from tn_keras.distill.config import ADAM_EPSILON as EPS
-from tn_keras.distill.config import DistillSettings
+from tn_keras.distill.config import DistillConfig
 from tn_keras.distill.embedding_matching import Synthesiser
 from tn_keras.distill.groups import make_groups
 from tn_keras.distill.pixels import SyntheticImages
@@ -90,11 +90,11 @@ def test_chunks_give_the_same_images_as_one_batch():
     x, y = synthetic_data()
     group_of, labels = make_groups(y, 2, seed=0, level=1)
     synthesiser = Synthesiser(tiny_model())
-    settings = DistillSettings(steps=5, learning_rate=2.0).resolved()
+    settings = DistillConfig(steps=5, learning_rate=2.0).resolved()
     whole = synthesiser.synthesise(x, group_of, labels, settings)
     chunked = synthesiser.synthesise(x, group_of, labels,
-                                     DistillSettings(steps=5, learning_rate=2.0,
-                                                     chunk_size=5).resolved())
+                                     DistillConfig(steps=5, learning_rate=2.0,
+                                                   chunk_size=5).resolved())
     np.testing.assert_allclose(chunked, whole, atol=1e-3)
     assert len(labels) > 5  # several chunks, the last one short
 
@@ -106,7 +106,7 @@ def test_synthesis_leaves_the_callers_model_alone():
     x, y = synthetic_data()
     group_of, labels = make_groups(y, 2, seed=0, level=1)
     Synthesiser(model).synthesise(x, group_of, labels,
-                                  DistillSettings(steps=3, learning_rate=2.0).resolved())
+                                  DistillConfig(steps=3, learning_rate=2.0).resolved())
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert [layer.trainable for layer in model.layers] == trainable

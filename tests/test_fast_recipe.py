@@ -169,8 +169,8 @@ def test_lookahead_follows_its_recurrence():
 def test_numpy_flip_translate_alternates_flips_and_reflects():
     x = np.random.default_rng(0).integers(0, 255, (64, 8, 8, 3)).astype(np.uint8)
     y = np.zeros(64, np.uint8)
-    options = datasets.PipelineOptions(augment="flip_translate", seed=3, pipeline="numpy",
-                                       dataset_name="cifar10")
+    options = datasets.PipelineConfig(augment="flip_translate", seed=3, pipeline="numpy",
+                                      dataset_name="cifar10")
     ds = datasets.make_dataset(x, y, 64, training=True, options=options)
     order = [ds.order(e) for e in (0, 1)]
     batches = [ds.batch(e, 0)[0] for e in (0, 1)]
@@ -189,8 +189,8 @@ def test_numpy_flip_translate_alternates_flips_and_reflects():
 def test_tf_flip_translate_batches_are_a_function_of_seed_and_epoch():
     x = np.random.default_rng(0).integers(0, 255, (50, 8, 8, 3)).astype(np.uint8)
     y = np.arange(50) % 10
-    options = datasets.PipelineOptions(augment="flip_translate", seed=5, pipeline="tf.data",
-                                       dataset_name="cifar10")
+    options = datasets.PipelineConfig(augment="flip_translate", seed=5, pipeline="tf.data",
+                                      dataset_name="cifar10")
 
     def epoch_batches(ds, epoch):
         ds.epoch_clock.on_epoch_begin(epoch)

@@ -1,4 +1,4 @@
-"""One source for every training and input-pipeline choice: TrainConfig, PipelineOptions, the
+"""One source for every training and input-pipeline choice: TrainConfig, PipelineConfig, the
 CLI and the benchmarks build the same objects."""
 import dataclasses
 import glob
@@ -250,8 +250,8 @@ def test_make_dataset_takes_options_or_keywords(pipeline):
     if pipeline == "tf.data":
         pytest.importorskip("tensorflow")
     x, y = _arrays()
-    options = datasets.PipelineOptions(augment="translate", seed=5, dataset_name="digits",
-                                       drop_remainder=True, pipeline=pipeline)
+    options = datasets.PipelineConfig(augment="translate", seed=5, dataset_name="digits",
+                                      drop_remainder=True, pipeline=pipeline)
     by_options = _batches(datasets.make_dataset(x, y, 6, training=True, options=options))
     by_keywords = _batches(datasets.make_dataset(
         x, y, 6, training=True, augment="translate", seed=5, dataset_name="digits",
@@ -267,12 +267,12 @@ def test_make_dataset_takes_options_or_keywords(pipeline):
 
 
 def test_pipeline_options_resolve_the_calls_defaults():
-    resolved = datasets.PipelineOptions(dataset_name="cifar10").resolved(training=True)
+    resolved = datasets.PipelineConfig(dataset_name="cifar10").resolved(training=True)
     assert (resolved.augment, resolved.deterministic, resolved.seed) == (True, False, None)
     assert resolved.pipeline == datasets.pipeline.default_pipeline()
-    resolved = datasets.PipelineOptions(deterministic=True).resolved(training=False)
+    resolved = datasets.PipelineConfig(deterministic=True).resolved(training=False)
     assert (resolved.augment, resolved.deterministic, resolved.seed) == (False, True, 0)
-    assert datasets.PipelineOptions(seed=2).resolved(False).deterministic is True
+    assert datasets.PipelineConfig(seed=2).resolved(False).deterministic is True
 
 
 @pytest.mark.parametrize("change, match", [
@@ -287,7 +287,7 @@ def test_pipeline_options_resolve_the_calls_defaults():
 ])
 def test_bad_pipeline_options_name_the_field(change, match):
     with pytest.raises(ValueError, match=match) as error:
-        datasets.PipelineOptions(**change)
+        datasets.PipelineConfig(**change)
     assert "\n" not in str(error.value)
 
 

@@ -1,7 +1,7 @@
 """``tn-keras distill NAME``: multi-level distillation of a zoo model's training data.
 
 Every choice list and default comes from `tn_keras.distill.config`, and the command builds the
-same `DistillSettings` / `ExportOptions` the library takes.
+same `DistillConfig` / `LevelExportConfig` the library takes.
 """
 import argparse
 import json
@@ -71,9 +71,9 @@ def add_parser(subparsers):
     p.set_defaults(run=run)
 
 
-def settings_from_args(args) -> config.DistillSettings:
-    """The `DistillSettings` of a parsed ``tn-keras distill`` command line."""
-    return config.DistillSettings(
+def settings_from_args(args) -> config.DistillConfig:
+    """The `DistillConfig` of a parsed ``tn-keras distill`` command line."""
+    return config.DistillConfig(
         levels=args.levels, group_size=args.group_size, steps=args.steps,
         learning_rate=args.learning_rate, ce_weight=args.ce_weight,
         embedding_layer=args.embedding_layer, per_class=args.per_class, seed=args.seed,
@@ -120,7 +120,7 @@ def run(args):
     checkpoint = zoo.find(args.name, args.weights)
     model = arguments.load_checkpoint(args.name, args.weights)
     print(f"tn-keras distill: using {checkpoint.describe()}", file=sys.stderr)
-    export = config.ExportOptions(
+    export = config.LevelExportConfig(
         directory=args.out, resume=args.resume, overwrite=args.overwrite,
         dataset={"dataset": dataset, "split": args.split},
         model_info={"name": checkpoint.full_name, "sha256": checkpoint.manifest.sha256,

@@ -17,17 +17,25 @@ Keras backend.
 from tn_keras.datasets.errors import DatasetFormatError, DatasetNotFoundError
 from tn_keras.datasets.loader import load
 from tn_keras.datasets.pipeline import make_dataset, normalization_layer
-from tn_keras.datasets.pipeline_options import PipelineOptions
+from tn_keras.datasets.pipeline_options import PipelineConfig
 from tn_keras.datasets.registry import DatasetInfo, info, names
+from tn_keras.utils.options import deprecated_aliases as _deprecated_aliases
 
 __all__ = [
     "DatasetFormatError",
     "DatasetInfo",
     "DatasetNotFoundError",
-    "PipelineOptions",
+    "PipelineConfig",
     "info",
     "load",
     "make_dataset",
     "names",
     "normalization_layer",
 ]
+
+
+# The old names (renamed so that every config object ends in Config): importable from here as
+# before, with a DeprecationWarning; each is the new class itself.
+__getattr__ = _deprecated_aliases(__name__, {
+    "PipelineOptions": ("PipelineConfig", PipelineConfig),
+})

@@ -46,7 +46,7 @@ class ArrayDataset(keras.utils.PyDataset):
     """
 
     def __init__(self, x, y, batch_size, training, options):
-        """``options``: a `PipelineOptions` resolved by `make_dataset`."""
+        """``options``: a `PipelineConfig` resolved by `make_dataset`."""
         super().__init__(workers=1, use_multiprocessing=False)
         self.threads = int(options.workers or default_workers())
         self._pool = None

@@ -1,6 +1,6 @@
 """Training and evaluation input pipelines, one per backend, and the in-model normalization.
 
-`make_dataset` checks its arguments once (`PipelineOptions`,
+`make_dataset` checks its arguments once (`PipelineConfig`,
 `tn_keras.datasets.pipeline_options`) and returns a ``tf.data.Dataset`` when TensorFlow is the
 Keras backend (`tn_keras.datasets.tf_pipeline`) and a `keras.utils.PyDataset` of NumPy batches
 otherwise (`tn_keras.datasets.array_pipeline`): the same augmentation maths
@@ -14,9 +14,10 @@ import numpy as np
 
 from tn_keras.datasets.augment import CROP_PADDING, TRANSLATE_PIXELS  # noqa: F401 (public)
 from tn_keras.datasets.pipeline_options import PIPELINES  # noqa: F401 (public)
-from tn_keras.datasets.pipeline_options import PipelineOptions
+from tn_keras.datasets.pipeline_options import PipelineConfig
 from tn_keras.datasets.pipeline_options import default_pipeline  # noqa: F401 (public)
 from tn_keras.datasets.registry import info
+from tn_keras.utils.options import deprecated_aliases as _deprecated_aliases
 from tn_keras.utils.options import with_keywords
 
 
@@ -39,7 +40,7 @@ def normalization_layer(name: str) -> keras.layers.Normalization:
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, training: bool = False,
-                 options: PipelineOptions | None = None, **keywords):
+                 options: PipelineConfig | None = None, **keywords):
     """Builds batches of ``(float32 images, int labels)`` for ``fit`` / ``predict``.
 
     Order of operations: shuffle (training only) -> batch -> augment -> normalize. Augmentation
@@ -50,17 +51,17 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, training: bool =
     Determinism: with ``deterministic=True`` (the default when ``seed`` is given) the same
     seed yields the same batches and augmentations, and each epoch differs from the last.
 
-    ``make_dataset(x, y, 128, True, PipelineOptions(seed=0, dataset_name="cifar10"))`` and
+    ``make_dataset(x, y, 128, True, PipelineConfig(seed=0, dataset_name="cifar10"))`` and
     ``make_dataset(x, y, 128, training=True, seed=0, dataset_name="cifar10")`` are the same
-    call: keyword arguments name `PipelineOptions` fields and replace the options' values.
+    call: keyword arguments name `PipelineConfig` fields and replace the options' values.
 
     Args:
         x: Images ``(N, H, W, C)``, e.g. from `load`.
         y: Integer labels ``(N,)``.
         batch_size: Images per batch.
         training: Shuffle, and by default augment ``cifar10``.
-        options: a `PipelineOptions` (None: the defaults).
-        **keywords: `PipelineOptions` fields; an unknown name is a TypeError listing them.
+        options: a `PipelineConfig` (None: the defaults).
+        **keywords: `PipelineConfig` fields; an unknown name is a TypeError listing them.
 
     Returns:
         A ``tf.data.Dataset`` (``pipeline="tf.data"``) or a `keras.utils.PyDataset`
@@ -69,7 +70,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, training: bool =
     Raises:
         ValueError: On inconsistent arguments, naming the argument.
     """
-    options = with_keywords(options, PipelineOptions, keywords, "make_dataset").resolved(
+    options = with_keywords(options, PipelineConfig, keywords, "make_dataset").resolved(
         training)
     _check_arrays(x, y)
     if options.pipeline == "tf.data":
@@ -86,3 +87,10 @@ def _check_arrays(x, y):
         raise ValueError(f"x must have shape (N, H, W, C), got {x.shape}.")
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} images but y has {len(y)} labels.")
+
+
+# The old names (renamed so that every config object ends in Config): importable from here as
+# before, with a DeprecationWarning; each is the new class itself.
+__getattr__ = _deprecated_aliases(__name__, {
+    "PipelineOptions": ("PipelineConfig", PipelineConfig),
+})

@@ -1,8 +1,8 @@
 """The choices of an input pipeline, shared by its two implementations.
 
-`PipelineOptions` is what `tn_keras.datasets.make_dataset` takes (its fields are also keyword
+`PipelineConfig` is what `tn_keras.datasets.make_dataset` takes (its fields are also keyword
 arguments of it) and what the tf.data pipeline (`tn_keras.datasets.tf_pipeline`) and the NumPy
-one (`tn_keras.datasets.array_pipeline`) read, after `PipelineOptions.resolved` has filled in
+one (`tn_keras.datasets.array_pipeline`) read, after `PipelineConfig.resolved` has filled in
 the defaults that depend on the call (augmentation, determinism, the pipeline itself).
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import keras
 
 from tn_keras.datasets.augment import NAMED_AUGMENTATIONS
 from tn_keras.datasets.registry import AUGMENTABLE, info
+from tn_keras.utils.options import deprecated_aliases as _deprecated_aliases
 
 #: ``"tf.data"``: a ``tf.data.Dataset``; ``"numpy"``: a `keras.utils.PyDataset`.
 PIPELINES = ("tf.data", "numpy")
@@ -33,8 +34,10 @@ def _check_optional_count(name, value):
 
 
 @dataclasses.dataclass(frozen=True)
-class PipelineOptions:
-    """How `make_dataset` batches, shuffles and augments; checked when made.
+class PipelineConfig:
+    """How `make_dataset` batches, shuffles and augments; every field is also a keyword
+    argument of it. Checked when made (a ValueError naming the field); `resolved` fills in the
+    defaults that depend on the call (``training``, the Keras backend).
 
     Attributes:
         augment: True for crop+flip augmentation, ``"translate"`` for random shifts of up to
@@ -86,7 +89,7 @@ class PipelineOptions:
         _check_optional_count("shuffle_buffer", self.shuffle_buffer)
         _check_optional_count("workers", self.workers)
 
-    def resolved(self, training: bool) -> "PipelineOptions":
+    def resolved(self, training: bool) -> "PipelineConfig":
         """A copy with the call's defaults filled in: ``augment`` and ``deterministic`` are
         bools, ``seed`` is set when deterministic, ``pipeline`` is named."""
         augment = self.augment
@@ -97,3 +100,10 @@ class PipelineOptions:
         seed = 0 if deterministic and self.seed is None else self.seed
         return dataclasses.replace(self, augment=augment, deterministic=deterministic,
                                    seed=seed, pipeline=self.pipeline or default_pipeline())
+
+
+# The old names (renamed so that every config object ends in Config): importable from here as
+# before, with a DeprecationWarning; each is the new class itself.
+__getattr__ = _deprecated_aliases(__name__, {
+    "PipelineOptions": ("PipelineConfig", PipelineConfig),
+})

@@ -3,8 +3,8 @@
     >>> from tn_keras import distill, zoo
     >>> model = zoo.load("mnist_taylornet")
     >>> levels = distill.distill(model, x, y,
-    ...                          settings=distill.DistillSettings(levels=9, per_class=1000),
-    ...                          export=distill.ExportOptions(directory="out"))
+    ...                          settings=distill.DistillConfig(levels=9, per_class=1000),
+    ...                          export=distill.LevelExportConfig(directory="out"))
     >>> x3, y3 = distill.load_level("out", 3)
     >>> distill.similarity(x3, y3)            # Eq. (S3): {class: {"s", "d", "n"}}
 
@@ -34,19 +34,20 @@ from tn_keras.distill.catalogue import list_datasets
 from tn_keras.distill.catalogue import load_dataset
 from tn_keras.distill.catalogue import verify_dataset
 from tn_keras.distill.checks import max_levels
-from tn_keras.distill.config import DistillSettings
-from tn_keras.distill.config import ExportOptions
+from tn_keras.distill.config import DistillConfig
+from tn_keras.distill.config import LevelExportConfig
 from tn_keras.distill.evaluation import reference_classification
-from tn_keras.distill.evaluation import ScratchProtocol
+from tn_keras.distill.evaluation import ScratchTrainingConfig
 from tn_keras.distill.evaluation import train_from_scratch
 from tn_keras.distill.plot import plot_similarity
 from tn_keras.distill.plot import plot_similarity_curves
 from tn_keras.distill.similarity import similarity
 from tn_keras.distill.tfds_export import to_tfds
+from tn_keras.utils.options import deprecated_aliases as _deprecated_aliases
 
 __all__ = [
-    "DistillSettings",
-    "ExportOptions",
+    "DistillConfig",
+    "LevelExportConfig",
     "Level",
     "MultiLevelDistillation",
     "dataset_info",
@@ -63,7 +64,16 @@ __all__ = [
     "similarity_by_level",
     "to_tfds",
     "train_from_scratch",
-    "ScratchProtocol",
+    "ScratchTrainingConfig",
     "verify_dataset",
     "verify_level",
 ]
+
+
+# The old names (renamed so that every config object ends in Config): importable from here as
+# before, with a DeprecationWarning; each is the new class itself.
+__getattr__ = _deprecated_aliases(__name__, {
+    "DistillSettings": ("DistillConfig", DistillConfig),
+    "ExportOptions": ("LevelExportConfig", LevelExportConfig),
+    "ScratchProtocol": ("ScratchTrainingConfig", ScratchTrainingConfig),
+})

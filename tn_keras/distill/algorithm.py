@@ -2,7 +2,7 @@
 
 PROJECT algorithm (the paper's own is not published). Level 0 is a real subset of the data;
 every later level groups each class's images at random (`tn_keras.distill.groups`) and makes
-one image per group, by the method of `DistillSettings.method`:
+one image per group, by the method of `DistillConfig.method`:
 
 - ``"embedding"`` (default, `tn_keras.distill.embedding_matching`): the image matches the
   group's mean embedding under the trained model, plus a small cross-entropy term; Eq. (S3)'s
@@ -39,10 +39,10 @@ from tn_keras.distill.checks import check_plan
 from tn_keras.distill.checks import validate_data
 from tn_keras.distill.class_matching import match_classes
 from tn_keras.distill.class_matching import pixel_statistics
-from tn_keras.distill.config import DistillSettings
-from tn_keras.distill.config import ExportOptions
+from tn_keras.distill.config import DistillConfig
+from tn_keras.distill.config import LEGACY_EXPORT_KEYWORDS
+from tn_keras.distill.config import LevelExportConfig
 from tn_keras.distill.config import METHODS
-from tn_keras.distill.config import split_keywords
 from tn_keras.distill.distribution_matching import match
 from tn_keras.distill.embedding_matching import Synthesiser
 from tn_keras.distill.embedding_matching import check_embedding_layer
@@ -54,6 +54,8 @@ from tn_keras.distill.level_progress import LevelProgress
 from tn_keras.distill.level_progress import progress_path
 from tn_keras.distill.similarity import similarity as similarity_table
 from tn_keras.utils import locks
+from tn_keras.utils import options as options_lib
+from tn_keras.utils.options import deprecated_aliases as _deprecated_aliases
 
 
 @dataclasses.dataclass
@@ -79,22 +81,26 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(x, dtype=np.float64)), 0, 255).astype(np.uint8)
 
 
-def configure(levels=None, settings: Optional[DistillSettings] = None,
-              export: Optional[ExportOptions] = None, **options):
-    """``(settings, export)`` resolved from the config objects and keyword overrides.
+def configure(levels=None, settings: Optional[DistillConfig] = None,
+              export: Optional[LevelExportConfig] = None, caller: str = "distill", **options):
+    """``(settings, export)`` from the config objects and keyword overrides (``settings``
+    resolved).
 
-    Keyword arguments name `DistillSettings` or `ExportOptions` fields (or the old names
-    ``export_dir`` and ``source``) and replace the objects' values.
+    Keyword arguments name `DistillConfig` or `LevelExportConfig` fields (or the old names
+    ``export_dir`` and ``source``) and replace the objects' values
+    (`tn_keras.utils.options.split_keywords`, `~tn_keras.utils.options.with_keywords`).
     """
-    settings_kw, export_kw = split_keywords(options)
+    settings_kw, export_kw = options_lib.split_keywords(
+        options, (DistillConfig, LevelExportConfig), caller, renamed=LEGACY_EXPORT_KEYWORDS)
     if levels is not None:
         settings_kw["levels"] = levels
-    settings = dataclasses.replace(settings or DistillSettings(), **settings_kw).resolved()
-    export = dataclasses.replace(export or ExportOptions(), **export_kw).checked()
-    return settings, export
+    settings = options_lib.with_keywords(settings, DistillConfig, settings_kw, caller)
+    export = options_lib.with_keywords(export, LevelExportConfig, export_kw, caller,
+                                       renamed=LEGACY_EXPORT_KEYWORDS, warn_renamed=False)
+    return settings.resolved(), export
 
 
-def check_inputs(model, x, y, settings: DistillSettings):
+def check_inputs(model, x, y, settings: DistillConfig):
     """Every check before any work; ``(x, y)`` as arrays."""
     if model is None:  # the distribution methods need no model; its checks are skipped
         if METHODS[settings.method].needs_model:
@@ -116,12 +122,12 @@ def check_inputs(model, x, y, settings: DistillSettings):
     return x, y
 
 
-def _check_formation(x, settings: DistillSettings):
+def _check_formation(x, settings: DistillConfig):
     if settings.formation:
         multi_formation.check_factor(settings.formation, np.shape(x)[1:])
 
 
-def _start(previous: Level, group_of, count: int, settings: DistillSettings) -> np.ndarray:
+def _start(previous: Level, group_of, count: int, settings: DistillConfig) -> np.ndarray:
     """Each new image's starting pixels: `group_start`, or with multi-formation ``f`` the
     group's first ``f^2`` members coarse-grained and tiled into one slot."""
     factor = settings.formation or multi_formation.NO_FORMATION
@@ -134,7 +140,7 @@ def _start(previous: Level, group_of, count: int, settings: DistillSettings) -> 
 class LevelMaker:
     """Makes level ``a`` from level ``a - 1`` with the configured method."""
 
-    def __init__(self, model, settings: DistillSettings, data=None, export_dir=None,
+    def __init__(self, model, settings: DistillConfig, data=None, export_dir=None,
                  deadline=None):
         self.model = model
         self.settings = settings
@@ -219,22 +225,22 @@ def _report(progress, level: Level):
 
 
 def distill(model, x, y, levels: Optional[int] = None, *,
-            settings: Optional[DistillSettings] = None, export: Optional[ExportOptions] = None,
+            settings: Optional[DistillConfig] = None, export: Optional[LevelExportConfig] = None,
             progress: Optional[Callable[[str], Any]] = None, **options) -> list[Level]:
     """Distil ``(x, y)`` level by level with the trained ``model``.
 
-        >>> distill(model, x, y, settings=DistillSettings(levels=9, per_class=1000),
-        ...         export=ExportOptions(directory="out"))
+        >>> distill(model, x, y, settings=DistillConfig(levels=9, per_class=1000),
+        ...         export=LevelExportConfig(directory="out"))
 
     Args:
         model: a trained Keras functional model taking raw 0..255 images and ending in a
             softmax, with a layer named ``settings.embedding_layer`` ("embedding" method).
         x, y: images ``(N, H, W, C)`` in 0..255 and integer labels ``(N,)``.
         levels: shorthand for ``settings.levels``.
-        settings: the algorithm (`DistillSettings`; its defaults are the project's).
-        export: where the levels are written (`ExportOptions`; default: nowhere).
+        settings: the algorithm (`DistillConfig`; its defaults are the project's).
+        export: where the levels are written (`LevelExportConfig`; default: nowhere).
         progress: called with a one-line message after each level.
-        **options: any `DistillSettings` / `ExportOptions` field by name (and the older
+        **options: any `DistillConfig` / `LevelExportConfig` field by name (and the older
             ``export_dir=`` and ``source=``), replacing the objects' values.
 
     Returns:
@@ -286,3 +292,11 @@ def is_monotone(values: Sequence[float], increasing: bool) -> bool:
     vals = [v for v in values if v is not None and not math.isnan(v)]
     pairs = zip(vals, vals[1:])
     return all(b >= a for a, b in pairs) if increasing else all(b <= a for a, b in pairs)
+
+
+# The old names (renamed so that every config object ends in Config): importable from here as
+# before, with a DeprecationWarning; each is the new class itself.
+__getattr__ = _deprecated_aliases(__name__, {
+    "DistillSettings": ("DistillConfig", DistillConfig),
+    "ExportOptions": ("LevelExportConfig", LevelExportConfig),
+})

@@ -11,8 +11,9 @@ from tn_keras.distill.algorithm import configure
 from tn_keras.distill.algorithm import distill
 from tn_keras.distill.checks import check_plan
 from tn_keras.distill.checks import validate_data
-from tn_keras.distill.config import DistillSettings
-from tn_keras.distill.config import ExportOptions
+from tn_keras.distill.config import DistillConfig
+from tn_keras.distill.config import LevelExportConfig
+from tn_keras.utils.options import deprecated_aliases as _deprecated_aliases
 
 
 class MultiLevelDistillation(keras.callbacks.Callback):
@@ -24,16 +25,16 @@ class MultiLevelDistillation(keras.callbacks.Callback):
     training can be compared). The model being trained is not modified: the distillation
     uses a frozen copy of its current weights.
 
-        >>> MultiLevelDistillation((x, y), settings=DistillSettings(levels=3),
-        ...                        export=ExportOptions(directory="out"))
+        >>> MultiLevelDistillation((x, y), settings=DistillConfig(levels=3),
+        ...                        export=LevelExportConfig(directory="out"))
 
     Args:
         data: ``(x, y)`` arrays: raw 0..255 images and integer labels.
         levels: shorthand for ``settings.levels``.
-        settings: the algorithm (`DistillSettings`).
-        export: the export (`ExportOptions`); ``directory`` is required.
+        settings: the algorithm (`DistillConfig`).
+        export: the export (`LevelExportConfig`); ``directory`` is required.
         every_n_epochs: also distil every N epochs (None: only at the end).
-        **options: any `DistillSettings` / `ExportOptions` field by name (and the older
+        **options: any `DistillConfig` / `LevelExportConfig` field by name (and the older
             ``export_dir=``), as in `tn_keras.distill.distill`.
 
     An existing export directory is an error (unless ``overwrite`` or ``resume``), raised at
@@ -42,14 +43,14 @@ class MultiLevelDistillation(keras.callbacks.Callback):
     """
 
     def __init__(self, data, levels: Optional[int] = None,
-                 settings: Optional[DistillSettings] = None,
-                 export: Optional[ExportOptions] = None, every_n_epochs: Optional[int] = None,
+                 settings: Optional[DistillConfig] = None,
+                 export: Optional[LevelExportConfig] = None, every_n_epochs: Optional[int] = None,
                  **options):
         super().__init__()
         self.settings, self.export = configure(levels, settings, export, **options)
         if self.export.directory is None:
             raise ValueError("MultiLevelDistillation needs an export directory "
-                             "(export=ExportOptions(directory=...)).")
+                             "(export=LevelExportConfig(directory=...)).")
         if every_n_epochs is not None and every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1 or None; got {every_n_epochs}.")
         x, y = data
@@ -80,3 +81,11 @@ class MultiLevelDistillation(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.levels = self._run(self.export_dir)
+
+
+# The old names (renamed so that every config object ends in Config): importable from here as
+# before, with a DeprecationWarning; each is the new class itself.
+__getattr__ = _deprecated_aliases(__name__, {
+    "DistillSettings": ("DistillConfig", DistillConfig),
+    "ExportOptions": ("LevelExportConfig", LevelExportConfig),
+})

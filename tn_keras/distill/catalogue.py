@@ -68,7 +68,7 @@ class DistilledSetInfo:
             shipped; level 0 is real images and never is).
         image_shape, num_classes: of every level's images (uint8, raw 0..255).
         evaluation: the measured accuracies (``{}`` when not measured), with their protocol.
-        settings: the distillation settings every level was made with (`DistillSettings`).
+        settings: the distillation settings every level was made with (`DistillConfig`).
         provenance: source model, command, data and seed of the cascade.
         folder: the cascade folder; ``card``: its ``DATACARD.md``.
     """

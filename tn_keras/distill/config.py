@@ -3,9 +3,9 @@
 The library, the CLI (``tn-keras distill``) and the benchmarks import these lists and the two
 config objects instead of spelling them out again:
 
-- `DistillSettings`: what the algorithm does (recorded in every level's manifest and checked
+- `DistillConfig`: what the algorithm does (recorded in every level's manifest and checked
   on resume, except ``levels`` and ``chunk_size``, which do not change a level's images);
-- `ExportOptions`: where and how the levels are written, and what is recorded about the data
+- `LevelExportConfig`: where and how the levels are written, and what is recorded about the data
   and the model.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import math
 import numbers
 from typing import Optional, Union
 
+from tn_keras.utils import options as options_lib
 from tn_keras.utils.durations import parse_duration
 
 #: Adam's constants for both methods (the optimiser moves raw pixels, in grey levels).
@@ -36,17 +37,17 @@ class Method:
     `tn_keras.distill.shipping` and the data cards say about it, in one record.
 
     Attributes:
-        name: the ``method=`` value (``DistillSettings.method``, ``--method``).
+        name: the ``method=`` value (``DistillConfig.method``, ``--method``).
         short: its part of a shipped set's name, ``<dataset>.<short>.ipc<N>``. Unique: a set
             name must say which method made it.
         steps, learning_rate, init: the default optimisation of one level.
         algorithm: the id recorded in manifests (a new version changes it, so that resume does
             not mix the levels of two implementations).
-        match_against: the default of ``DistillSettings.match_against``.
+        match_against: the default of ``DistillConfig.match_against``.
         needs_model: whether it matches the trained model's embeddings (the others match
             random ConvNets: ``distill(None, ...)`` works, and a card says the recorded model
             was not used).
-        recorded: the fields of `DistillSettings` beyond the common ones that its manifests
+        recorded: the fields of `DistillConfig` beyond the common ones that its manifests
             record (and resume compares).
         help: what the CLI's ``--method`` help says of it.
         card: what a data card's first line calls it.
@@ -120,7 +121,7 @@ def method_named(short: str) -> Method:
     raise ValueError(f"Unknown short method name {short!r}; known: {known}.")
 
 
-#: The fields of `DistillSettings` that only some methods record (`Method.recorded`).
+#: The fields of `DistillConfig` that only some methods record (`Method.recorded`).
 METHOD_FIELDS = tuple(sorted({f for m in METHODS.values() for f in m.recorded}))
 #: ``method -> its default match_against`` (`Method.match_against`).
 DEFAULT_MATCH_AGAINST = {m.name: m.match_against for m in METHODS.values()}
@@ -162,12 +163,6 @@ def zoo_architectures() -> dict:
     return cross_architecture_partners()
 
 
-def __getattr__(name):
-    if name == "ZOO_ARCHITECTURES":
-        return zoo_architectures()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _one_of(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got "
@@ -175,9 +170,11 @@ def _one_of(name, value, choices):
 
 
 @dataclasses.dataclass(frozen=True)
-class DistillSettings:
-    """How to distil. ``steps``, ``learning_rate`` and ``init`` left None take the method's
-    defaults (`METHODS`); `resolved` fills them in.
+class DistillConfig:
+    """How to distil. Checked when made (a ValueError naming the field). ``steps``,
+    ``learning_rate``, ``init``, ``match_against`` and the "dm" fields left None take the
+    method's defaults (`METHODS`); `resolved` fills them in (kept apart because they depend on
+    ``method``, which a copy may change).
 
     Attributes:
         levels: distilled levels after level 0 (level ``a`` has ``n_{a-1} // group_size``
@@ -224,8 +221,19 @@ class DistillSettings:
     formation: Optional[int] = None
     time_budget: Optional[Union[float, str]] = None
 
-    def resolved(self) -> "DistillSettings":
-        """A checked copy with the method's defaults filled in; ValueError naming the field."""
+    def __post_init__(self):
+        self._resolved_fields()  # a ValueError naming the field; the values are not kept
+
+    def resolved(self) -> "DistillConfig":
+        """A copy with the method's defaults filled in (what a level's manifest records).
+
+        The defaults stay None until then because they depend on ``method``: a copy made
+        with ``dataclasses.replace(config, method="dm")`` takes the new method's."""
+        return dataclasses.replace(self, **self._resolved_fields())
+
+    def _resolved_fields(self) -> dict:
+        """The fields with the method's defaults filled in, checked; ValueError naming the
+        field."""
         _one_of("method", self.method, tuple(METHODS))
         defaults = METHODS[self.method]
         steps = self.steps  # before int(): int(1e20) is a number, int(inf) an OverflowError
@@ -234,8 +242,7 @@ class DistillSettings:
         if steps is not None and not (number and steps <= MAX_STEPS and steps == round(steps)):
             raise ValueError(f"steps={steps!r}: expected a whole number of steps from 0 to "
                              f"{MAX_STEPS:,} per level (CLI: --steps).")
-        out = dataclasses.replace(
-            self,
+        out = dict(
             steps=int(defaults.steps if self.steps is None else self.steps),
             learning_rate=float(defaults.learning_rate if self.learning_rate is None
                                 else self.learning_rate),
@@ -243,23 +250,25 @@ class DistillSettings:
             match_against=(DEFAULT_MATCH_AGAINST[self.method] if self.match_against is None
                            else self.match_against),
             ce_weight=float(self.ce_weight), seed=int(self.seed))
-        if out.steps < 0 or out.learning_rate <= 0 or out.ce_weight < 0:
+        if out["steps"] < 0 or out["learning_rate"] <= 0 or out["ce_weight"] < 0:
             raise ValueError("steps must be >= 0, learning_rate > 0 and ce_weight >= 0.")
-        _one_of("init", out.init, INIT_MODES)
-        _one_of("match_against", out.match_against, MATCH_AGAINST)
-        if out.method == "embedding" and out.match_against != "previous":
-            raise ValueError(f"match_against={out.match_against!r} needs method 'distribution' "
-                             f"or 'dm'; the embedding method matches each group.")
-        if out.time_budget is not None:
-            if out.method != "dm":  # the only method whose levels save their progress
+        _one_of("init", out["init"], INIT_MODES)
+        _one_of("match_against", out["match_against"], MATCH_AGAINST)
+        if self.method == "embedding" and out["match_against"] != "previous":
+            raise ValueError(f"match_against={out['match_against']!r} needs method "
+                             f"'distribution' or 'dm'; the embedding method matches each "
+                             f"group.")
+        if self.time_budget is not None:
+            if self.method != "dm":  # the only method whose levels save their progress
                 raise ValueError(f"time_budget applies to method='dm' only; got "
-                                 f"method={out.method!r}.")
-            out = dataclasses.replace(out, time_budget=parse_duration(out.time_budget))
-        if int(out.chunk_size) != out.chunk_size or out.chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer; got {out.chunk_size!r}.")
-        return out._with_dm_fields()
+                                 f"method={self.method!r}.")
+            out["time_budget"] = parse_duration(self.time_budget)
+        if int(self.chunk_size) != self.chunk_size or self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer; got {self.chunk_size!r}.")
+        out.update(self._dm_fields())
+        return out
 
-    def _with_dm_fields(self) -> "DistillSettings":
+    def _dm_fields(self) -> dict:
         """"dm": its own fields filled in and checked; any other method: refused if set."""
         own = {name: getattr(self, name) for name in DM_DEFAULTS}
         if self.method != "dm":
@@ -267,7 +276,7 @@ class DistillSettings:
             if given:
                 raise ValueError(f"{', '.join(given)} apply to method='dm' only; got "
                                  f"method={self.method!r}.")
-            return self
+            return {}
         own = {name: DM_DEFAULTS[name] if value is None else value
                for name, value in own.items()}
         _one_of("embedding_network", own["embedding_network"], EMBEDDING_NETWORKS)
@@ -281,9 +290,9 @@ class DistillSettings:
             # A slot's tiles are coarse images; a deeper level would tile tiles.
             raise ValueError(f"formation={formation} makes one level from real images: pass "
                              f"levels=1 (got levels={self.levels}).")
-        return dataclasses.replace(self, embedding_network=str(own["embedding_network"]),
-                                   real_batch=int(own["real_batch"]), dsa=bool(own["dsa"]),
-                                   formation=int(formation))
+        return dict(embedding_network=str(own["embedding_network"]),
+                    real_batch=int(own["real_batch"]), dsa=bool(own["dsa"]),
+                    formation=int(formation))
 
     @property
     def algorithm(self) -> str:
@@ -304,8 +313,10 @@ class DistillSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class ExportOptions:
-    """Where the levels go and what is recorded with them.
+class LevelExportConfig:
+    """Where the distilled levels go and what is recorded with them (not to be confused with
+    `tn_keras.export.ExportConfig`, which exports a model). Checked when made; no `resolved`:
+    no default depends on the call.
 
     Attributes:
         directory: every level is written to ``directory/level_<a>/`` as soon as it is made
@@ -323,29 +334,27 @@ class ExportOptions:
     dataset: Optional[dict] = None
     model_info: Optional[dict] = None
 
-    def checked(self) -> "ExportOptions":
+    def __post_init__(self):
         if self.resume and self.overwrite:
             raise ValueError("Pass at most one of resume=True and overwrite=True.")
+
+    def checked(self) -> "LevelExportConfig":
+        """Deprecated: a `LevelExportConfig` is checked when made; returns ``self``."""
         return self
 
 
-#: Old keyword names of `distill` that map to a renamed field.
+#: Old keyword names of `distill` that map to a renamed field (still accepted, silently;
+#: `tn_keras.utils.options.with_keywords` translates them).
 LEGACY_EXPORT_KEYWORDS = {"export_dir": "directory", "source": "dataset"}
 
 
-def split_keywords(options: dict) -> tuple[dict, dict]:
-    """Split `distill`'s keyword arguments into DistillSettings and ExportOptions fields."""
-    settings_fields = {f.name for f in dataclasses.fields(DistillSettings)}
-    export_fields = {f.name for f in dataclasses.fields(ExportOptions)}
-    settings, export = {}, {}
-    for key, value in options.items():
-        name = LEGACY_EXPORT_KEYWORDS.get(key, key)
-        if name in settings_fields:
-            settings[name] = value
-        elif name in export_fields:
-            export[name] = value
-        else:
-            known = sorted(settings_fields | export_fields | set(LEGACY_EXPORT_KEYWORDS))
-            raise TypeError(f"distill() got an unexpected keyword argument {key!r}; known: "
-                            f"{', '.join(known)}.")
-    return settings, export
+#: The old names (DeprecationWarning when looked up; each is the new class itself).
+_OLD_NAMES = {"DistillSettings": ("DistillConfig", DistillConfig),
+              "ExportOptions": ("LevelExportConfig", LevelExportConfig)}
+_old_name = options_lib.deprecated_aliases(__name__, _OLD_NAMES)
+
+
+def __getattr__(name):
+    if name == "ZOO_ARCHITECTURES":
+        return zoo_architectures()
+    return _old_name(name)

@@ -31,6 +31,8 @@ Both run on every Keras backend: the augmentation is a Keras layer in front of t
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Callable, Optional, Sequence
 
 import keras
@@ -39,9 +41,11 @@ from keras import layers
 from keras import ops
 
 from tn_keras.distill.config import EVALUATORS
+from tn_keras.distill.config import MAX_STEPS
 from tn_keras.distill.config import PIXEL_MAX
 from tn_keras.distill.embedding_matching import embed
 from tn_keras.distill.embedding_matching import embedding_network
+from tn_keras.utils.options import deprecated_aliases as _deprecated_aliases
 from tn_keras.utils.options import with_keywords
 
 EVALUATOR = ("Rescaling(1/255) > Conv3x3(32) ReLU MaxPool2 > Conv3x3(64) ReLU MaxPool2 > "
@@ -246,9 +250,11 @@ class ShuffledBatches(keras.utils.PyDataset):
 
 
 @dataclasses.dataclass(frozen=True)
-class ScratchProtocol:
+class ScratchTrainingConfig:
     """How `train_from_scratch` trains a fresh network (the module docstring has the two
-    protocols).
+    protocols); every field is also a keyword argument of it. Checked when made (a
+    ValueError naming the field); no `resolved`: the defaults that depend on the training set's
+    size (``steps`` of ``"convnet3"``) are `training_length`'s, worked out when it trains.
 
     Attributes:
         evaluator: ``"small"`` (default ``steps=300``, Adam ``1e-3``) or ``"convnet3"``
@@ -268,6 +274,15 @@ class ScratchProtocol:
 
     def __post_init__(self):
         _check_evaluator(self.evaluator)
+        steps = self.steps
+        if steps is not None and (isinstance(steps, bool) or not isinstance(
+                steps, numbers.Integral) or not 1 <= steps <= MAX_STEPS):
+            raise ValueError(f"steps={steps!r}: expected None or a whole number of steps from 1 "
+                             f"to {MAX_STEPS:,}.")
+        rate = self.learning_rate
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
+                                 or not 0 < rate < math.inf):
+            raise ValueError(f"learning_rate={rate!r}: expected None or a positive number.")
 
 
 def _protocol_model(protocol, shape, num_classes, seed, steps, learning_rate):
@@ -293,12 +308,12 @@ def _protocol_model(protocol, shape, num_classes, seed, steps, learning_rate):
     return model
 
 
-def train_from_scratch(x, y, test_x, test_y, protocol: Optional[ScratchProtocol] = None, *,
+def train_from_scratch(x, y, test_x, test_y, protocol: Optional[ScratchTrainingConfig] = None, *,
                        num_classes: Optional[int] = None, seeds: Sequence[int] = (0, 1, 2),
                        test_subsets: Optional[dict] = None, **keywords) -> dict:
     """Train a fresh network on ``(x, y)`` per seed; its accuracy on ``(test_x, test_y)``.
 
-    ``protocol`` (a `ScratchProtocol`; its fields also as keywords, e.g. ``evaluator=
+    ``protocol`` (a `ScratchTrainingConfig`; its fields also as keywords, e.g. ``evaluator=
     "convnet3", steps=100``) says how. ``test_subsets`` (``{name: boolean mask over the test
     images}``) also reports the accuracy on each subset (e.g. CIFAR-10's lossless test images)
     from the same trained networks.
@@ -306,7 +321,7 @@ def train_from_scratch(x, y, test_x, test_y, protocol: Optional[ScratchProtocol]
     Returns ``{"mean", "std", "accuracies", "steps", "images", "evaluator"}`` (and
     ``"subsets": {name: {"mean", "std", "accuracies"}}``).
     """
-    protocol = with_keywords(protocol, ScratchProtocol, keywords, "train_from_scratch")
+    protocol = with_keywords(protocol, ScratchTrainingConfig, keywords, "train_from_scratch")
     x, y, test_y, num_classes = _training_data(x, y, test_y, num_classes)
     batch, steps, learning_rate = training_length(protocol.evaluator, len(x), protocol.steps,
                                                   protocol.learning_rate)
@@ -349,3 +364,10 @@ def random_real_subset(x, y, per_class: int, seed: int):
     idx = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False)
                           for c in np.unique(y)])
     return x[idx], np.asarray(y)[idx]
+
+
+# The old names (renamed so that every config object ends in Config): importable from here as
+# before, with a DeprecationWarning; each is the new class itself.
+__getattr__ = _deprecated_aliases(__name__, {
+    "ScratchProtocol": ("ScratchTrainingConfig", ScratchTrainingConfig),
+})

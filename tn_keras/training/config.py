@@ -90,7 +90,8 @@ def _check_learning_rate(value):
 class TrainConfig:
     """How to train a zoo model; every field is also a keyword argument of `train`.
 
-    Checked when made: a bad value is a ValueError naming the field.
+    Checked when made: a bad value is a ValueError naming the field. The defaults that
+    depend on the call (the recipe's epochs and batch size) are filled in by `with_recipe`.
 
     Attributes:
         recipe: the name of a registered `TrainingRecipe` (``tn_keras.zoo.recipe_names()``)

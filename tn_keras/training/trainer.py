@@ -46,7 +46,7 @@ from tn_keras.zoo.registry import check_builder_kwargs
 from tn_keras.zoo.registry import get_recipe
 from tn_keras.zoo.registry import get_spec
 
-# Recipe augmentation -> `datasets.PipelineOptions.augment`.
+# Recipe augmentation -> `datasets.PipelineConfig.augment`.
 AUGMENTATIONS = {None: False, "cifar": True, "translate": "translate",
                  "flip_translate": "flip_translate"}
 
@@ -60,7 +60,7 @@ def training_dataset(spec, x, y, config, placement=None):
         raise ValueError(f"Unknown augmentation {recipe.augmentation!r} in the recipe; expected "
                          f"one of {sorted(map(str, AUGMENTATIONS))}.")
     replicas = placement.replicas if placement is not None else 1
-    options = datasets.PipelineOptions(
+    options = datasets.PipelineConfig(
         augment=AUGMENTATIONS[recipe.augmentation], seed=config.seed, deterministic=True,
         dataset_name=spec.dataset,
         # keras.distribution splits every batch evenly over devices.
