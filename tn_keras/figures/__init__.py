@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import time
 
+from typing import Optional
+
 from tn_keras.figures.config import FiguresConfig
+from tn_keras.utils.options import with_keywords
 
 __all__ = ["FiguresConfig", "make_figures"]
 
@@ -40,8 +43,11 @@ def _interpretations(folder, config, data_dir):
     return records
 
 
-def make_figures(config: FiguresConfig, progress=print):
+def make_figures(config: Optional[FiguresConfig] = None, progress=print, **keywords):
     """Write every figure of ``config`` to ``config.out``; returns the figure records.
+
+    ``keywords`` are `FiguresConfig` fields applied over ``config``
+    (`tn_keras.utils.options.with_keywords`): ``make_figures(out="figs")``.
 
     The folder is written under a temporary name and renamed when complete; an existing
     ``config.out`` is refused unless ``config.overwrite``.
@@ -53,6 +59,7 @@ def make_figures(config: FiguresConfig, progress=print):
     from tn_keras.utils.files import atomic_directory
     from tn_keras.utils.files import check_can_write
 
+    config = with_keywords(config, FiguresConfig, keywords, "make_figures")
     check_can_write(config.out, config.overwrite)
     data_dir = _data_dir(config)
     start = time.perf_counter()

@@ -8,7 +8,8 @@ needs the datasets (``--data-dir`` or ``$TN_KERAS_DATA``). Sizes are kept small 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+import os
+from typing import Optional, Union
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,20 +57,39 @@ CLASS_NAMES = {
 
 @dataclasses.dataclass(frozen=True)
 class FiguresConfig:
-    """What `make_figures` writes.
+    """What `make_figures` writes; every field is also a keyword argument of it.
+
+    Checked when made (a ValueError naming the field); no `resolved`: ``data_dir`` None is
+    read from ``$TN_KERAS_DATA`` when the figures are made, not stored.
 
     Attributes:
         out: the output folder (refused if it exists, unless ``overwrite``).
         full: add the MNIST / CIFAR-10 figures (needs the datasets).
         data_dir: the datasets' folder (default ``$TN_KERAS_DATA``).
+        overwrite: replace an existing ``out``.
         seed: seeds the distillations and the random real references.
     """
 
-    out: str
+    out: Union[str, os.PathLike]
     full: bool = False
-    data_dir: Optional[str] = None
+    data_dir: Optional[Union[str, os.PathLike]] = None
     overwrite: bool = False
     seed: int = 0
+
+    def __post_init__(self):
+        for name in ("out", "data_dir"):
+            value = getattr(self, name)
+            if value is None and name == "data_dir":
+                continue
+            if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+                raise ValueError(f"{name} must be a non-empty path; received {value!r}.")
+            object.__setattr__(self, name, os.fspath(value))  # a str, as the CLI gives
+        for name in ("full", "overwrite"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False; received "
+                                 f"{getattr(self, name)!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; received {self.seed!r}.")
 
     @property
     def distillations(self):
