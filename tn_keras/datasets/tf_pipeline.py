@@ -13,7 +13,7 @@ from tn_keras.datasets.registry import info
 
 
 def make_tf_dataset(x, y, batch_size, training, options) -> tf.data.Dataset:
-    """The batched ``tf.data.Dataset``; ``options`` a `PipelineOptions` resolved by
+    """The batched ``tf.data.Dataset``; ``options`` a `PipelineConfig` resolved by
     `make_dataset`.
 
     A deterministic training pipeline is an `EpochKeyedDataset`: batch ``i`` of epoch ``e`` is
