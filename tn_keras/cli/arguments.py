@@ -45,6 +45,8 @@ def _bounded(parse, kind, bound, strict, doc):
 
 positive_int = _bounded(_integer, "an integer", 1, False,
                         "An integer >= 1 (``--epochs``, ``--batch-size``, ``--top-k``, counts).")
+
+
 def output_path(text):
     """An argparse ``type=`` for ``--out``: any path but an empty one (``--out ''`` meant the
     working directory to the file functions, and an export replaced it)."""
