@@ -94,6 +94,8 @@ for command in (["export", "digits_taylornet", "--format", "saved_model"],
                 ["figures"], ["data", "pack", "mnist"], ["distill-data", "export-tfds", "x"]):
     for empty in ("", " "):
         FLAG_CASES.append((command + ["--out", empty], "--out"))
+# FiguresConfig checks its seed when made (argparse's int accepts a negative one).
+FLAG_CASES.append((["figures", "--out", "f", "--seed", "-1"], "seed"))
 for command in (["info"], ["train"], ["evaluate"], ["predict", "--top-k", "1"]):
     FLAG_CASES.append((command[:1] + ["no_such_model"] + command[1:] +
                        (["x.png"] if command[0] == "predict" else []), "no_such_model"))
