@@ -154,3 +154,13 @@ def test_importing_distill_does_not_import_tensorflow():
         "import tn_keras.cli.distill_eval_command\n"
         "print('tensorflow' in sys.modules)\n", backend="jax")
     assert stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("field,value", [("steps", 0), ("steps", 2.5), ("steps", True),
+                                         ("learning_rate", 0.0), ("learning_rate", float("nan")),
+                                         ("learning_rate", float("inf"))])
+def test_scratch_training_config_names_a_bad_field(field, value):
+    from tn_keras.distill.evaluation import ScratchTrainingConfig
+
+    with pytest.raises(ValueError, match=rf"^{field}="):
+        ScratchTrainingConfig(**{field: value})

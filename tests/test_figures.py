@@ -240,3 +240,14 @@ def test_figures_full_set(real_data_dir, tmp_path):
         assert f"{name}.png" in pngs
     if shutil.which("chromium") or shutil.which("chromium-browser"):
         assert images_in_browser(out)["broken"] == []
+
+
+@pytest.mark.parametrize("field,value", [("out", ""), ("out", "  "), ("data_dir", ""),
+                                         ("full", "yes"), ("overwrite", 1), ("seed", -1),
+                                         ("seed", 1.5), ("seed", True)])
+def test_figures_config_names_a_bad_field(field, value):
+    from tn_keras.figures import FiguresConfig
+
+    settings = {"out": "figures", field: value}
+    with pytest.raises(ValueError, match=rf"^{field} must be"):
+        FiguresConfig(**settings)

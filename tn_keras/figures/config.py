@@ -81,7 +81,7 @@ class FiguresConfig:
             value = getattr(self, name)
             if value is None and name == "data_dir":
                 continue
-            if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            if not isinstance(value, (str, os.PathLike)) or not os.fspath(value).strip():
                 raise ValueError(f"{name} must be a non-empty path; received {value!r}.")
             object.__setattr__(self, name, os.fspath(value))  # a str, as the CLI gives
         for name in ("full", "overwrite"):
