@@ -140,30 +140,28 @@ def register(name, dataset, recipe, description="", family="taylornet", referenc
     """
 
     def decorator(builder):
-        if name in _REGISTRY:
-            raise ValueError(f"A model named {name!r} is already registered.")
-        if "." in name:
-            raise ValueError(f"A model name may not contain '.' (it separates NAME.TAG); "
-                             f"received {name!r}.")
+        _check_new_name(name)
         _check_cross_architecture(name, dataset, cross_architecture_role,
                                   cross_architecture_datasets)
         _REGISTRY[name] = ModelSpec(
-            name=name,
-            builder=builder,
-            dataset=dataset,
+            name=name, builder=builder, dataset=dataset, recipe=recipe,
             description=description or (builder.__doc__ or "").strip().split("\n")[0],
-            recipe=recipe,
-            family=family,
-            reference=reference,
-            default_tag=default_tag,
-            parameters=parameters,
-            macs_per_image=macs_per_image,
+            family=family, reference=reference, default_tag=default_tag,
+            parameters=parameters, macs_per_image=macs_per_image,
             cross_architecture_role=cross_architecture_role,
-            cross_architecture_datasets=tuple(cross_architecture_datasets),
-        )
+            cross_architecture_datasets=tuple(cross_architecture_datasets))
         return builder
 
     return decorator
+
+
+def _check_new_name(name):
+    """A registered name is new and has no dot (``NAME.TAG`` names a checkpoint)."""
+    if name in _REGISTRY:
+        raise ValueError(f"A model named {name!r} is already registered.")
+    if "." in name:
+        raise ValueError(f"A model name may not contain '.' (it separates NAME.TAG); "
+                         f"received {name!r}.")
 
 
 def _check_cross_architecture(name, dataset, role, extra_datasets):
