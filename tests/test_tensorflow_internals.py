@@ -1,16 +1,17 @@
 """The TensorFlow-private names tn_keras relies on exist in the installed TensorFlow, and no
 module but `tn_keras.utils.tensorflow_internals` reaches for them."""
-import ast
 import importlib
-import pathlib
+import os
 
 import pytest
 
+from _imports import ROOT
+from _imports import imported_modules
+from _imports import python_files
 from tn_keras.utils import tensorflow_internals
 
 tf = pytest.importorskip("tensorflow")
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 PRIVATE_PREFIXES = ("tensorflow.python", "tensorflow.lite.python", "tensorflow.lite.tools")
 
 
@@ -49,25 +50,21 @@ def test_schema_names_the_builtin_ops():
 
 def test_a_missing_name_is_one_clear_error():
     with pytest.raises(tensorflow_internals.TensorFlowInternalMissing,
-                       match=r"has no tensorflow\.python\.framework\.config\.no_such_name, .*tested with"):
+                       match=r"has no tensorflow\.python\.framework\.config\."
+                             r"no_such_name, .*tested with"):
         tensorflow_internals._attribute("tensorflow.python.framework.config", "no_such_name",
                                         "a test")
 
 
-def _imported_modules(path):
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            yield node.module
-
-
 def test_no_other_module_imports_tensorflow_internals():
-    shim = ROOT / "tn_keras" / "utils" / "tensorflow_internals.py"
-    offenders = sorted(
-        f"{path.relative_to(ROOT)}: {name}"
-        for folder in ("tn_keras", "zoo") for path in (ROOT / folder).rglob("*.py")
-        if path != shim
-        for name in _imported_modules(path) if name.startswith(PRIVATE_PREFIXES))
+    shim = "tn_keras/utils/tensorflow_internals.py"
+    offenders = []
+    for path, module, is_init in python_files():
+        if path == shim:
+            continue
+        with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+            source = f.read()
+        offenders += [f"{path}:{line}: {name}"
+                      for line, name in imported_modules(source, module, is_init)
+                      if name.startswith(PRIVATE_PREFIXES)]
     assert not offenders, offenders
