@@ -29,7 +29,8 @@ def imported_modules(source, module, is_init):
     """``(line, absolute dotted name)`` of every import in ``source``, however deeply nested.
 
     ``from package import name`` yields ``package.name`` (a sub-module, or a name the package
-    defines: `test_import_layers.unit` tells them apart); relative imports are resolved against ``module``.
+    defines: `test_import_layers.unit` tells them apart); relative imports are resolved
+    against ``module``.
     """
     package = module if is_init else module.rpartition(".")[0]
     for node in ast.walk(ast.parse(source)):
