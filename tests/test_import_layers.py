@@ -28,7 +28,7 @@ LAYERS = (
     ("version",),
     ("utils",),
     ("artifacts",),  # the one manifest format; reads software versions from utils
-    ("layers",),
+    ("layers", "zoo_model"),  # zoo_model: the functional model class zoo.load returns
     ("tn_keras",),
     ("datasets",),  # loaders, and the reading of distilled level folders
     ("interpret",),

@@ -1,5 +1,7 @@
 """Fine-tuning straight after `zoo.load(..., num_classes=N)`, and the input-scale check at the
 zoo's door (synthetic data, the shipped digits_taylornet checkpoint)."""
+import subprocess
+import sys
 import warnings
 
 import keras
@@ -7,7 +9,10 @@ import numpy as np
 import pytest
 
 from tn_keras import zoo
+from tn_keras import zoo_model
 from tn_keras.zoo import api
+from tn_keras.zoo_model import ZooModel
+from tn_keras.zoo_model import as_zoo_model
 
 pytestmark = pytest.mark.skipif(not zoo.list("digits_taylornet", pretrained=True),
                                 reason="needs the shipped digits_taylornet checkpoint")
@@ -79,7 +84,7 @@ def test_fine_tuning_options_are_checked():
 
 @pytest.fixture
 def fresh_warning(monkeypatch):
-    monkeypatch.setattr(api, "_scale_warned", False)
+    monkeypatch.setattr(zoo_model, "_warned", False)
 
 
 def _warned(images):
@@ -99,6 +104,58 @@ def test_input_scale_warning_fires_on_0_to_1_floats_only(fresh_warning):
     assert len(messages) == 1 and "multiply by 255" in messages[0]
     assert "images look scaled to 0..1" in messages[0]
     assert _warned(x / 255.0) == []                # once per process
+
+
+def _warnings_of(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call()
+    return [str(w.message) for w in caught if "0..1" in str(w.message)], result
+
+
+@pytest.mark.parametrize("entry", ["predict", "evaluate", "fit", "call", "predict_on_batch"])
+def test_a_loaded_model_warns_at_its_own_door(fresh_warning, entry):
+    # zoo.load returns a ZooModel: plain Keras calls check the pixel scale, not only
+    # zoo.predict. Raw pixels pass silently; 0..1 floats warn once, naming the argument.
+    model = zoo.load("digits_taylornet", num_classes=3, freeze_body=True)
+    assert isinstance(model, ZooModel)
+    x, y = _classes(n=4)
+    calls = {"predict": lambda a: model.predict(a, verbose=0),
+             "evaluate": lambda a: model.evaluate(a, y, verbose=0),
+             "fit": lambda a: model.fit(a, y, epochs=1, verbose=0),
+             "call": lambda a: model(a),
+             "predict_on_batch": lambda a: model.predict_on_batch(a)}
+    assert _warnings_of(lambda: calls[entry](x))[0] == []
+    assert _warnings_of(lambda: calls[entry](x.astype("uint8")))[0] == []
+    messages, _ = _warnings_of(lambda: calls[entry](x / 255.0))
+    assert len(messages) == 1 and "multiply by 255" in messages[0], messages
+    assert _warnings_of(lambda: calls[entry](x / 255.0))[0] == []  # once per process
+
+
+def test_a_zoo_model_computes_what_the_plain_model_computes(tmp_path):
+    # Same graph, same weights, same answers; its .keras file loads back as a ZooModel in a
+    # fresh process once tn_keras is imported (the layers and the class are registered then).
+    plain = zoo.load("digits_taylornet")
+    x, _ = _classes(n=6)
+    bare = keras.Model(plain.inputs, plain.outputs, name=plain.name)
+    assert not as_zoo_model(bare).compiled            # an uncompiled model stays uncompiled
+    bare.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rewrapped = as_zoo_model(bare)
+    assert isinstance(rewrapped, ZooModel) and rewrapped.compiled
+    assert rewrapped.get_compile_config()["loss"] == "sparse_categorical_crossentropy"
+    assert as_zoo_model(rewrapped) is rewrapped
+    np.testing.assert_array_equal(rewrapped.predict(x, verbose=0), plain.predict(x, verbose=0))
+    path = tmp_path / "m.keras"
+    plain.save(path)
+    code = ("import sys, keras, numpy as np, tn_keras; m = keras.saving.load_model(sys.argv[1]); "
+            "print(type(m).__name__, m.predict(np.load(sys.argv[2]), verbose=0).argmax(-1))")
+    np.save(tmp_path / "x.npy", x)
+    out = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "x.npy")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    expected = plain.predict(x, verbose=0).argmax(-1)
+    assert out.stdout.split()[0] == "ZooModel"
+    assert out.stdout.strip().endswith(str(expected).strip()), (out.stdout, expected)
 
 
 def test_predict_helper_warns_once_and_predicts(fresh_warning):

@@ -23,6 +23,8 @@ tensorflow_banner.quiet_library_import()
 # The layers load eagerly: importing tn_keras registers them with Keras, so
 # `keras.saving.load_model` finds PolyCG & co. in any .keras file without custom_objects.
 from tn_keras import layers  # noqa: E402
+# ... and so is `ZooModel`, the class `zoo.load` returns (raw pixels in, a warning for 0..1).
+from tn_keras.zoo_model import ZooModel  # noqa: E402
 
 _SUBPACKAGES = ("datasets", "zoo", "training", "export", "distill", "interpret", "figures",
                 "artifacts")
@@ -57,4 +59,4 @@ def __dir__():
     return sorted(set(globals()) | set(_SUBPACKAGES))
 
 
-__all__ = ["__version__", "layers", *_SUBPACKAGES]
+__all__ = ["__version__", "layers", "ZooModel", *_SUBPACKAGES]

@@ -127,15 +127,17 @@ def load(name, weights="pretrained", compile=True, num_classes=None, include_top
     Every file's sha256 is checked against the manifest before the checkpoint is deserialised,
     with ``safe_mode=True``; a mismatch raises `ChecksumError`.
     """
+    from tn_keras.zoo_model import as_zoo_model  # Keras: this module is read without it
+
     if freeze_body and num_classes is None:
         raise ValueError("freeze_body=True needs num_classes: it trains a new head only; "
                          "to freeze a whole model set model.trainable = False.")
     if weights is None:
-        model = build(name)
+        model = as_zoo_model(build(name))
     else:
         checkpoint = find(name, weights)
-        model = checkpoints.load_verified(
-            checkpoint, compile=compile and include_top and num_classes is None)
+        model = as_zoo_model(checkpoints.load_verified(
+            checkpoint, compile=compile and include_top and num_classes is None))
     if not include_top:
         return features(model)
     if num_classes is not None:
@@ -150,43 +152,22 @@ def load(name, weights="pretrained", compile=True, num_classes=None, include_top
 def predict(model, images, **kwargs):
     """``model.predict(images, **kwargs)`` (``verbose=0`` unless given) for a zoo model, with
     the input scale checked first (`check_pixel_scale`): every zoo model takes raw pixels
-    0..255, and images already divided by 255 give chance-level answers without any error."""
+    0..255, and images already divided by 255 give chance-level answers without any error.
+    (A `ZooModel`, what `load` returns, checks in its own ``predict`` too; this checks any
+    model.)"""
+    from tn_keras.zoo_model import check_pixel_scale
+
     check_pixel_scale(images, stacklevel=3)
     kwargs.setdefault("verbose", 0)
     return model.predict(images, **kwargs)
 
 
-_scale_warned = False  # `check_pixel_scale` warns once per process, not once per batch
-
-
 def check_pixel_scale(images, argument="images", stacklevel=2):
-    """Warn (once) when ``images`` look like floats in 0..1 rather than raw pixels 0..255.
+    """`tn_keras.zoo_model.check_pixel_scale`: warn (once) when ``images`` look like floats in
+    0..1 rather than raw pixels 0..255; returns whether it warned."""
+    from tn_keras import zoo_model
 
-    The test is: a floating-point array whose values all lie in [0, 1] with some strictly
-    between 0 and 1. Raw pixels are whole numbers, so they never match it (an all-black image
-    does not either). It costs one pass over the array, which is why `model.predict` does not
-    run it: call it, or `predict`, where the images come from outside. Returns whether it
-    warned.
-    """
-    import warnings
-
-    import numpy as np
-
-    global _scale_warned
-    if _scale_warned:
-        return False
-    array = np.asarray(images)
-    if array.size == 0 or not np.issubdtype(array.dtype, np.floating):
-        return False
-    low, high = float(array.min()), float(array.max())
-    if not (0.0 <= low and high <= 1.0) or not np.any((array > 0) & (array < 1)):
-        return False
-    _scale_warned = True
-    warnings.warn(f"{argument} look scaled to 0..1 (values {low:.3g}..{high:.3g}), but zoo "
-                  "models take raw pixels 0..255 and standardise them inside: multiply by 255 "
-                  "first, or the predictions are near chance. (Shown once.)",
-                  UserWarning, stacklevel=stacklevel)
-    return True
+    return zoo_model.check_pixel_scale(images, argument, stacklevel=stacklevel + 1)
 
 
 def find(name, weights="pretrained"):
@@ -230,15 +211,17 @@ def _is_checkpoint_folder(name):
 
 def features(model):
     """The model up to (and including) its ``embedding`` layer."""
-    import keras
+    from tn_keras.zoo_model import ZooModel
 
     layer = _embedding(model)
-    return keras.Model(model.inputs, layer.output, name=f"{model.name}_features")
+    return ZooModel(model.inputs, layer.output, name=f"{model.name}_features")
 
 
 def with_new_head(model, num_classes):
     """``model``'s body (the very same layers and weights) with a fresh classifier."""
     import keras
+
+    from tn_keras.zoo_model import ZooModel
 
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer; received {num_classes!r}.")
@@ -249,7 +232,7 @@ def with_new_head(model, num_classes):
         activation = None
     if activation is not None:
         x = keras.layers.Activation(activation, name="predictions", dtype="float32")(x)
-    return keras.Model(model.inputs, x, name=model.name)
+    return ZooModel(model.inputs, x, name=model.name)
 
 
 def set_body_trainable(model, trainable):
