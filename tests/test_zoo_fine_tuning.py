@@ -165,3 +165,31 @@ def test_predict_helper_warns_once_and_predicts(fresh_warning):
         scaled = api.predict(model, x / 255.0)
     np.testing.assert_allclose(api.predict(model, x), model.predict(x, verbose=0))
     assert scaled.shape == (4, 10)
+
+
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("pad", [False, True])
+def test_predict_pads_to_whole_batches_without_changing_a_prediction(monkeypatch, pad):
+    # Under JAX every new batch shape compiles the predict step again (seconds on a CPU): a
+    # ZooModel pads NumPy input to whole batches there, so counts 40, 45 and 7 share one
+    # compiled step. The padded images' predictions are cut off; the rest are unchanged.
+    monkeypatch.setattr(zoo_model, "PAD_PARTIAL_BATCHES", pad)
+    model = zoo.load("digits_taylornet", compile=False)
+    x, _ = _classes(n=15)
+    x = np.concatenate([x, x, x])
+    alone = np.concatenate([model.predict_on_batch(x[i:i + 1]) for i in range(45)])
+    traced = []
+    step = model.predict_step
+
+    def counting_step(*args):  # (data) under TensorFlow, (state, data) under JAX
+        traced.append(keras.tree.flatten(args[-1])[0].shape[0])  # once per trace
+        return step(*args)
+
+    model.predict_step = counting_step
+    model.predict_function = None  # rebuilt around counting_step at the next call
+    for count in (40, 45, 7):
+        out = model.predict(x[:count], batch_size=16, verbose=0)
+        assert out.shape == (count, 10)
+        np.testing.assert_allclose(out, alone[:count], rtol=1e-5, atol=1e-6)
+    if keras.backend.backend() == "jax":  # the others trace per signature, not per shape
+        assert traced == [16] if pad else len(set(traced)) > 1, traced

@@ -74,7 +74,9 @@ class ZooModel(keras.Model):
     Built like a functional model, ``ZooModel(inputs, outputs, name=...)``, and identical to
     one in everything it computes: only the entry points that receive user data check it first
     (`check_pixel_scale`; at most one warning per process). The check costs one pass over the
-    array (a min and a max) and skips integer arrays at once.
+    array (a min and a max) and skips integer arrays at once. Under JAX, ``predict`` also pads
+    a NumPy input to whole batches (`pad_to_whole_batches`), so that calls with any number of
+    images share one compiled step.
     """
 
     def __call__(self, *args, **kwargs):
@@ -84,9 +86,12 @@ class ZooModel(keras.Model):
             check_pixel_scale(args[0], "the model's input", stacklevel=3)
         return super().__call__(*args, **kwargs)
 
-    def predict(self, x, *args, **kwargs):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         check_pixel_scale(x, "predict's x", stacklevel=3)
-        return super().predict(x, *args, **kwargs)
+        padded, count = pad_to_whole_batches(x, batch_size or 32, steps)
+        out = super().predict(padded, batch_size=batch_size, verbose=verbose, steps=steps,
+                              callbacks=callbacks)
+        return out if count is None else keras.tree.map_structure(lambda a: a[:count], out)
 
     def evaluate(self, x=None, *args, **kwargs):
         check_pixel_scale(x, "evaluate's x", stacklevel=3)
@@ -107,6 +112,27 @@ class ZooModel(keras.Model):
     def train_on_batch(self, x, *args, **kwargs):
         check_pixel_scale(x, "train_on_batch's x", stacklevel=3)
         return super().train_on_batch(x, *args, **kwargs)
+
+
+#: Whether `ZooModel.predict` pads a NumPy input to whole batches. JAX compiles the predict
+#: step once per input shape, so every call whose image count leaves a different remainder
+#: (or is a different count below one batch) compiled anew, seconds each on a CPU;
+#: TensorFlow's predict function generalises over the batch size and the torch backend runs
+#: eagerly, so for them padding would only add work.
+PAD_PARTIAL_BATCHES = keras.backend.backend() == "jax"
+
+
+def pad_to_whole_batches(x, batch_size, steps=None):
+    """``(x padded to a multiple of batch_size, len(x))`` when `PAD_PARTIAL_BATCHES` and
+    ``x`` is a NumPy array that needs it; else ``(x, None)``. The padding repeats the last
+    image (values the model sees anyway), and their predictions are cut off again. In inference
+    a zoo model treats every image on its own (BatchNorm uses its moving statistics), so the
+    padding changes no prediction."""
+    if (not PAD_PARTIAL_BATCHES or steps is not None or not isinstance(x, np.ndarray)
+            or x.ndim == 0 or len(x) == 0 or len(x) % batch_size == 0):
+        return x, None
+    extra = batch_size - len(x) % batch_size
+    return np.concatenate([x, np.repeat(x[-1:], extra, axis=0)]), len(x)
 
 
 def as_zoo_model(model):

@@ -1,0 +1,102 @@
+"""Loading a zoo model and predicting with it under each Keras backend, in one run.
+
+Usage::
+
+    python benchmarks/bench_inference.py [--model cifar_taylornet] [--images 200,150]
+                                         [--repeats 2] [--backends tensorflow,jax,torch]
+                                         [--json out.json]
+
+Each backend runs in its own child process (``KERAS_BACKEND`` is read once per process), one
+after the other so they never compete for the cores. The child times ``import tn_keras``,
+``zoo.load(model)`` (the shipped checkpoint, sha256-checked), then ``model.predict`` on random
+raw 0..255 images: for every count in ``--images``, ``--repeats`` calls one after the other.
+The first call of a count pays for tracing or compiling whatever shapes it meets; a later call
+costs only the arithmetic, unless the backend compiles again. A count that is not a multiple
+of the batch size (32) ends in a smaller batch, a new shape: the second count in the default,
+150, shows whether a call with a different remainder compiles anew. Printed per backend and
+call: seconds, and the ratio to the backend's last call of the same count (the steady state).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import _common  # benchmarks/_common.py: the --json option and report writer
+
+
+def child(args) -> dict:
+    """Runs inside one backend's process; returns the measurements."""
+    start = time.perf_counter()
+    import keras
+    import numpy as np
+
+    from tn_keras import zoo
+    imported = time.perf_counter() - start
+
+    start = time.perf_counter()
+    model = zoo.load(args.model)
+    loaded = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    calls = []
+    for count in [int(c) for c in args.images.split(",")]:
+        x = rng.integers(0, 256, (count, *model.input_shape[1:])).astype("float32")
+        for repeat in range(args.repeats):
+            start = time.perf_counter()
+            model.predict(x, verbose=0)
+            calls.append({"images": count, "repeat": repeat,
+                          "seconds": time.perf_counter() - start})
+    return {
+        "backend": keras.backend.backend(),
+        "import_s": imported,
+        "load_s": loaded,
+        "calls": calls,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_backend(backend: str, args) -> dict:
+    command = [sys.executable, os.path.abspath(__file__), "--child", "--model", args.model,
+               "--images", args.images, "--repeats", str(args.repeats)]
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        return {"backend": backend, "error": result.stderr.strip().splitlines()[-1]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    parser = _common.parser(__doc__)
+    parser.add_argument("--model", default="cifar_taylornet")
+    parser.add_argument("--images", default="200,150",
+                        help="comma-separated image counts, each predicted --repeats times")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+
+    rows = [run_backend(b, args) for b in args.backends.split(",")]
+    print(f"{args.model}, {os.cpu_count()} CPU cores")
+    print(f"{'backend':12s} {'import (s)':>10s} {'load (s)':>9s}  "
+          "predict calls: images/repeat seconds (x the count's last call)")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['backend']:12s} failed: {r['error']}")
+            continue
+        steady = {c["images"]: c["seconds"] for c in r["calls"]}  # the last call of each count
+        calls = "  ".join(f"{c['images']}/{c['repeat']} {c['seconds']:.2f} "
+                          f"({c['seconds'] / steady[c['images']]:.1f}x)" for c in r["calls"])
+        print(f"{r['backend']:12s} {r['import_s']:10.1f} {r['load_s']:9.1f}  {calls}")
+    _common.write_report(args.json, {"args": vars(args), "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
