@@ -19,6 +19,7 @@ from tn_keras.export import UnsupportedOpsError
 from tn_keras.export import export
 from tn_keras.export import op_names
 from tn_keras.export import read_manifest
+from tn_keras.export.calibration import real_test_images
 from tn_keras.export.manifest import sha256_tree
 from tn_keras.export.tflite import unsupported_ops_from_message
 from tn_keras.utils.files import sha256_file
@@ -149,6 +150,14 @@ def test_tflite_manifest(case, tflite_export):
     assert manifest["input"]["dtype"] == "float32"
     assert manifest["quantization"] is None
     assert manifest["parity_check"]["max_abs_diff"] <= 1e-4
+    # Checked on real test images where the dataset is here (the 8x8 digits always are, in the
+    # package; the others with TN_KERAS_DATA), in one batch; else on 4 random images.
+    real = real_test_images(case.name, case.shape, 256)
+    assert case.name != "digits_taylornet" or real is not None
+    expected = ((256, "the first 256 ") if real is not None
+                else (4, "uniform random 0..255, seed 0"))
+    assert manifest["parity_check"]["images"] == expected[0]
+    assert manifest["parity_check"]["inputs"].startswith(expected[1]), manifest["parity_check"]
 
 
 # --- int8 (synthetic smoke test; real-data accuracy in test_export_real.py) -----------------

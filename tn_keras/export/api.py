@@ -28,12 +28,17 @@ from tn_keras.utils import locks
 from tn_keras.utils.files import check_can_write
 from tn_keras.utils.write_errors import refused_writes
 
-# Tolerances of the check run right after export, on a few random 0..255 images. The SavedModel
+# Tolerances of the check run right after export, on a few random 0..255 images (real test
+# images for a float TFLite export of a zoo model whose dataset is here). The SavedModel
 # runs the very same TF graph (only op scheduling may differ); the float TFLite file runs other
 # kernels (XNNPACK), so it gets the tolerance the tests assert.
 SAVED_MODEL_ATOL = 1e-5
 TFLITE_ATOL = 1e-4
 PARITY_IMAGES = 4
+# A float TFLite export of a zoo model is checked on this many real test images instead, in
+# one batch, when its dataset is on this machine: the inputs it will see, and the resized
+# dynamic batch dimension with them.
+REAL_PARITY_IMAGES = 256
 # Quantised outputs differ from float ones by design: record their top-1 agreement on (at most this
 # many of) the calibration images instead of failing.
 INT8_PARITY_IMAGES = 200
@@ -228,7 +233,7 @@ def write_tflite_export(model, stage, image_shape, config, file_name) -> Exporte
         flatbuffer = tflite_lib.convert_saved_model(folder, mode=mode,
                                                     representative_data=images)
     runtime = TFLiteModel(flatbuffer)
-    parity = (_tflite_parity(model, runtime, config.format, image_shape, images)
+    parity = (_tflite_parity(model, runtime, config, image_shape, images)
               if config.verify else None)
     with open(stage.result, "wb") as f:
         f.write(flatbuffer)
@@ -260,17 +265,22 @@ def _tflite_record(model, flatbuffer, runtime, mode, calibration_record, known) 
     )
 
 
-def _tflite_parity(model, runtime, format, image_shape, images) -> dict:
-    """Float: max difference on random images (`ParityError` beyond `TFLITE_ATOL`).
+def _tflite_parity(model, runtime, config, image_shape, images) -> dict:
+    """Float: max difference on real test images of a zoo model's dataset when they are on
+    this machine, else on random ones (`ParityError` beyond `TFLITE_ATOL`).
     Quantised: top-1 agreement on the calibration images (a warning below 95 %)."""
+    format = config.format
     if _tflite_mode(format) == "float":
-        x = _random_images(image_shape, PARITY_IMAGES)
+        real = calibration.real_test_images(config.model_name, image_shape, REAL_PARITY_IMAGES,
+                                            config.data_dir)
+        x, source = real or (_random_images(image_shape, PARITY_IMAGES),
+                             "uniform random 0..255, seed 0")
         diff = float(np.max(np.abs(runtime.predict(x) - _keras_outputs(model, x))))
         if not diff <= TFLITE_ATOL:
             raise ParityError(f"The TFLite model's outputs differ from the Keras model's by "
-                              f"{diff:.3g} (tolerance {TFLITE_ATOL}); not written.")
-        return {"images": PARITY_IMAGES, "inputs": "uniform random 0..255, seed 0",
-                "max_abs_diff": diff, "atol": TFLITE_ATOL}
+                              f"{diff:.3g} on {source} (tolerance {TFLITE_ATOL}); not written.")
+        return {"images": int(len(x)), "inputs": source, "max_abs_diff": diff,
+                "atol": TFLITE_ATOL}
     x = images[:INT8_PARITY_IMAGES]
     got, want = runtime.predict(x), _keras_outputs(model, x)
     parity = {"images": int(len(x)), "inputs": "the first calibration images",

@@ -96,3 +96,25 @@ def distilled_level_images(level_path, image_shape: tuple) -> Tuple[np.ndarray, 
         "images_sha256": sha256_file(os.path.join(path, "images.npz")),
         "verification": f"every file's sha256 checked against the level's {MANIFEST}",
     }
+
+
+def real_test_images(model_name: Optional[str], image_shape: tuple, num_images: int,
+                     data_dir: Optional[str] = None):
+    """``(the first num_images test images of model_name's dataset, a description)`` when that
+    dataset is on this machine, else None. Never downloads (``offline=True``): an export must
+    not wait on the network for a check. None too for a model whose input is not the
+    dataset's image shape (a zoo architecture rebuilt for other images)."""
+    if model_name is None:
+        return None
+    from tn_keras import datasets
+    from tn_keras.zoo.registry import get_spec
+
+    dataset = get_spec(model_name).dataset
+    try:
+        x, _ = datasets.load(dataset, "test", data_dir, offline=True)
+    except datasets.DatasetNotFoundError:
+        return None
+    if tuple(x.shape[1:]) != tuple(image_shape):
+        return None
+    return (as_image_batch(x[:num_images], image_shape, f"the {dataset} test images"),
+            f"the first {min(num_images, len(x))} {dataset} test images")
