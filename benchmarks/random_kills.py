@@ -18,7 +18,10 @@ is **lost** when the rerun fails, or when what it ends with differs from the ref
 - ``distill``: ``tn-keras distill digits_taylornet --levels 3``, killed, then ``--resume``;
   every level's images must equal the reference's.
 - ``export``: ``tn-keras export digits_taylornet --format tflite_int8``, killed, then the same
-  command again; the ``.tflite`` must be byte-identical to the reference's.
+  command again; the ``.tflite`` must be byte-identical to the reference's. A kill that lands
+  after the file and its manifest were placed (the process still exiting) leaves a complete
+  export, which a rerun rightly refuses to replace without ``--overwrite``: such a trial is
+  checked as it stands, with no rerun (``complete_at_the_kill``).
 
 Also a loss: a ``.tmp-*`` staging name or ``.*.old-*`` trash left beside the result after
 the rerun. A kill that lands after the job has finished is counted as such (not as a kill).
@@ -106,6 +109,16 @@ def _litter(out) -> list:
                   if os.path.basename(p).startswith(".tmp-") or ".old-" in os.path.basename(p))
 
 
+def _export_complete(out) -> bool:
+    """Whether ``out``'s export was placed whole: the file and its manifest, which names the
+    file's sha256 (the manifest is placed last; docs/reliability.md)."""
+    path = out + ".tflite"
+    if not (os.path.isfile(path) and os.path.isfile(path + ".json")):
+        return False
+    with open(path, "rb") as f, open(path + ".json", encoding="utf-8") as m:
+        return json.load(m).get("sha256") == hashlib.sha256(f.read()).hexdigest()
+
+
 def trial(job, out, delay, env) -> dict:
     process = _start(_argv(job, out), env)
     try:
@@ -115,8 +128,15 @@ def trial(job, out, delay, env) -> dict:
         process.send_signal(signal.SIGKILL)
         process.wait()
         killed = True
+    entry = {"delay_s": round(delay, 2), "killed": killed}
+    if job == "export" and _export_complete(out):
+        # Killed while exiting, after the export was placed: a rerun is refused without
+        # --overwrite (nothing is replaced unless asked), and there is nothing to redo.
+        entry["complete_at_the_kill"] = True
+        entry["litter"] = _litter(out)
+        return entry
     rerun, _ = _run(_argv(job, out, rerun=True), env)
-    entry = {"delay_s": round(delay, 2), "killed": killed, "rerun_exit": rerun.returncode}
+    entry["rerun_exit"] = rerun.returncode
     if rerun.returncode != 0:
         entry["lost"] = "rerun failed: " + (rerun.stderr.strip().splitlines() or ["?"])[-1]
         return entry
