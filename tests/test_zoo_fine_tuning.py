@@ -144,6 +144,13 @@ def test_a_zoo_model_computes_what_the_plain_model_computes(tmp_path):
     assert isinstance(rewrapped, ZooModel) and rewrapped.compiled
     assert rewrapped.get_compile_config()["loss"] == "sparse_categorical_crossentropy"
     assert as_zoo_model(rewrapped) is rewrapped
+
+    class Subclassed(keras.Model):  # no functional graph to rewrap: returned as it is
+        def call(self, x):
+            return x
+
+    subclassed = Subclassed()
+    assert as_zoo_model(subclassed) is subclassed
     np.testing.assert_array_equal(rewrapped.predict(x, verbose=0), plain.predict(x, verbose=0))
     path = tmp_path / "m.keras"
     plain.save(path)

@@ -136,14 +136,21 @@ def pad_to_whole_batches(x, batch_size, steps=None):
 
 
 def as_zoo_model(model):
-    """``model`` (a functional Keras model) as a `ZooModel` over the very same layers.
+    """``model`` (a functional Keras model) as a `ZooModel` over the very same layers; a model
+    with no functional graph (a subclassed one) is returned unchanged.
 
     The graph, layers and weights are shared, not copied. A compiled model stays compiled with
     the same configuration (a fresh optimiser: its state is not carried over).
     """
     if isinstance(model, ZooModel):
         return model
-    wrapped = ZooModel(model.inputs, model.outputs, name=model.name)
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):  # a subclassed model has no graph to rewrap
+        inputs = outputs = None
+    if not inputs or not outputs:
+        return model  # returned as it is: its own predict, without the check
+    wrapped = ZooModel(inputs, outputs, name=model.name)
     if getattr(model, "compiled", False):
         config = model.get_compile_config()
         if config:
