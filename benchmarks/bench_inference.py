@@ -9,7 +9,8 @@ Usage::
 Each backend runs in its own child process (``KERAS_BACKEND`` is read once per process), one
 after the other so they never compete for the cores. The child times ``import tn_keras``,
 ``zoo.load(model)`` (the shipped checkpoint, sha256-checked), then ``model.predict`` on random
-raw 0..255 images: for every count in ``--images``, ``--repeats`` calls one after the other.
+raw 0..255 images: for every count in ``--images``, ``--repeats`` calls one after the other
+(``--no-padding``: without `tn_keras.zoo_model`'s padding to whole batches, the baseline).
 The first call of a count pays for tracing or compiling whatever shapes it meets; a later call
 costs only the arithmetic, unless the backend compiles again. A count that is not a multiple
 of the batch size (32) ends in a smaller batch, a new shape: the second count in the default,
@@ -36,7 +37,10 @@ def child(args) -> dict:
     import numpy as np
 
     from tn_keras import zoo
+    from tn_keras import zoo_model
     imported = time.perf_counter() - start
+    if args.no_padding:  # the baseline of ZooModel's padding to whole batches (JAX)
+        zoo_model.PAD_PARTIAL_BATCHES = False
 
     start = time.perf_counter()
     model = zoo.load(args.model)
@@ -52,6 +56,7 @@ def child(args) -> dict:
                           "seconds": time.perf_counter() - start})
     return {
         "backend": keras.backend.backend(),
+        "padding": zoo_model.PAD_PARTIAL_BATCHES,
         "import_s": imported,
         "load_s": loaded,
         "calls": calls,
@@ -62,6 +67,8 @@ def child(args) -> dict:
 def run_backend(backend: str, args) -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--child", "--model", args.model,
                "--images", args.images, "--repeats", str(args.repeats)]
+    if args.no_padding:
+        command.append("--no-padding")
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
@@ -76,6 +83,9 @@ def main(argv=None) -> int:
                         help="comma-separated image counts, each predicted --repeats times")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--no-padding", action="store_true",
+                        help="predict without ZooModel's padding to whole batches (the JAX "
+                             "baseline: every new remainder compiles)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -93,7 +103,8 @@ def main(argv=None) -> int:
         steady = {c["images"]: c["seconds"] for c in r["calls"]}  # the last call of each count
         calls = "  ".join(f"{c['images']}/{c['repeat']} {c['seconds']:.2f} "
                           f"({c['seconds'] / steady[c['images']]:.1f}x)" for c in r["calls"])
-        print(f"{r['backend']:12s} {r['import_s']:10.1f} {r['load_s']:9.1f}  {calls}")
+        name = r["backend"] + ("" if r["padding"] else " (no pad)")
+        print(f"{name:12s} {r['import_s']:10.1f} {r['load_s']:9.1f}  {calls}")
     _common.write_report(args.json, {"args": vars(args), "rows": rows})
     return 0
 
