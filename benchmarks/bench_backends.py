@@ -15,12 +15,9 @@ the child, and the ratio of each median to the TensorFlow one measured in the sa
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
@@ -60,32 +57,17 @@ def child(args) -> dict:
     }
 
 
-def run_backend(backend: str, args) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--child", "--model", args.model,
-               "--steps", str(args.steps), "--batch", str(args.batch)]
-    if args.mixed_precision:
-        command.append("--mixed-precision")
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        return {"backend": backend, "error": result.stderr.strip().splitlines()[-1]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None) -> int:
-    parser = _common.parser(__doc__)
-    parser.add_argument("--model", default="cifar_taylornet")
+    parser = _common.backend_parser(__doc__)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per backend")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--mixed-precision", action="store_true")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(args)))
+    rows = _common.backend_rows(
+        __file__, args, child, ["--steps", str(args.steps), "--batch", str(args.batch)]
+        + (["--mixed-precision"] if args.mixed_precision else []))
+    if rows is None:  # this was the child
         return 0
-
-    rows = [run_backend(b, args) for b in args.backends.split(",")]
     baseline = next((r["median_step_s"] for r in rows
                      if r["backend"] == "tensorflow" and "error" not in r), None)
     print(f"{args.model}, batch {args.batch}, {args.steps} steps, {os.cpu_count()} CPU cores"

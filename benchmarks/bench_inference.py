@@ -19,11 +19,8 @@ call: seconds, and the ratio to the backend's last call of the same count (the s
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
@@ -56,7 +53,7 @@ def child(args) -> dict:
                           "seconds": time.perf_counter() - start})
     return {
         "backend": keras.backend.backend(),
-        "padding": zoo_model.PAD_PARTIAL_BATCHES,
+        "pads_partial_batches": zoo_model.PAD_PARTIAL_BATCHES,  # False under TF and torch
         "import_s": imported,
         "load_s": loaded,
         "calls": calls,
@@ -64,35 +61,20 @@ def child(args) -> dict:
     }
 
 
-def run_backend(backend: str, args) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--child", "--model", args.model,
-               "--images", args.images, "--repeats", str(args.repeats)]
-    if args.no_padding:
-        command.append("--no-padding")
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        return {"backend": backend, "error": result.stderr.strip().splitlines()[-1]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None) -> int:
-    parser = _common.parser(__doc__)
-    parser.add_argument("--model", default="cifar_taylornet")
+    parser = _common.backend_parser(__doc__)
     parser.add_argument("--images", default="200,150",
                         help="comma-separated image counts, each predicted --repeats times")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--no-padding", action="store_true",
                         help="predict without ZooModel's padding to whole batches (the JAX "
                              "baseline: every new remainder compiles)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(args)))
+    rows = _common.backend_rows(
+        __file__, args, child, ["--images", args.images, "--repeats", str(args.repeats)]
+        + (["--no-padding"] if args.no_padding else []))
+    if rows is None:  # this was the child
         return 0
-
-    rows = [run_backend(b, args) for b in args.backends.split(",")]
     print(f"{args.model}, {os.cpu_count()} CPU cores")
     print(f"{'backend':12s} {'import (s)':>10s} {'load (s)':>9s}  "
           "predict calls: images/repeat seconds (x the count's last call)")
@@ -103,7 +85,7 @@ def main(argv=None) -> int:
         steady = {c["images"]: c["seconds"] for c in r["calls"]}  # the last call of each count
         calls = "  ".join(f"{c['images']}/{c['repeat']} {c['seconds']:.2f} "
                           f"({c['seconds'] / steady[c['images']]:.1f}x)" for c in r["calls"])
-        name = r["backend"] + ("" if r["padding"] else " (no pad)")
+        name = r["backend"] + (" (no pad)" if args.no_padding else "")
         print(f"{name:12s} {r['import_s']:10.1f} {r['load_s']:9.1f}  {calls}")
     _common.write_report(args.json, {"args": vars(args), "rows": rows})
     return 0
