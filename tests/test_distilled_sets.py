@@ -29,11 +29,13 @@ from tn_keras.distill import config
 from tn_keras.distill import datacard
 from tn_keras.distill import level_files
 from tn_keras.distill import shipping
+from tn_keras.distill.tfds_export import tfds_name
 
 # What the package advertises (docs/distillation.md): name -> (images per class, image shape).
 SHIPPED = {
     "cifar10.dm.ipc10": (10, (32, 32, 3)),
     "cifar10.dm.ipc1": (1, (32, 32, 3)),
+    "cifar10.dmfull-mf2.ipc10": (10, (32, 32, 3)),  # multi-formation: 40 decoded per class
     "mnist.dm.ipc10": (10, (28, 28, 1)),
     "mnist.dm.ipc1": (1, (28, 28, 1)),
     "fashion_mnist.dm.ipc10": (10, (28, 28, 1)),
@@ -351,14 +353,17 @@ def test_every_shipped_set_verifies_loads_and_has_its_advertised_shape(name):
     ipc, shape = SHIPPED.get(name, (info.images_per_class, info.image_shape))
     assert (info.images_per_class, info.image_shape) == (ipc, shape)
     assert name.endswith(f".ipc{ipc}") and min(info.levels) >= 1  # never level 0 (real)
+    decoded = info.formation ** 2  # images a stored slot decodes to (1 without formation)
     for level, counts in info.levels.items():
         x, y = catalogue.load_dataset(name, level=level)
         per_class = np.bincount(y, minlength=info.num_classes)
         assert x.dtype == np.uint8 and y.dtype == np.int64
-        assert x.shape == (counts["num_images"], *shape)
-        assert (per_class == counts["images_per_class"]).all(), (level, per_class)
+        assert x.shape == (counts["num_images"] * decoded, *shape)
+        assert (per_class == counts["images_per_class"] * decoded).all(), (level, per_class)
+        slots, _ = catalogue.load_dataset(name, level=level, decode=False)
+        assert slots.shape == (counts["num_images"], *shape)
     x, y = catalogue.load_dataset(name)
-    assert len(y) == ipc * info.num_classes
+    assert len(y) == ipc * info.num_classes * decoded
 
 
 def test_shipped_cards_are_generated_from_their_manifests():
@@ -400,7 +405,8 @@ def test_a_fresh_process_with_no_data_folder_loads_every_shipped_set(tmp_path):
             info = distill.dataset_info(name)
             for level, counts in sorted(info.levels.items()):
                 x, y = distill.load_dataset(name, level=level)
-                assert x.shape == (counts["num_images"], *info.image_shape), (name, level)
+                decoded = counts["num_images"] * info.formation ** 2
+                assert x.shape == (decoded, *info.image_shape), (name, level)
                 rel = f"level_{level}/{catalogue.IMAGES}"
                 assert catalogue.image_path(info.folder, rel).startswith(
                     catalogue.default_root()), (name, level)  # the package's copy
@@ -409,7 +415,7 @@ def test_a_fresh_process_with_no_data_folder_loads_every_shipped_set(tmp_path):
     """, cwd=str(tmp_path))
     loaded = dict(line.split()[1:] for line in stdout.splitlines() if line.startswith("LOADED"))
     expected = {name: catalogue.dataset_info(name) for name in catalogue.list_datasets()}
-    assert loaded == {name: str(info.images_per_class * info.num_classes)
+    assert loaded == {name: str(info.images_per_class * info.num_classes * info.formation ** 2)
                       for name, info in expected.items()}, stdout
 
 
@@ -444,8 +450,9 @@ def test_every_data_cards_use_section_runs(tmp_path):
     assert len(used) == len(cards), result.stdout
     for (entry, name), (n, n_ds, dtype) in zip(sorted(names.items()), used):
         ipc = catalogue.dataset_info(name)
-        assert int(n) == int(n_ds) == ipc.images_per_class * ipc.num_classes and dtype == "uint8"
-        assert (tmp_path / entry / "tfds_dir" / name.replace(".", "_") / "1.0.0").is_dir()
+        decoded = ipc.images_per_class * ipc.num_classes * ipc.formation ** 2
+        assert int(n) == int(n_ds) == decoded and dtype == "uint8"
+        assert (tmp_path / entry / "tfds_dir" / tfds_name(name) / "1.0.0").is_dir()
 
 
 def test_the_cli_lists_describes_and_verifies(capsys, tmp_path, monkeypatch):

@@ -52,7 +52,7 @@ def run_list(args):
         print(f"no shipped distilled set matches {args.pattern!r}")
     for name in names:
         info = distill.dataset_info(name)
-        print(f"{name:26s} {info.images_per_class:>3d}/class  {len(info.levels)} levels  "
+        print(f"{name:26s} {info.images_per_class:>3d}/class  {_levels(info)}  "
               f"{_accuracy(info)}")
 
 
@@ -80,7 +80,7 @@ def run_verify(args):
 
     for name in args.names or distill.list_datasets():
         info = distill.verify_dataset(name)
-        print(f"{name}: {len(info.levels)} levels, every file matches its sha256")
+        print(f"{name}: {_levels(info)}, every file matches its sha256")
 
 
 def run_export_tfds(args):
@@ -89,3 +89,7 @@ def run_export_tfds(args):
     path = distill.to_tfds(args.name, args.out, overwrite=args.overwrite)
     print(f"{path}: read it with tfds.builder_from_directory({path!r})"
           f".as_dataset(split='level_{distill.dataset_info(args.name).final_level}')")
+
+
+def _levels(info) -> str:
+    return f"{len(info.levels)} level" + ("" if len(info.levels) == 1 else "s")
