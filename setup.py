@@ -82,7 +82,10 @@ setup(
         "cpu": ["tensorflow-cpu==2.21.0"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
         # The test suite checks the ONNX exports too, so it needs the [onnx] extra's packages.
-        "test": ["pytest>=8", "pytest-timeout>=2.3", *ONNX],
+        # pytest-xdist runs it in two processes (pytest.ini): much of a test's time is a child
+        # process importing TensorFlow or a single-threaded Python loop, which one core serves
+        # while the other trains.
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", *ONNX],
         "onnx": ONNX,
         # Other Keras backends: everything but `export` runs on them without TensorFlow.
         "jax": ["jax[cpu]>=0.4.36"],
