@@ -1,5 +1,8 @@
 """Model cards are generated, never hand-edited: regenerating them gives what ships."""
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -109,3 +112,21 @@ def test_a_folder_laid_out_as_a_hub_repository_loads_by_its_path(tmp_path, monke
     monkeypatch.chdir(tmp_path / "someone")
     shutil.copytree(repo, tmp_path / "someone" / "digits_taylornet")
     assert zoo.find("digits_taylornet").shipped
+
+
+def test_every_shipped_checkpoint_loads_as_its_card_says_in_a_fresh_process():
+    """The card's recipe, `import tn_keras` then `keras.saving.load_model`, loads every shipped
+    file with its compile config (a checkpoint of the fast recipe names tn_keras's ScaledSGD,
+    TriangularSchedule and smoothed loss, which `import tn_keras` must register)."""
+    paths = [zoo.find(name).path for name in zoo.list(pretrained=True)]
+    script = textwrap.dedent(f"""
+        import keras
+        import tn_keras
+        for path in {paths!r}:
+            keras.saving.load_model(path)
+        print("loaded", len({paths!r}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"loaded {len(paths)}" in result.stdout

@@ -18,7 +18,7 @@ from tn_keras.datasets import augment
 from tn_keras.layers import PatchWhitening
 from tn_keras.layers import patch_whitening_kernel
 from tn_keras.training import averaging
-from tn_keras.training.evaluate import tta_predict
+from tn_keras.training.evaluation import tta_predict
 from tn_keras.training import losses
 from tn_keras.training import optimizers
 

@@ -14,6 +14,9 @@ read: ``importlib.import_module`` calls are not (today they all load modules of 
 package, or third-party ones).
 """
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -23,7 +26,8 @@ from _imports import python_files
 
 # Lowest first. Each entry is one level: a sub-package, or a module directly under tn_keras/,
 # of tn_keras; "tn_keras" stands for the top-level package itself (``import tn_keras``, or a
-# name it defines such as ``__version__``; it eagerly loads only version, utils and layers).
+# name it defines such as ``__version__``; it eagerly loads only version, utils, layers,
+# zoo_model and training's optimisers and losses: see `test_import_tn_keras_stays_light`).
 LAYERS = (
     ("version",),
     ("utils",),
@@ -137,3 +141,26 @@ def test_the_order_refuses_what_issue_26_removed(importer, imported):
     module = importer[:-3].replace("/", ".")
     low, high = level_of(unit(imported)), level_of(unit(module))
     assert low >= high
+
+
+def test_import_tn_keras_stays_light_and_training_names_stay_functions():
+    """``import tn_keras`` registers what checkpoints name (layers, ZooModel, the fast
+    recipe's optimiser, schedule and loss) and nothing of datasets, zoo or the trainer; and
+    `tn_keras.training.evaluate` stays the function after the trainer has been imported."""
+    script = textwrap.dedent("""
+        import sys
+        import tn_keras
+        loaded = sorted(m for m in sys.modules if m.startswith("tn_keras."))
+        heavy = [m for m in loaded if m.split(".")[1] in ("datasets", "zoo", "distill", "export")
+                 or m == "tn_keras.training.trainer"]
+        assert not heavy, heavy
+        import keras
+        assert keras.saving.get_registered_object("tn_keras>ScaledSGD") is not None
+        from tn_keras.training import trainer  # imports the evaluation module
+        from tn_keras import training
+        assert callable(training.evaluate) and callable(training.train), training.evaluate
+        print("light")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert result.returncode == 0 and "light" in result.stdout, result.stderr[-3000:]

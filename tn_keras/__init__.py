@@ -25,6 +25,11 @@ tensorflow_banner.quiet_library_import()
 from tn_keras import layers  # noqa: E402
 # ... and so is `ZooModel`, the class `zoo.load` returns (raw pixels in, a warning for 0..1).
 from tn_keras.zoo_model import ZooModel  # noqa: E402
+# ... and the optimisers, schedules and losses that a checkpoint's compile config names (the
+# fast recipe's ScaledSGD, TriangularSchedule, SparseSmoothedCrossentropy): without them a
+# checkpoint trained with that recipe does not load in a fresh process.
+from tn_keras.training import losses as _losses  # noqa: E402,F401
+from tn_keras.training import optimizers as _optimizers  # noqa: E402,F401
 
 _SUBPACKAGES = ("datasets", "zoo", "training", "export", "distill", "interpret", "figures",
                 "artifacts")

@@ -26,9 +26,9 @@ from tn_keras.training import time_budget
 from tn_keras.training.averaging import LookaheadAveraging
 from tn_keras.training.config import TrainConfig
 from tn_keras.training.config import command_line
-from tn_keras.training.evaluate import evaluate
-from tn_keras.training.evaluate import evaluation_splits
-from tn_keras.training.evaluate import tta_views
+from tn_keras.training.evaluation import evaluate
+from tn_keras.training.evaluation import evaluation_splits
+from tn_keras.training.evaluation import tta_views
 from tn_keras.training.losses import make_loss
 from tn_keras.training.optimizers import make_optimizer
 from tn_keras.training.placement import make_placement
