@@ -10,6 +10,9 @@ with every non-polynomial step replaced (the ``gelu`` twin keeps them all):
     group(c):  Conv3x3 -> pool(2) -> BN -> T -> Conv3x3 -> BN -> T
 
     activation-free:  pool = AveragePooling2D,  T(z) = z + BN_g(PolyCG_1x1(z))
+                      (``product="quadratic"``: T(z) = PolyCG_1x1(z) starting as GELU's
+                      per-channel quadratic, also after the whitening: the step of a
+                      converted twin, benchmarks/conversion_probe.py)
     gelu twin:        pool = MaxPooling2D,      T(z) = GELU(z)   (and a GELU after whitening,
                       a max-pooling at the end: airbench94 itself)
 
@@ -38,6 +41,8 @@ from keras import layers
 from tn_keras.layers import DiracUniform
 from tn_keras.layers import PatchWhitening
 from tn_keras.layers import PolyCG
+from tn_keras.layers import StackedIdentity
+from tn_keras.layers.activation_fit import gaussian_quadratic_fit
 from tn_keras.zoo import blocks
 from tn_keras.zoo.registry import TrainingRecipe
 from tn_keras.zoo.registry import register
@@ -83,8 +88,25 @@ def gated_product(z, name):
     return layers.Add(name=name + "_add")([z, h])
 
 
+def quadratic_product(z, name):
+    """``T(z) = b + W z + (U z) * (V z)``, a 1x1 `PolyCG` that starts as GELU's quadratic,
+    ``c0 + c1 z + c2 z^2`` in every channel (``W = c1 I``, ``U = I``, ``V = c2 I``, ``b = c0``:
+    the least-squares fit under N(0, 1), `activation_fit.gaussian_quadratic_fit`), and can
+    learn products across channels (``product="quadratic"``). It is the step a converted
+    twin gets (`tn_keras.training.conversion`), each refitted to what its GELU received."""
+    c0, c1, c2 = gaussian_quadratic_fit()
+    return PolyCG(z.shape[-1], kernel_size=1, strides=1, order=2, rank=1,
+                  kernel_initializer=StackedIdentity((c1,)),
+                  factor_initializer=StackedIdentity((1.0, c2)),
+                  bias_initializer=keras.initializers.Constant(c0), name=name)(z)
+
+
 #: ``product=`` -> the polynomial step that stands where the twin has a GELU.
-PRODUCTS = {"gated": gated_product}
+PRODUCTS = {"gated": gated_product, "quadratic": quadratic_product}
+#: The products that also stand after the whitening, where the twin has its first GELU (a
+#: product of raw whitened outliers swamps the image, but a converted twin's step is fitted
+#: to the values its GELU saw there).
+AFTER_WHITENING = ("quadratic",)
 
 
 def _conv(x, filters, name):
@@ -99,9 +121,22 @@ def _nonlinearity(x, name, product):
     return PRODUCTS[product](x, name + "_t")
 
 
-def _group(x, filters, name, product):
+#: ``pooling=`` -> the pooling layer; None picks the twin's max-pooling for ``product=None``
+#: and average pooling (a linear map) for every polynomial step.
+POOLINGS = {"max": layers.MaxPooling2D, "average": layers.AveragePooling2D}
+
+
+def _pooling(product, pooling):
+    if pooling is None:
+        pooling = "max" if product is None else "average"
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {sorted(POOLINGS)} or None; received "
+                         f"{pooling!r}.")
+    return POOLINGS[pooling]
+
+
+def _group(x, filters, name, product, pool):
     x = _conv(x, filters, name + "_conv1")
-    pool = layers.MaxPooling2D if product is None else layers.AveragePooling2D
     x = pool(2, name=name + "_pool")(x)
     x = _batch_norm(x, name + "_bn1")
     x = _nonlinearity(x, name + "_1", product)
@@ -111,21 +146,23 @@ def _group(x, filters, name, product):
 
 
 def fast_network(widths, product, input_shape=(32, 32, 3), num_classes=10,
-                 classifier_activation="softmax", name="cifar_taylornet_fast"):
+                 classifier_activation="softmax", name="cifar_taylornet_fast", pooling=None):
     """The module's network with group widths ``widths``; ``product`` a key of `PRODUCTS`,
-    or None for the GELU twin."""
+    or None for the GELU twin; ``pooling`` a key of `POOLINGS` (None: the product's own).
+    Max-pooling is not a polynomial: with it, the network is only a probe (`interpret` refuses
+    it)."""
     if product is not None and product not in PRODUCTS:
         raise ValueError(f"product must be one of {sorted(PRODUCTS)}; received {product!r}.")
+    pool = _pooling(product, pooling)
     inputs = keras.Input(input_shape, name="image")
     x = blocks.preprocessing(inputs, "cifar10")
     x = PatchWhitening(kernel_size=2, name="whiten")(x)
-    if product is None:
-        # Only the twin: whitening amplifies the rare patch directions, and a product of
-        # those outliers swamps the rest of the image (measured: training stays at chance).
+    if product is None or product in AFTER_WHITENING:
+        # Not the gated product: whitening amplifies the rare patch directions, and a product
+        # of those outliers swamps the rest of the image (measured: training stays at chance).
         x = _nonlinearity(x, "whiten", product)
     for i, filters in enumerate(widths):
-        x = _group(x, filters, f"group{i + 1}", product)
-    pool = layers.MaxPooling2D if product is None else layers.AveragePooling2D
+        x = _group(x, filters, f"group{i + 1}", product, pool)
     x = pool(x.shape[1], name="final_pool")(x)
     x = layers.Flatten(name="embedding")(x)
     x = layers.Dense(num_classes, use_bias=False, name="classifier")(x)

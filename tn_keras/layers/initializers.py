@@ -39,3 +39,32 @@ class DiracUniform(initializers.Initializer):
     def get_config(self):
         return {"seed": self.seed}
 
+
+
+@register_keras_serializable(package="tn_keras")
+class StackedIdentity(initializers.Initializer):
+    """A 1x1 kernel ``(1, 1, C, k * C)``: ``k`` scaled identities side by side,
+    ``[g_1 I, g_2 I, ..., g_k I]`` with ``gains = (g_1, ..., g_k)``.
+
+    For a 1x1 `PolyCG` of order 2 and rank 1 (``W z + (U z) * (V z)``), the linear kernel
+    ``StackedIdentity((a,))`` and the factor kernel ``StackedIdentity((1, c))`` make the layer
+    the per-channel quadratic ``a z + c z^2``: a polynomial stand-in for an activation that
+    can later learn products across channels.
+    """
+
+    def __init__(self, gains=(1.0,)):
+        self.gains = tuple(float(g) for g in gains)
+
+    def __call__(self, shape, dtype=None):
+        k = len(self.gains)
+        if len(shape) != 4 or shape[0] != 1 or shape[1] != 1 or shape[3] != k * shape[2]:
+            raise ValueError(f"StackedIdentity with {k} gains initialises 1x1 kernels of shape "
+                             f"(1, 1, C, {k} * C); received shape {tuple(shape)}.")
+        channels = shape[2]
+        kernel = np.zeros(shape, np.float32)
+        for i, gain in enumerate(self.gains):
+            kernel[0, 0, np.arange(channels), i * channels + np.arange(channels)] = gain
+        return kernel.astype(dtype or "float32")
+
+    def get_config(self):
+        return {"gains": list(self.gains)}
