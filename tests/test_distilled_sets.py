@@ -36,6 +36,7 @@ SHIPPED = {
     "cifar10.dm.ipc10": (10, (32, 32, 3)),
     "cifar10.dm.ipc1": (1, (32, 32, 3)),
     "cifar10.dmfull-mf2.ipc10": (10, (32, 32, 3)),  # multi-formation: 40 decoded per class
+    "cifar10.dmfull-mf2.ipc1": (1, (32, 32, 3)),  # multi-formation: 4 decoded per class
     "mnist.dm.ipc10": (10, (28, 28, 1)),
     "mnist.dm.ipc1": (1, (28, 28, 1)),
     "fashion_mnist.dm.ipc10": (10, (28, 28, 1)),
