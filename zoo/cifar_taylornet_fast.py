@@ -21,11 +21,11 @@ on a 1x1 patch: a linear map plus the product of two linear maps of the channels
 ``W`` starts at zero and ``U, V`` as Glorot-uniform projections, so the branch starts as a pure
 product; ``BN_g`` is a BatchNormalization whose scale starts at ``GATE_START`` (one): the
 normalised product branch starts as large as the identity path beside it (R-PolyNets'
-``alpha``, Pi-nets' normalised products), and the network can turn each product down or up. Every other BatchNorm has a
-fixed unit scale and a trainable shift, momentum 0.6 and epsilon 1e-12 (airbench's). The
-convolutions start as `DiracUniform` kernels. Unlike the twin, no product follows the
-whitening: whitening amplifies the rare patch directions, and a product of those outliers
-swamps the rest of the image.
+``alpha``, Pi-nets' normalised products), and the network can turn each product down or up.
+Every other BatchNorm has a fixed unit scale and a trainable shift, momentum 0.6 and epsilon
+1e-12 (airbench's). The convolutions start as `DiracUniform` kernels. Unlike the twin, no gated
+product follows the whitening: whitening amplifies the rare patch directions, and a product of
+those outliers swamps the rest of the image.
 
 What was tried and measured (docs/zoo.md, "The fast family"): an elementwise square in place of
 each GELU (``z/2 + z^2/sqrt(2 pi)``, GELU's Taylor expansion), with or without BatchNorm after
@@ -33,7 +33,8 @@ it, and with or without a product after the whitening, stays at chance; the gate
 
 Every layer of the activation-free network is affine at inference (Normalization,
 PatchWhitening, Conv2D, BatchNormalization, average pooling, Dense, Rescaling), a sum, or a
-PolyCG; the logits are a polynomial of the raw pixels of degree ``2 ** 6 = 64`` (six ``T``).
+PolyCG; the logits are a polynomial of the raw pixels of degree ``2 ** 6 = 64`` (six ``T``;
+``2 ** 7 = 128`` with ``product="quadratic"``, which adds the step after the whitening).
 """
 import keras
 from keras import layers
@@ -93,7 +94,7 @@ def quadratic_product(z, name):
     ``c0 + c1 z + c2 z^2`` in every channel (``W = c1 I``, ``U = I``, ``V = c2 I``, ``b = c0``:
     the least-squares fit under N(0, 1), `activation_fit.gaussian_quadratic_fit`), and can
     learn products across channels (``product="quadratic"``). It is the step a converted
-    twin gets (`tn_keras.training.conversion`), each refitted to what its GELU received."""
+    twin gets (benchmarks/conversion_probe.py), each refitted to what its GELU received."""
     c0, c1, c2 = gaussian_quadratic_fit()
     return PolyCG(z.shape[-1], kernel_size=1, strides=1, order=2, rank=1,
                   kernel_initializer=StackedIdentity((c1,)),
@@ -149,8 +150,8 @@ def fast_network(widths, product, input_shape=(32, 32, 3), num_classes=10,
                  classifier_activation="softmax", name="cifar_taylornet_fast", pooling=None):
     """The module's network with group widths ``widths``; ``product`` a key of `PRODUCTS`,
     or None for the GELU twin; ``pooling`` a key of `POOLINGS` (None: the product's own).
-    Max-pooling is not a polynomial: with it, the network is only a probe (`interpret` refuses
-    it)."""
+    Max-pooling is not a polynomial: with it, the network is only a probe
+    (`interpret.degree` raises NotAPolynomialError)."""
     if product is not None and product not in PRODUCTS:
         raise ValueError(f"product must be one of {sorted(PRODUCTS)}; received {product!r}.")
     pool = _pooling(product, pooling)

@@ -2,8 +2,9 @@
 
 The names below load on first use (PEP 562): importing a light module of this package, such as
 `tn_keras.training.optimizers`, which ``import tn_keras`` does to register the optimisers and
-losses that saved checkpoints name, must not pull in the trainer, the datasets and the zoo. (No submodule shares a name with them:
-a submodule imported later would replace the function of its name on the package.)
+losses that saved checkpoints name, must not pull in the trainer, the datasets and the zoo.
+No submodule shares a name with them: a submodule imported later would replace the function
+of its name on the package (hence ``evaluation.py`` for ``evaluate``).
 """
 import importlib
 

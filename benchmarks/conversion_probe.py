@@ -1,0 +1,247 @@
+"""Can the trained GELU twin become a polynomial network? Conversion, measured step by step.
+
+The cheapest way to a strong polynomial network would be to convert a trained network with
+activations (the *teacher*, `cifar_convnet_fast_gelu.e10`) instead of training one: copy every
+shared weight into the activation-free skeleton (`cifar_taylornet_fast`, ``product=
+"quadratic"``), start each polynomial step as the per-channel quadratic closest to its GELU on
+the values that GELU received (`tn_keras.layers.activation_fit.quadratic_fit`), and fine-tune
+with the teacher's predictions as soft targets. Low-degree replacements of ReLU do this in
+the private-inference literature. This script measures each step on CIFAR-10's 1,000 lossless
+test images (needs ``TN_KERAS_DATA``):
+
+    python benchmarks/conversion_probe.py --json conversion.json
+
+1. the teacher;
+2. the converted network with the teacher's max-pooling and BatchNorm statistics (a probe:
+   max-pooling is not a polynomial), with and without a quadratic after the whitening, and
+   the growth of its activations layer by layer against the teacher's;
+3. average pooling, whose BatchNorm statistics must be re-estimated: in training mode (batch
+   statistics, the usual way) or robustly (median and interquartile range, layer by layer);
+   the GELU network with average pooling as the reference;
+4. fine-tuning the robustly recalibrated network on soft targets, BatchNorm frozen (or in
+   training mode, ``--batch-norm train``).
+
+``--curvature-scale s`` multiplies every fitted ``c2`` by ``s``: a flatter quadratic, whose
+growth on the rare large inputs compounds less through the seven steps.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import _common  # noqa: E402
+
+
+def step_name(activation_name):
+    """The student's step for the teacher's activation layer: ``group1_1_gelu -> group1_1_t``."""
+    return activation_name.rpartition("_")[0] + "_t"
+
+
+def copy_shared_weights(teacher, student):
+    """Copy each teacher layer's weights into the student layer of the same name."""
+    names = {other.name for other in teacher.layers}
+    for layer in student.layers:
+        if layer.weights and layer.name in names:
+            layer.set_weights(teacher.get_layer(layer.name).get_weights())
+
+
+def activation_pairs(teacher, student):
+    """``[(teacher GELU layer, student quadratic step)]`` in graph order."""
+    import keras
+
+    return [(layer, student.get_layer(step_name(layer.name))) for layer in teacher.layers
+            if isinstance(layer, keras.layers.Activation) and layer.name != "predictions"]
+
+
+def set_quadratic(step, coefficients):
+    """Make the 1x1 order-2 PolyCG ``step`` the per-channel ``c0 + c1 z + c2 z^2``."""
+    channels = step.filters
+    index = np.arange(channels)
+    kernel = np.zeros((1, 1, channels, channels), np.float32)
+    kernel[0, 0, index, index] = coefficients[:, 1]
+    factors = np.zeros((1, 1, channels, 2 * channels), np.float32)
+    factors[0, 0, index, index] = 1.0
+    factors[0, 0, index, channels + index] = coefficients[:, 2]
+    step.kernel.assign(kernel)
+    step.factor_kernel.assign(factors)
+    step.bias.assign(coefficients[:, 0].astype(np.float32))
+
+
+def fit_steps(teacher, student, images, samples=200_000, linear=(), curvature_scale=1.0):
+    """Fit every step to its GELU on the values it receives from ``images``; the steps named
+    in ``linear`` keep only ``c0 + c1 z``; every ``c2`` is then multiplied by
+    ``curvature_scale``. Returns ``{step: relative rms error of the fit}``."""
+    import keras
+    from tn_keras.layers.activation_fit import gelu
+    from tn_keras.layers.activation_fit import quadratic_fit
+
+    pairs = activation_pairs(teacher, student)
+    feed = keras.Model(teacher.inputs, [layer.input for layer, _ in pairs])
+    rng = np.random.default_rng(0)
+    errors = {}
+    for (_, step), z in zip(pairs, feed.predict(images, batch_size=250, verbose=0)):
+        z = z.reshape(-1, z.shape[-1]).astype(np.float64)
+        z = z[rng.choice(len(z), min(samples, len(z)), replace=False)]
+        c = quadratic_fit(z)
+        if step.name in linear:
+            a = np.stack([np.ones_like(z), z], -1)
+            for k in range(z.shape[1]):
+                c[k, :2] = np.linalg.lstsq(a[:, k], gelu(z[:, k]), rcond=None)[0]
+                c[k, 2] = 0.0
+        c[:, 2] *= curvature_scale
+        set_quadratic(step, c)
+        fitted = c[:, 0] + c[:, 1] * z + c[:, 2] * z * z
+        errors[step.name] = round(float(np.sqrt(np.mean((fitted - gelu(z)) ** 2))
+                                        / np.sqrt(np.mean(gelu(z) ** 2))), 3)
+    return errors
+
+
+def batch_norms(model):
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def recalibrate_in_training_mode(model, images, batch_size=500):
+    """The usual re-estimation: forward passes with batch statistics (momentum 0.6)."""
+    for start in range(0, len(images) - batch_size + 1, batch_size):
+        model(images[start:start + batch_size], training=True)
+
+
+def recalibrate_robustly(model, images):
+    """Each BatchNorm in graph order gets the median and (IQR / 1.349)^2 of its input, with the
+    BatchNorms before it already re-estimated: a few exploding images cannot set them."""
+    import keras
+
+    for layer in batch_norms(model):
+        z = keras.Model(model.inputs, layer.input).predict(images, batch_size=500, verbose=0)
+        z = z.reshape(-1, z.shape[-1])
+        q1, median, q3 = np.quantile(z, [0.25, 0.5, 0.75], axis=0)
+        layer.moving_mean.assign(median.astype(np.float32))
+        layer.moving_variance.assign((((q3 - q1) / 1.349) ** 2).astype(np.float32))
+
+
+def accuracy(model, x, y):
+    out = model.predict(x, batch_size=500, verbose=0)
+    finite = np.isfinite(out).all(axis=-1)
+    return {"accuracy": round(float(np.mean((np.argmax(out, -1) == y) & finite)), 4),
+            "finite": round(float(np.mean(finite)), 4)}
+
+
+def growth(teacher, student, images):
+    """Per step: the largest |activation| of the student against the teacher's."""
+    import keras
+
+    pairs = activation_pairs(teacher, student)
+    t = keras.Model(teacher.inputs, [a.output for a, _ in pairs]).predict(images, verbose=0)
+    s = keras.Model(student.inputs, [b.output for _, b in pairs]).predict(images, verbose=0)
+    return {b.name: {"teacher_max": float(np.abs(u).max()), "student_max": float(np.abs(v).max())}
+            for (_, b), u, v in zip(pairs, t, s)}
+
+
+def fine_tune(teacher, student, x, steps, batch_size, learning_rate, x_test, y_test,
+              freeze_batch_norm=True, rounds=3):
+    """Soft targets from the teacher, BatchNorm frozen (its statistics and shifts) or in
+    training mode, Nesterov SGD on a cosine schedule, clipped; the accuracy after each of
+    ``rounds`` equal parts of the steps. The images cycle (``x`` in order, then again)."""
+    import keras
+
+    for layer in batch_norms(student):
+        layer.trainable = not freeze_batch_norm
+    targets = teacher.predict(x, batch_size=500, verbose=0)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    student.compile(optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
+                                                   global_clipnorm=5.0),
+                    loss="categorical_crossentropy")
+    rows, part = [], steps * batch_size // rounds
+    for k in range(rounds):
+        index = np.arange(k * part, (k + 1) * part) % len(x)
+        history = student.fit(x[index], targets[index], batch_size=batch_size, epochs=1,
+                              verbose=0)
+        rows.append({"steps": (k + 1) * steps // rounds,
+                     "loss": float(history.history["loss"][-1]),
+                     **accuracy(student, x_test, y_test)})
+        print("fine-tune", rows[-1], flush=True)
+    return rows
+
+
+def static_stages(report, teacher, converted, x, x_test, y_test):
+    """Stages 2 and 3 (module docstring) before any training, into ``report``."""
+    from tn_keras.zoo.cifar_taylornet_fast import WIDTHS
+    from tn_keras.zoo.cifar_taylornet_fast import fast_network
+
+    student, report["fit_errors"] = converted("max")
+    report["quadratic_max_pooling"] = accuracy(student, x_test, y_test)
+    report["growth_max_pooling"] = growth(teacher, student, x[:500])
+    student, _ = converted("max", linear=("whiten_t",))
+    report["quadratic_max_pooling_linear_after_whitening"] = accuracy(student, x_test, y_test)
+    print(report, flush=True)
+
+    gelu_average = fast_network(WIDTHS["full"], None, pooling="average")
+    copy_shared_weights(teacher, gelu_average)
+    recalibrate_in_training_mode(gelu_average, x[:10_000])
+    report["gelu_average_pooling_recalibrated"] = accuracy(gelu_average, x_test, y_test)
+    student, _ = converted("average")
+    recalibrate_in_training_mode(student, x[:10_000])
+    report["quadratic_average_pooling_recalibrated"] = accuracy(student, x_test, y_test)
+
+
+def main():
+    p = _common.parser(__doc__)
+    p.add_argument("--fine-tune-steps", type=int, default=120)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--learning-rate", type=float, default=0.01)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="evaluate after each of this many equal parts of the fine-tuning")
+    p.add_argument("--batch-norm", choices=("frozen", "train"), default="frozen",
+                   help="fine-tune with BatchNorm frozen or in training mode")
+    p.add_argument("--only-fine-tune", action="store_true",
+                   help="skip stages 2 and 3 (the probes with max-pooling, training-mode "
+                        "recalibration and the GELU reference)")
+    p.add_argument("--curvature-scale", type=float, default=1.0,
+                   help="multiply every fitted c2 by this (1: the least-squares fit)")
+    args = p.parse_args()
+    import keras
+    from tn_keras import datasets
+    from tn_keras import zoo
+    from tn_keras.zoo.cifar_taylornet_fast import WIDTHS
+    from tn_keras.zoo.cifar_taylornet_fast import fast_network
+
+    started = time.perf_counter()
+    teacher = zoo.load("cifar_convnet_fast_gelu")
+    x, _ = datasets.load("cifar10", "train")
+    x_test, y_test = datasets.load("cifar10", "test_lossless")
+    x_test = x_test.astype(np.float32)
+    n = min(max(args.fine_tune_steps * args.batch_size, 10_000), len(x))
+    x = x[np.random.default_rng(0).permutation(len(x))[:n]].astype(np.float32)
+    report = {"settings": {k: v for k, v in vars(args).items() if k != "json"},
+              "teacher": accuracy(teacher, x_test, y_test)}
+    print(report, flush=True)
+
+    def converted(pooling, linear=()):
+        keras.utils.set_random_seed(0)
+        student = fast_network(WIDTHS["full"], "quadratic", pooling=pooling)
+        copy_shared_weights(teacher, student)
+        return student, fit_steps(teacher, student, x[:2000], linear=linear,
+                                  curvature_scale=args.curvature_scale)
+
+    if not args.only_fine_tune:
+        static_stages(report, teacher, converted, x, x_test, y_test)
+    student, _ = converted("average")
+    recalibrate_robustly(student, x[:1000])
+    report["quadratic_average_pooling_robust"] = accuracy(student, x_test, y_test)
+    print(report, flush=True)
+    if args.fine_tune_steps:
+        report["fine_tune"] = fine_tune(teacher, student, x, args.fine_tune_steps,
+                                        args.batch_size, args.learning_rate, x_test, y_test,
+                                        freeze_batch_norm=args.batch_norm == "frozen",
+                                        rounds=args.rounds)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    print(report)
+    _common.write_report(args.json, report)
+
+
+if __name__ == "__main__":
+    main()
