@@ -142,10 +142,12 @@ def growth(teacher, student, images):
 
 
 def fine_tune(teacher, student, x, steps, batch_size, learning_rate, x_test, y_test,
-              freeze_batch_norm=True, rounds=3):
+              freeze_batch_norm=True, rounds=3, recalibrate=False):
     """Soft targets from the teacher, BatchNorm frozen (its statistics and shifts) or in
     training mode, Nesterov SGD on a cosine schedule, clipped; the accuracy after each of
-    ``rounds`` equal parts of the steps. The images cycle (``x`` in order, then again)."""
+    ``rounds`` equal parts of the steps (``recalibrate``: with BatchNorm's statistics first
+    re-estimated robustly, as training mode's moving averages follow the last batches). The
+    images cycle (``x`` in order, then again)."""
     import keras
 
     for layer in batch_norms(student):
@@ -160,6 +162,8 @@ def fine_tune(teacher, student, x, steps, batch_size, learning_rate, x_test, y_t
         index = np.arange(k * part, (k + 1) * part) % len(x)
         history = student.fit(x[index], targets[index], batch_size=batch_size, epochs=1,
                               verbose=0)
+        if recalibrate:
+            recalibrate_robustly(student, x[:1000])
         rows.append({"steps": (k + 1) * steps // rounds,
                      "loss": float(history.history["loss"][-1]),
                      **accuracy(student, x_test, y_test)})
@@ -195,6 +199,8 @@ def main():
     p.add_argument("--learning-rate", type=float, default=0.01)
     p.add_argument("--rounds", type=int, default=3,
                    help="evaluate after each of this many equal parts of the fine-tuning")
+    p.add_argument("--recalibrate", action="store_true",
+                   help="re-estimate BatchNorm's statistics robustly before each evaluation")
     p.add_argument("--batch-norm", choices=("frozen", "train"), default="frozen",
                    help="fine-tune with BatchNorm frozen or in training mode")
     p.add_argument("--only-fine-tune", action="store_true",
@@ -237,7 +243,7 @@ def main():
         report["fine_tune"] = fine_tune(teacher, student, x, args.fine_tune_steps,
                                         args.batch_size, args.learning_rate, x_test, y_test,
                                         freeze_batch_norm=args.batch_norm == "frozen",
-                                        rounds=args.rounds)
+                                        rounds=args.rounds, recalibrate=args.recalibrate)
     report["seconds"] = round(time.perf_counter() - started, 1)
     print(report)
     _common.write_report(args.json, report)
