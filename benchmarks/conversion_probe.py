@@ -24,6 +24,7 @@ test images (needs ``TN_KERAS_DATA``):
 ``--curvature-scale s`` multiplies every fitted ``c2`` by ``s``: a flatter quadratic, whose
 growth on the rare large inputs compounds less through the seven steps.
 """
+import dataclasses
 import os
 import sys
 import time
@@ -141,32 +142,52 @@ def growth(teacher, student, images):
             for (_, b), u, v in zip(pairs, t, s)}
 
 
-def fine_tune(teacher, student, x, steps, batch_size, learning_rate, x_test, y_test,
-              freeze_batch_norm=True, rounds=3, recalibrate=False):
-    """Soft targets from the teacher, BatchNorm frozen (its statistics and shifts) or in
-    training mode, Nesterov SGD on a cosine schedule, clipped; the accuracy after each of
-    ``rounds`` equal parts of the steps (``recalibrate``: with BatchNorm's statistics first
-    re-estimated robustly, as training mode's moving averages follow the last batches). The
-    images cycle (``x`` in order, then again)."""
+@dataclasses.dataclass(frozen=True)
+class FineTune:
+    """How stage 4 fine-tunes (the command line's options of the same names)."""
+
+    steps: int
+    batch_size: int
+    learning_rate: float
+    freeze_batch_norm: bool = True
+    rounds: int = 3  # evaluations, after equal parts of the steps
+    recalibrate: bool = False  # robust BatchNorm statistics before each evaluation
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(args.fine_tune_steps, args.batch_size, args.learning_rate,
+                   args.batch_norm == "frozen", args.rounds, args.recalibrate)
+
+
+def compile_for_soft_targets(student, settings):
+    """BatchNorm frozen (statistics and shifts) or in training mode; Nesterov SGD on a cosine
+    schedule, clipped; cross-entropy against the teacher's probabilities."""
     import keras
 
     for layer in batch_norms(student):
-        layer.trainable = not freeze_batch_norm
-    targets = teacher.predict(x, batch_size=500, verbose=0)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+        layer.trainable = not settings.freeze_batch_norm
+    schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.steps)
     student.compile(optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
                                                    global_clipnorm=5.0),
                     loss="categorical_crossentropy")
-    rows, part = [], steps * batch_size // rounds
-    for k in range(rounds):
+
+
+def fine_tune(teacher, student, x, test, settings):
+    """Train ``student`` on the teacher's predictions for ``x`` (cycled in order); the loss and
+    the accuracy on ``test = (x, y)`` after each of ``settings.rounds`` equal parts, with
+    BatchNorm's statistics first re-estimated robustly when ``settings.recalibrate`` (training
+    mode's moving averages follow the last batches)."""
+    targets = teacher.predict(x, batch_size=500, verbose=0)
+    compile_for_soft_targets(student, settings)
+    rows, part = [], settings.steps * settings.batch_size // settings.rounds
+    for k in range(settings.rounds):
         index = np.arange(k * part, (k + 1) * part) % len(x)
-        history = student.fit(x[index], targets[index], batch_size=batch_size, epochs=1,
-                              verbose=0)
-        if recalibrate:
+        history = student.fit(x[index], targets[index], batch_size=settings.batch_size,
+                              epochs=1, verbose=0)
+        if settings.recalibrate:
             recalibrate_robustly(student, x[:1000])
-        rows.append({"steps": (k + 1) * steps // rounds,
-                     "loss": float(history.history["loss"][-1]),
-                     **accuracy(student, x_test, y_test)})
+        rows.append({"steps": (k + 1) * settings.steps // settings.rounds,
+                     "loss": float(history.history["loss"][-1]), **accuracy(student, *test)})
         print("fine-tune", rows[-1], flush=True)
     return rows
 
@@ -240,10 +261,8 @@ def main():
     report["quadratic_average_pooling_robust"] = accuracy(student, x_test, y_test)
     print(report, flush=True)
     if args.fine_tune_steps:
-        report["fine_tune"] = fine_tune(teacher, student, x, args.fine_tune_steps,
-                                        args.batch_size, args.learning_rate, x_test, y_test,
-                                        freeze_batch_norm=args.batch_norm == "frozen",
-                                        rounds=args.rounds, recalibrate=args.recalibrate)
+        report["fine_tune"] = fine_tune(teacher, student, x, (x_test, y_test),
+                                        FineTune.from_args(args))
     report["seconds"] = round(time.perf_counter() - started, 1)
     print(report)
     _common.write_report(args.json, report)
