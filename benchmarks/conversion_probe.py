@@ -35,56 +35,26 @@ sys.path.insert(0, os.path.dirname(__file__))
 import _common  # noqa: E402
 
 
-def step_name(activation_name):
-    """The student's step for the teacher's activation layer: ``group1_1_gelu -> group1_1_t``."""
-    return activation_name.rpartition("_")[0] + "_t"
-
-
-def copy_shared_weights(teacher, student):
-    """Copy each teacher layer's weights into the student layer of the same name."""
-    names = {other.name for other in teacher.layers}
-    for layer in student.layers:
-        if layer.weights and layer.name in names:
-            layer.set_weights(teacher.get_layer(layer.name).get_weights())
-
-
-def activation_pairs(teacher, student):
-    """``[(teacher GELU layer, student quadratic step)]`` in graph order."""
-    import keras
-
-    return [(layer, student.get_layer(step_name(layer.name))) for layer in teacher.layers
-            if isinstance(layer, keras.layers.Activation) and layer.name != "predictions"]
-
-
-def set_quadratic(step, coefficients):
-    """Make the 1x1 order-2 PolyCG ``step`` the per-channel ``c0 + c1 z + c2 z^2``."""
-    channels = step.filters
-    index = np.arange(channels)
-    kernel = np.zeros((1, 1, channels, channels), np.float32)
-    kernel[0, 0, index, index] = coefficients[:, 1]
-    factors = np.zeros((1, 1, channels, 2 * channels), np.float32)
-    factors[0, 0, index, index] = 1.0
-    factors[0, 0, index, channels + index] = coefficients[:, 2]
-    step.kernel.assign(kernel)
-    step.factor_kernel.assign(factors)
-    step.bias.assign(coefficients[:, 0].astype(np.float32))
-
-
-def fit_steps(teacher, student, images, samples=200_000, linear=(), curvature_scale=1.0):
-    """Fit every step to its GELU on the values it receives from ``images``; the steps named
-    in ``linear`` keep only ``c0 + c1 z``; every ``c2`` is then multiplied by
-    ``curvature_scale``. Returns ``{step: relative rms error of the fit}``."""
+def fit_steps(teacher, student, images, linear=(), curvature_scale=1.0):
+    """`tn_keras.training.conversion.convert`, except that the steps named in ``linear`` keep
+    only ``c0 + c1 z``. Returns ``{step: relative rms error of the fit as set}``."""
     import keras
     from tn_keras.layers.activation_fit import gelu
     from tn_keras.layers.activation_fit import quadratic_fit
+    from tn_keras.training.conversion import CONVERSIONS
+    from tn_keras.training.conversion import FIT_SAMPLES
+    from tn_keras.training.conversion import activation_pairs
+    from tn_keras.training.conversion import set_quadratic
+    from tn_keras.zoo.saving import transfer_body
 
-    pairs = activation_pairs(teacher, student)
+    transfer_body(teacher, student, include_head=True)
+    pairs = activation_pairs(teacher, student, CONVERSIONS["gelu_quadratic"])
     feed = keras.Model(teacher.inputs, [layer.input for layer, _ in pairs])
     rng = np.random.default_rng(0)
     errors = {}
     for (_, step), z in zip(pairs, feed.predict(images, batch_size=250, verbose=0)):
         z = z.reshape(-1, z.shape[-1]).astype(np.float64)
-        z = z[rng.choice(len(z), min(samples, len(z)), replace=False)]
+        z = z[rng.choice(len(z), min(FIT_SAMPLES, len(z)), replace=False)]
         c = quadratic_fit(z)
         if step.name in linear:
             a = np.stack([np.ones_like(z), z], -1)
@@ -99,12 +69,6 @@ def fit_steps(teacher, student, images, samples=200_000, linear=(), curvature_sc
     return errors
 
 
-def batch_norms(model):
-    import keras
-
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-
-
 def recalibrate_in_training_mode(model, images, batch_size=500):
     """The usual re-estimation: forward passes with batch statistics (momentum 0.6)."""
     for start in range(0, len(images) - batch_size + 1, batch_size):
@@ -112,16 +76,9 @@ def recalibrate_in_training_mode(model, images, batch_size=500):
 
 
 def recalibrate_robustly(model, images):
-    """Each BatchNorm in graph order gets the median and (IQR / 1.349)^2 of its input, with the
-    BatchNorms before it already re-estimated: a few exploding images cannot set them."""
-    import keras
+    from tn_keras.training.conversion import robust_batch_norm_statistics
 
-    for layer in batch_norms(model):
-        z = keras.Model(model.inputs, layer.input).predict(images, batch_size=500, verbose=0)
-        z = z.reshape(-1, z.shape[-1])
-        q1, median, q3 = np.quantile(z, [0.25, 0.5, 0.75], axis=0)
-        layer.moving_mean.assign(median.astype(np.float32))
-        layer.moving_variance.assign((((q3 - q1) / 1.349) ** 2).astype(np.float32))
+    robust_batch_norm_statistics(model, images)
 
 
 def accuracy(model, x, y):
@@ -135,7 +92,10 @@ def growth(teacher, student, images):
     """Per step: the largest |activation| of the student against the teacher's."""
     import keras
 
-    pairs = activation_pairs(teacher, student)
+    from tn_keras.training.conversion import CONVERSIONS
+    from tn_keras.training.conversion import activation_pairs
+
+    pairs = activation_pairs(teacher, student, CONVERSIONS["gelu_quadratic"])
     t = keras.Model(teacher.inputs, [a.output for a, _ in pairs]).predict(images, verbose=0)
     s = keras.Model(student.inputs, [b.output for _, b in pairs]).predict(images, verbose=0)
     return {b.name: {"teacher_max": float(np.abs(u).max()), "student_max": float(np.abs(v).max())}
@@ -163,6 +123,8 @@ def compile_for_soft_targets(student, settings):
     """BatchNorm frozen (statistics and shifts) or in training mode; Nesterov SGD on a cosine
     schedule, clipped; cross-entropy against the teacher's probabilities."""
     import keras
+
+    from tn_keras.training.conversion import batch_norms
 
     for layer in batch_norms(student):
         layer.trainable = not settings.freeze_batch_norm
@@ -192,10 +154,54 @@ def fine_tune(teacher, student, x, test, settings):
     return rows
 
 
+def fine_tune_epochs(teacher, student, x, test, settings, epochs, save_dir=None, seed=0):
+    """Fine-tune for ``epochs`` passes over all of ``x`` with the fast recipe's augmentation
+    (reflection-padded 2-pixel shifts, each image flipped in alternate epochs), against the
+    teacher's probabilities *for the augmented images*; robust BatchNorm statistics and the
+    test accuracy after every epoch. With ``save_dir``, each epoch's weights are written
+    there (``epoch-K.weights.h5``) and a rerun continues after the last one written (the
+    schedule's position restored; the momentum starts again)."""
+    from tn_keras.datasets.augment import base_flips
+    from tn_keras.datasets.augment import flip_translate
+
+    steps_per_epoch = -(-len(x) // settings.batch_size)
+    settings = dataclasses.replace(settings, steps=epochs * steps_per_epoch)
+    compile_for_soft_targets(student, settings)
+    flips, done, rows = base_flips(seed, len(x)), 0, []
+    if save_dir:
+        os.makedirs(save_dir, exist_ok=True)
+        saved = sorted(int(f[6:-11]) for f in os.listdir(save_dir)
+                       if f.startswith("epoch-") and f.endswith(".weights.h5"))
+        if saved:
+            done = saved[-1]
+            student.load_weights(os.path.join(save_dir, f"epoch-{done}.weights.h5"))
+            student.optimizer.build(student.trainable_variables)
+            student.optimizer.iterations.assign(done * steps_per_epoch)
+            print(f"resumed after epoch {done}", flush=True)
+    for epoch in range(done, epochs):
+        started = time.perf_counter()
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(len(x))
+        images = flip_translate(x[order], flips[order] ^ bool(epoch % 2), rng)
+        targets = teacher.predict(images, batch_size=500, verbose=0)
+        history = student.fit(images, targets, batch_size=settings.batch_size, epochs=1,
+                              shuffle=False, verbose=0)
+        del images
+        recalibrate_robustly(student, x[:1000])
+        rows.append({"epoch": epoch + 1, "loss": float(history.history["loss"][-1]),
+                     "seconds": round(time.perf_counter() - started, 1),
+                     **accuracy(student, *test)})
+        print("epoch", rows[-1], flush=True)
+        if save_dir:
+            student.save_weights(os.path.join(save_dir, f"epoch-{epoch + 1}.weights.h5"))
+    return rows
+
+
 def static_stages(report, teacher, converted, x, x_test, y_test):
     """Stages 2 and 3 (module docstring) before any training, into ``report``."""
     from tn_keras.zoo.cifar_taylornet_fast import WIDTHS
     from tn_keras.zoo.cifar_taylornet_fast import fast_network
+    from tn_keras.zoo.saving import transfer_body
 
     student, report["fit_errors"] = converted("max")
     report["quadratic_max_pooling"] = accuracy(student, x_test, y_test)
@@ -205,7 +211,7 @@ def static_stages(report, teacher, converted, x, x_test, y_test):
     print(report, flush=True)
 
     gelu_average = fast_network(WIDTHS["full"], None, pooling="average")
-    copy_shared_weights(teacher, gelu_average)
+    transfer_body(teacher, gelu_average, include_head=True)
     recalibrate_in_training_mode(gelu_average, x[:10_000])
     report["gelu_average_pooling_recalibrated"] = accuracy(gelu_average, x_test, y_test)
     student, _ = converted("average")
@@ -218,6 +224,11 @@ def main():
     p.add_argument("--fine-tune-steps", type=int, default=120)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--learning-rate", type=float, default=0.01)
+    p.add_argument("--epochs", type=int, default=0,
+                   help="fine-tune for this many augmented passes over the whole training "
+                        "set instead of --fine-tune-steps")
+    p.add_argument("--save-dir", help="with --epochs: write each epoch's weights here and "
+                                      "continue after the last one on a rerun")
     p.add_argument("--rounds", type=int, default=3,
                    help="evaluate after each of this many equal parts of the fine-tuning")
     p.add_argument("--recalibrate", action="store_true",
@@ -241,7 +252,8 @@ def main():
     x, _ = datasets.load("cifar10", "train")
     x_test, y_test = datasets.load("cifar10", "test_lossless")
     x_test = x_test.astype(np.float32)
-    n = min(max(args.fine_tune_steps * args.batch_size, 10_000), len(x))
+    n = len(x) if args.epochs else min(max(args.fine_tune_steps * args.batch_size, 10_000),
+                                         len(x))
     x = x[np.random.default_rng(0).permutation(len(x))[:n]].astype(np.float32)
     report = {"settings": {k: v for k, v in vars(args).items() if k != "json"},
               "teacher": accuracy(teacher, x_test, y_test)}
@@ -250,7 +262,6 @@ def main():
     def converted(pooling, linear=()):
         keras.utils.set_random_seed(0)
         student = fast_network(WIDTHS["full"], "quadratic", pooling=pooling)
-        copy_shared_weights(teacher, student)
         return student, fit_steps(teacher, student, x[:2000], linear=linear,
                                   curvature_scale=args.curvature_scale)
 
@@ -260,7 +271,15 @@ def main():
     recalibrate_robustly(student, x[:1000])
     report["quadratic_average_pooling_robust"] = accuracy(student, x_test, y_test)
     print(report, flush=True)
-    if args.fine_tune_steps:
+    if args.epochs:
+        report["fine_tune_epochs"] = fine_tune_epochs(
+            teacher, student, x, (x_test, y_test), FineTune.from_args(args), args.epochs,
+            args.save_dir)
+        x_all, y_all = datasets.load("cifar10", "test")
+        report["final_test_all"] = accuracy(student, x_all.astype(np.float32), y_all)
+        if args.save_dir:
+            student.save(os.path.join(args.save_dir, "student.keras"))
+    elif args.fine_tune_steps:
         report["fine_tune"] = fine_tune(teacher, student, x, (x_test, y_test),
                                         FineTune.from_args(args))
     report["seconds"] = round(time.perf_counter() - started, 1)

@@ -68,6 +68,17 @@ FAST_RECIPE = register_recipe("airbench94", TrainingRecipe(
     bias_lr_multiplier=64.0, label_smoothing=0.2, lookahead=True, whitening_images=5000,
     test_time_augmentation=True))
 
+#: Converting the trained GELU twin into the quadratic network (`tn_keras.training.conversion`):
+#: its weights start the model, each GELU replaced by its fitted quadratic at half the
+#: curvature, and 10 epochs learn its probabilities for the recipe's augmented images at a
+#: small rate (0.01 collapsed within 300 steps; benchmarks/conversion_probe.py, docs/zoo.md).
+CONVERSION_RECIPE = register_recipe("gelu_conversion", TrainingRecipe(
+    epochs=10, batch_size=256, learning_rate=0.002, weight_decay=0.0, momentum=0.9,
+    optimizer="nesterov_cosine", global_clipnorm=5.0, augmentation="flip_translate",
+    whitening_images=5000, test_time_augmentation=True,
+    teacher="cifar_convnet_fast_gelu.e10", conversion="gelu_quadratic", curvature_scale=0.5,
+    robust_batch_norm=True, statistics_images=2000))
+
 
 def _batch_norm(x, name, trainable_scale=False, gamma_initializer="ones"):
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
@@ -197,6 +208,18 @@ def cifar_taylornet_fast_small(input_shape=(32, 32, 3), num_classes=10, width=1.
     """The activation-free network at airbench93's widths 64/128/128."""
     return fast_network(_widths("small", width), product, input_shape, num_classes,
                         classifier_activation, name)
+
+
+@register("cifar_taylornet_converted", dataset="cifar10", recipe=CONVERSION_RECIPE,
+          description="CIFAR-10: the GELU twin converted into a polynomial network "
+                      "(quadratic steps, average pooling) and fine-tuned on its predictions")
+def cifar_taylornet_converted(input_shape=(32, 32, 3), num_classes=10, width=1.0,
+                              classifier_activation="softmax",
+                              name="cifar_taylornet_converted"):
+    """`cifar_taylornet_fast` with ``product="quadratic"``: the student of the
+    ``gelu_conversion`` recipe, whose layers carry the names of the GELU twin's."""
+    return fast_network(_widths("full", width), "quadratic", input_shape, num_classes,
+                        classifier_activation, name, pooling="average")
 
 
 @register("cifar_convnet_fast_gelu", default_tag="e10",

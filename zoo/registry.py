@@ -48,6 +48,20 @@ class TrainingRecipe:
     whitening_images: int = 5000
     # Report test accuracy with flip + translate test-time augmentation besides the plain one.
     test_time_augmentation: bool = False
+    # Learning from a trained network with activations (`tn_keras.training.conversion`):
+    # ``teacher`` is its ``NAME.TAG``, whose probabilities for each augmented batch are the
+    # targets; ``conversion`` (a key of ``conversion.CONVERSIONS``) also starts the model
+    # from the teacher's weights, each activation replaced by its fitted quadratic with the
+    # curvature times ``curvature_scale``.
+    teacher: Optional[str] = None
+    conversion: Optional[str] = None
+    curvature_scale: float = 1.0
+    # Replace BatchNorm's moving statistics after every epoch by robust ones (median and
+    # interquartile range of each input): a polynomial network's rare exploding batches
+    # would otherwise set them.
+    robust_batch_norm: bool = False
+    # Images the robust statistics (and the conversion's fits) are estimated on.
+    statistics_images: int = 2000
 
 
 @dataclasses.dataclass(frozen=True)

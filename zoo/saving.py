@@ -14,16 +14,17 @@ LOG_NAME = "training_log.csv"
 HEAD_LAYERS = ("logits", "predictions")  # the classifier after the `embedding` layer
 
 
-def transfer_body(source, target):
+def transfer_body(source, target, include_head=False):
     """Copy the weights of every layer of ``source`` into the layer of the same name in
-    ``target``, except the classifier head (which stays freshly initialised).
+    ``target``, except the classifier head (which stays freshly initialised) unless
+    ``include_head`` (a conversion keeps the teacher's classifier).
 
     Returns the names of the layers copied. A layer present in both with other weight shapes
     (e.g. another width) is an error naming it; no shared layer at all is an error too.
     """
     copied = []
     for layer in target.layers:
-        if layer.name in HEAD_LAYERS or not layer.weights:
+        if (layer.name in HEAD_LAYERS and not include_head) or not layer.weights:
             continue
         try:
             other = source.get_layer(layer.name)

@@ -33,7 +33,10 @@ class SparseSmoothedCrossentropy(keras.losses.Loss):
 
 
 def make_loss(recipe):
-    """Plain sparse cross-entropy, or the smoothed one when the recipe smooths."""
+    """Plain sparse cross-entropy, or the smoothed one when the recipe smooths; with a
+    teacher, the cross-entropy against its probabilities."""
+    if recipe.teacher is not None:
+        return keras.losses.CategoricalCrossentropy()
     if recipe.label_smoothing:
         return SparseSmoothedCrossentropy(recipe.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()

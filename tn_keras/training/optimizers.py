@@ -9,6 +9,8 @@ optimiser is one function and one entry (the trainer and the CLI read the table)
 - ``"nesterov"``: the fast-training recipe of Jordan's airbench (2024): Nesterov SGD with
   coupled L2 decay, a triangular schedule (`TriangularSchedule`) and a larger learning rate for
   BatchNorm shifts (`ScaledSGD`).
+- ``"nesterov_cosine"``: Nesterov SGD down a cosine, no warm-up, no decay (fine-tuning a
+  converted network, `tn_keras.training.conversion`).
 """
 import fnmatch
 
@@ -142,8 +144,20 @@ def nesterov_triangular(recipe, steps_per_epoch, epochs):
                      name="scaled_sgd")
 
 
+def nesterov_cosine(recipe, steps_per_epoch, epochs):
+    """Nesterov SGD from ``recipe.learning_rate`` down a cosine to zero, no warm-up, with
+    global-norm clipping and no weight decay: fine-tuning a converted network, which starts
+    close to its teacher and must not be thrown off it by a warm-up's large steps."""
+    total = max(1, steps_per_epoch * epochs)
+    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, total)
+    return keras.optimizers.SGD(learning_rate=schedule, momentum=recipe.momentum,
+                                nesterov=True, global_clipnorm=recipe.global_clipnorm,
+                                name="nesterov_sgd")
+
+
 #: ``TrainingRecipe.optimizer`` -> builder ``(recipe, steps_per_epoch, epochs) -> optimizer``.
-OPTIMIZERS = {"adamw": adamw_cosine, "nesterov": nesterov_triangular}
+OPTIMIZERS = {"adamw": adamw_cosine, "nesterov": nesterov_triangular,
+              "nesterov_cosine": nesterov_cosine}
 
 
 def make_optimizer(recipe, steps_per_epoch, epochs):

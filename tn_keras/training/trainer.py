@@ -2,10 +2,12 @@
 
 Keras ``fit`` does the work; this module assembles what a recipe means: the data pipeline, the
 optimiser and its schedule (`tn_keras.training.optimizers`), the loss, Lookahead averaging and
-patch whitening where the recipe asks, the callbacks that make a long run safe on a small
-machine (a crash-safe backup of the last two epochs to resume from, TerminateOnNaN, a CSV log
-with each epoch's duration), the placement (`tn_keras.training.placement`), and finally the
-checkpoint written atomically with its manifest. It runs under every Keras backend and imports TensorFlow only when that is the
+patch whitening where the recipe asks, a teacher's soft targets and the conversion of its
+weights where the recipe names one (`tn_keras.training.conversion`), the callbacks that make a
+long run safe on a small machine (a crash-safe backup of the last two epochs to resume from,
+TerminateOnNaN, a CSV log with each epoch's duration), the placement
+(`tn_keras.training.placement`), and finally the checkpoint written atomically with its
+manifest. It runs under every Keras backend and imports TensorFlow only when that is the
 backend.
 """
 import contextlib
@@ -26,6 +28,10 @@ from tn_keras.training import time_budget
 from tn_keras.training.averaging import LookaheadAveraging
 from tn_keras.training.config import TrainConfig
 from tn_keras.training.config import command_line
+from tn_keras.training.conversion import RobustBatchNormStatistics
+from tn_keras.training.conversion import convert
+from tn_keras.training.conversion import get_conversion
+from tn_keras.training.conversion import with_teacher_targets
 from tn_keras.training.evaluation import evaluate
 from tn_keras.training.evaluation import evaluation_splits
 from tn_keras.training.evaluation import tta_views
@@ -137,6 +143,21 @@ def _check_tag_and_init(name, tag, out, init_from):
     return tag, init_checkpoint
 
 
+def _teacher_checkpoint(recipe, init_checkpoint):
+    """The checkpoint of ``recipe.teacher`` (None without one), refused before any work: an
+    unknown teacher, a conversion without one, a conversion and ``init_from`` together."""
+    if recipe.conversion is not None:
+        get_conversion(recipe.conversion)
+        if recipe.teacher is None:
+            raise ValueError(f"The recipe's conversion {recipe.conversion!r} needs a teacher "
+                             "(TrainingRecipe.teacher): the network it converts.")
+        if init_checkpoint is not None:
+            raise ValueError(f"init_from={init_checkpoint.full_name!r} (--init-from) and the "
+                             f"recipe's conversion of {recipe.teacher!r} both choose the "
+                             "starting weights; pass one.")
+    return None if recipe.teacher is None else zoo_api.find(recipe.teacher)
+
+
 def _training_seconds(log_path):
     """Sum of ``epoch_seconds`` in the CSV log (all runs, resumed ones included)."""
     if not os.path.isfile(log_path):
@@ -171,6 +192,7 @@ class _Run:
     recipe: Any  # the recipe as run: the zoo's, with the config's epochs, batch size, rate
     folder: RunFolder
     init_checkpoint: Any = None  # the checkpoint of ``config.init_from``
+    teacher_checkpoint: Any = None  # the checkpoint of ``recipe.teacher``
     callbacks: tuple = ()
     time_plan: Any = None  # a time budget's `time_budget.TimePlan`, once planned
     started: float = 0.0  # when `train` was called (perf_counter): the budget's clock
@@ -197,7 +219,7 @@ class _Run:
             learning_rate=config.learning_rate or base.learning_rate)
         folder = RunFolder.of(config.out or checkpoints.cache_dir(arch, tag))
         return cls(arch, tag, spec, config, recipe, folder, init_checkpoint,
-                   tuple(callbacks or ()))
+                   _teacher_checkpoint(recipe, init_checkpoint), tuple(callbacks or ()))
 
 
 def train(name, config=None, *, callbacks=None, **keywords):
@@ -380,24 +402,42 @@ def _build_and_fit(run, placement, x, y):
         with dtype_policy(config.mixed_precision), placement.model_scope():
             model = run.spec.builder(**config.model_kwargs)
             _check_outputs(run, model)
-            if run.init_checkpoint is not None:
-                saving.transfer_body(
-                    checkpoints.load_verified(run.init_checkpoint, compile=False), model)
+            # Before training and before a resume restores the weights (which include it);
+            # a checkpoint the run starts from then brings its own, which its body learnt on.
+            adapt_whitening(model, x[:run.recipe.whitening_images])
+            teacher = _start_from_checkpoints(run, model, x)
+            if teacher is not None:
+                train_ds = with_teacher_targets(train_ds, teacher)
             if config.freeze_body:  # before compile: Keras fixes the trainable weights there
                 zoo_api.set_body_trainable(model, False)
-            # Before training and before a resume restores the weights (which include it).
-            adapt_whitening(model, x[:run.recipe.whitening_images])
             steps = _steps_per_epoch(train_ds, len(x), config.batch_size)
             model.compile(
                 optimizer=make_optimizer(run.recipe, steps, config.epochs),
                 loss=make_loss(run.recipe),
                 metrics=["accuracy"],
             )
-        history, fit_seconds = _fit(model, train_ds, run, placement, steps)
+        history, fit_seconds = _fit(model, train_ds, run, placement, steps,
+                                    x[:run.recipe.statistics_images])
     if config.freeze_body:
         # The checkpoint is a model like any other: whoever loads it decides what to train.
         zoo_api.set_body_trainable(model, True)
     return model, history, fit_seconds
+
+
+def _start_from_checkpoints(run, model, x):
+    """Copy ``init_from``'s body into ``model``, or convert the recipe's teacher into it
+    (`tn_keras.training.conversion`); returns the teacher model (None without one)."""
+    if run.init_checkpoint is not None:
+        saving.transfer_body(checkpoints.load_verified(run.init_checkpoint, compile=False),
+                             model)
+    if run.teacher_checkpoint is None:
+        return None
+    teacher = checkpoints.load_verified(run.teacher_checkpoint, compile=False)
+    teacher.trainable = False
+    if run.recipe.conversion is not None:
+        convert(teacher, model, x[:run.recipe.statistics_images], run.recipe.conversion,
+                run.recipe.curvature_scale, seed=run.config.seed)
+    return teacher
 
 
 def _test_metrics(model, dataset, data_dir, max_examples, tta=False):
@@ -421,12 +461,17 @@ def _steps_per_epoch(train_ds, examples, batch_size):
     return int(np.ceil(examples / batch_size))
 
 
-def _fit(model, train_ds, run, placement, steps_per_epoch):
-    """``model.fit`` with the run's callbacks; returns ``(history, seconds)``."""
+def _fit(model, train_ds, run, placement, steps_per_epoch, statistics_images):
+    """``model.fit`` with the run's callbacks; returns ``(history, seconds)``.
+    ``statistics_images``: raw training images for the recipe's robust BatchNorm
+    statistics."""
     # The pipeline's epoch clock first: it sets the epoch before its batches are drawn.
     recipe_callbacks = [c for c in [getattr(train_ds, "epoch_clock", None)] if c is not None]
     if run.recipe.lookahead:
         recipe_callbacks.append(LookaheadAveraging(steps_per_epoch * run.config.epochs))
+    if run.recipe.robust_batch_norm:
+        # Before the backup: the backup must hold the statistics the epoch ends with.
+        recipe_callbacks.append(RobustBatchNormStatistics(statistics_images))
     if run.watch_budget:
         recipe_callbacks.append(time_budget.BudgetWatch(run.time_plan, run.started))
     callbacks = [
@@ -483,7 +528,8 @@ def _training_record(run, placement, train_examples, history, fit_seconds):
 
 def _write_checkpoint(model, run, metrics, training):
     """The reproducible ``.keras`` file, its manifest and model card (`zoo.saving`)."""
-    init = run.init_checkpoint
+    # A conversion starts from the teacher's weights.
+    init = run.init_checkpoint if run.recipe.conversion is None else run.teacher_checkpoint
     provenance = artifacts.Provenance(
         model=None if init is None else init.full_name,
         weights_sha256=None if init is None else init.manifest.sha256,
