@@ -530,7 +530,9 @@ def test_shipped_cifar10_ipc10_trains_convnet3_better_than_random_real(real_data
     x, y = catalogue.load_dataset("cifar10.dm.ipc10")
     rx, ry = datasets.load("cifar10", "train", data_dir=real_data_dir)
     tx, ty = datasets.load("cifar10", "test_lossless", data_dir=real_data_dir)
-    seeds, steps = (0, 1), 100  # a short budget; the card has the full protocol's figures
+    # A short budget, one seed each: the gap (about 10 points at the full protocol, whose
+    # figures the card has) is several times the seed-to-seed spread.
+    seeds, steps = (0,), 100
     distilled = train_from_scratch(x, y, tx, ty, seeds=seeds, steps=steps,
                                    evaluator="convnet3")
     real = [train_from_scratch(*random_real_subset(rx, ry, 10, seed=s), tx, ty, seeds=(s,),
