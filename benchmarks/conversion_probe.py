@@ -22,7 +22,12 @@ test images (needs ``TN_KERAS_DATA``):
    training mode, ``--batch-norm train``).
 
 ``--curvature-scale s`` multiplies every fitted ``c2`` by ``s``: a flatter quadratic, whose
-growth on the rare large inputs compounds less through the seven steps.
+growth on the rare large inputs compounds less through the seven steps. ``--epochs E``
+fine-tunes for E augmented passes over the whole training set instead of ``--fine-tune-steps``.
+
+The pieces live in the library (`tn_keras.training.conversion`), and the trainer runs the
+whole route as the recipe ``gelu_conversion`` (``tn-keras train cifar_taylornet_converted``);
+this script keeps the probes that the recipe does not make.
 """
 import dataclasses
 import os
