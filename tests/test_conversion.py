@@ -139,6 +139,7 @@ def test_teacher_targets_are_the_teachers_probabilities_for_the_batch():
 
 _SCRIPT = """
 import dataclasses, json, sys
+import keras
 import numpy as np
 from tn_keras import zoo
 from tn_keras.training import train
@@ -153,7 +154,11 @@ def student(input_shape=(32, 32, 3), num_classes=10, name="tiny_converted",
     return fast_network((4, 8, 8), "quadratic", input_shape, num_classes,
                         classifier_activation, name, pooling="average")
 
-data = sys.argv[1]
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise SystemExit(3)
+
+data, out, interrupt, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4] == "1"
 small = dict(batch_size=32, whitening_images=64, test_time_augmentation=False,
              statistics_images=48)
 zoo.register("tiny_gelu", dataset="cifar10", parameters=None,
@@ -161,11 +166,11 @@ zoo.register("tiny_gelu", dataset="cifar10", parameters=None,
 zoo.register("tiny_converted", dataset="cifar10", parameters=None,
              recipe=dataclasses.replace(CONVERSION_RECIPE, epochs=2, teacher="tiny_gelu.t1",
                                         **small))(student)
-train("tiny_gelu", tag="t1", data_dir=data, seed=0, verbose=0)
-model, manifest = train("tiny_converted", out=data + "/student", data_dir=data, seed=0,
-                        verbose=0)
+train("tiny_gelu", tag="t1", data_dir=data, seed=0, verbose=0, resume=True)
+model, manifest = train("tiny_converted", out=out, data_dir=data, seed=0, verbose=0,
+                        resume=resume, callbacks=[Interrupt()] if interrupt else [])
+np.savez(out + "/weights.npz", *model.get_weights())
 x = np.load(data + "/cifar10.npz")["x_train"][:48].astype("float32")
-import keras
 bn = model.get_layer("group3_bn2")
 z = keras.Model(model.inputs, bn.input).predict(x, verbose=0).reshape(-1, bn.input.shape[-1])
 print(json.dumps({"manifest": manifest.to_dict(), "median": np.median(z, 0).tolist(),
@@ -173,7 +178,8 @@ print(json.dumps({"manifest": manifest.to_dict(), "median": np.median(z, 0).toli
 """
 
 
-def test_the_conversion_recipe_trains_on_the_teacher_and_records_it(tmp_path):
+@pytest.mark.backend_neutral
+def test_the_conversion_recipe_trains_on_the_teacher_records_it_and_resumes_exactly(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "cifar10.npz",
              x_train=rng.integers(0, 255, (96, 32, 32, 3), dtype=np.uint8),
@@ -181,10 +187,16 @@ def test_the_conversion_recipe_trains_on_the_teacher_and_records_it(tmp_path):
              x_test=rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8),
              y_test=(np.arange(20) % 10).astype(np.uint8))
     env = dict(ENV, TN_KERAS_HOME=str(tmp_path / "home"), TN_KERAS_OFFLINE="1")
-    result = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path)],
-                            capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+
+    def run(out, interrupt=False, resume=False, code=0):
+        result = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path), out,
+                                 str(int(interrupt)), str(int(resume))],
+                                capture_output=True, text=True, env=env, timeout=600)
+        assert result.returncode == code, result.stderr[-3000:]
+        return result.stdout
+
+    whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
+    report = json.loads(run(whole).strip().splitlines()[-1])
     manifest = report["manifest"]
     recipe = manifest["training"]["recipe"]
     assert recipe["teacher"] == "tiny_gelu.t1" and recipe["conversion"] == "gelu_quadratic"
@@ -193,6 +205,14 @@ def test_the_conversion_recipe_trains_on_the_teacher_and_records_it(tmp_path):
     assert manifest["provenance"]["model"] == "tiny_gelu.t1"
     # The last epoch ended with robust statistics (median of each BatchNorm's input).
     np.testing.assert_allclose(report["moving_mean"], report["median"], rtol=1e-3, atol=1e-4)
+    # Killed after the first epoch and resumed: the uninterrupted run's weights, bit for bit
+    # (the conversion is redone, then the backup's weights, statistics included, replace it).
+    run(split, interrupt=True, code=3)
+    run(split, resume=True)
+    one, two = np.load(whole + "/weights.npz"), np.load(split + "/weights.npz")
+    assert len(one.files) == len(two.files) > 0
+    for key in one.files:
+        np.testing.assert_array_equal(one[key], two[key], err_msg=key)
 
 
 @pytest.mark.parametrize("change, message", [

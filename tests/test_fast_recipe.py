@@ -323,6 +323,7 @@ np.savez({out!r} + "/weights.npz", *model.get_weights())
 """
 
 
+@pytest.mark.backend_neutral  # the NumPy pipeline's epoch clock, as well as tf.data's
 def test_a_run_resumed_in_a_second_process_ends_with_the_same_weights(tmp_path):
     _tiny_cifar(tmp_path)
     data = str(tmp_path)

@@ -36,13 +36,16 @@ def default_workers() -> int:
 class ArrayDataset(keras.utils.PyDataset):
     """Batches ``(float32 images, labels)`` of in-memory arrays; see `make_dataset`.
 
-    The epoch advances on each ``on_epoch_begin`` after the first: ``fit`` calls it before
-    every epoch (the JAX trainer once more, when it peeks at a batch to build the model; the
-    count is the same every run, so determinism holds). Outside ``fit``, use
+    Inside ``fit``, the epoch is ``fit``'s own epoch number when ``epoch_clock`` (an
+    `ArrayEpochClock`) is among the callbacks, as the trainer puts it: a run resumed at epoch
+    ``e`` draws the batches of epoch ``e``, those of the uninterrupted run. Without the clock,
+    the epoch advances on each ``on_epoch_begin`` after the first (the JAX trainer calls it once
+    more, when it peeks at a batch to build the model). Outside ``fit``, use
     `epoch_batches(e)`.
 
     Attributes:
         threads: the prefetching worker threads (``workers=`` of `make_dataset`).
+        epoch_clock: the `ArrayEpochClock` callback that sets the epoch from ``fit``'s.
     """
 
     def __init__(self, x, y, batch_size, training, options):
@@ -63,6 +66,8 @@ class ArrayDataset(keras.utils.PyDataset):
             self.mean = np.asarray(spec.mean, np.float32)
             self.std = np.asarray(spec.std, np.float32)
         self.epoch = 0
+        self._clock_epoch = None
+        self.epoch_clock = ArrayEpochClock(self)
         self._started = False
         self._orders = {}
         self._lock = threading.Lock()
@@ -72,8 +77,11 @@ class ArrayDataset(keras.utils.PyDataset):
         return n if self.drop_remainder or len(self.x) % self.batch_size == 0 else n + 1
 
     def on_epoch_begin(self):
-        # The first epoch is 0; every later call moves to the next one.
-        if self._started:
+        # The epoch its clock set (``fit``'s own number, so a resumed run draws the batches of
+        # the epoch it resumes at); without a clock, 0 first and every later call the next.
+        if self._clock_epoch is not None:
+            self.epoch, self._clock_epoch = self._clock_epoch, None
+        elif self._started:
             self.epoch += 1
         self._started = True
         for future in self._pending.values():  # a peek's prefetches, or an epoch cut short
@@ -140,3 +148,16 @@ class ArrayDataset(keras.utils.PyDataset):
     def epoch_batches(self, epoch):
         """Every batch of ``epoch``, in order (for use outside ``fit``)."""
         return [self.batch(epoch, i) for i in range(len(self))]
+
+
+class ArrayEpochClock(keras.callbacks.Callback):
+    """Tells an `ArrayDataset` ``fit``'s epoch number (resumed runs included) before the
+    epoch's batches are drawn: every backend's ``fit`` calls the callbacks' ``on_epoch_begin``
+    before the dataset's. The NumPy twin of `tf_pipeline.EpochClock`."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.dataset._clock_epoch = int(epoch)

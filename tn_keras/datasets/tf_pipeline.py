@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from tn_keras.datasets.augment import CROP_PADDING, TRANSLATE_PIXELS
+from tn_keras.datasets.augment import base_flips
 from tn_keras.datasets.registry import info
 
 
@@ -135,8 +136,6 @@ class EpochKeyedDataset:
     """
 
     def __init__(self, x, y, batch_size, training, options):
-        from tn_keras.datasets.augment import base_flips
-
         self.n = len(x)
         self.batch_size = int(batch_size)
         self.training = training

@@ -13,6 +13,7 @@ import time
 
 from typing import Optional
 
+from tn_keras.figures.config import CLASS_NAMES
 from tn_keras.figures.config import FiguresConfig
 from tn_keras.utils.options import with_keywords
 
@@ -31,7 +32,6 @@ def _interpretations(folder, config, data_dir):
     from tn_keras import datasets
     from tn_keras import zoo
     from tn_keras.figures import whole_model
-    from tn_keras.figures.config import CLASS_NAMES
 
     records = []
     for spec in config.interpretations:

@@ -18,6 +18,7 @@ fastest: output channel ``piece * F + f``.
 import itertools
 
 import numpy as np
+from keras import initializers
 from keras import ops
 
 
@@ -97,8 +98,6 @@ def default_factor_initializer():
     and it does not learn. The measurement is in docs/layers.md ("Ablation: factor
     initialisation", `benchmarks/ablation_factor_init.py`).
     """
-    from keras import initializers
-
     return initializers.VarianceScaling(scale=0.1, mode="fan_in", distribution="truncated_normal")
 
 

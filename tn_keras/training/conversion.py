@@ -167,10 +167,11 @@ def with_teacher_targets(dataset, teacher):
     """The training batches ``(x, y)`` of ``dataset`` as ``(x, teacher(x))``: the teacher's
     probabilities for the very (augmented) images the student sees. ``dataset`` is a
     ``tf.data.Dataset`` (TensorFlow) or a `keras.utils.PyDataset` (every backend)."""
-    if isinstance(dataset, keras.utils.PyDataset):
-        return TeacherTargets(dataset, teacher)
     clock = getattr(dataset, "epoch_clock", None)
-    mapped = dataset.map(lambda x, y: (x, teacher(x, training=False)))
+    if isinstance(dataset, keras.utils.PyDataset):
+        mapped = TeacherTargets(dataset, teacher)
+    else:
+        mapped = dataset.map(lambda x, y: (x, teacher(x, training=False)))
     if clock is not None:  # keep the pipeline's epoch callback (a new dataset object)
         mapped.epoch_clock = clock
     return mapped
