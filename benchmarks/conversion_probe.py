@@ -80,12 +80,6 @@ def recalibrate_in_training_mode(model, images, batch_size=500):
         model(images[start:start + batch_size], training=True)
 
 
-def recalibrate_robustly(model, images):
-    from tn_keras.training.conversion import robust_batch_norm_statistics
-
-    robust_batch_norm_statistics(model, images)
-
-
 def accuracy(model, x, y):
     out = model.predict(x, batch_size=500, verbose=0)
     finite = np.isfinite(out).all(axis=-1)
@@ -144,6 +138,8 @@ def fine_tune(teacher, student, x, test, settings):
     the accuracy on ``test = (x, y)`` after each of ``settings.rounds`` equal parts, with
     BatchNorm's statistics first re-estimated robustly when ``settings.recalibrate`` (training
     mode's moving averages follow the last batches)."""
+    from tn_keras.training.conversion import robust_batch_norm_statistics
+
     targets = teacher.predict(x, batch_size=500, verbose=0)
     compile_for_soft_targets(student, settings)
     rows, part = [], settings.steps * settings.batch_size // settings.rounds
@@ -152,7 +148,7 @@ def fine_tune(teacher, student, x, test, settings):
         history = student.fit(x[index], targets[index], batch_size=settings.batch_size,
                               epochs=1, verbose=0)
         if settings.recalibrate:
-            recalibrate_robustly(student, x[:1000])
+            robust_batch_norm_statistics(student, x[:1000])
         rows.append({"steps": (k + 1) * settings.steps // settings.rounds,
                      "loss": float(history.history["loss"][-1]), **accuracy(student, *test)})
         print("fine-tune", rows[-1], flush=True)
@@ -166,6 +162,8 @@ def fine_tune_epochs(teacher, student, x, test, settings, epochs, save_dir=None,
     test accuracy after every epoch. With ``save_dir``, each epoch's weights are written
     there (``epoch-K.weights.h5``) and a rerun continues after the last one written (the
     schedule's position restored; the momentum starts again)."""
+    from tn_keras.training.conversion import robust_batch_norm_statistics
+
     from tn_keras.datasets.augment import base_flips
     from tn_keras.datasets.augment import flip_translate
 
@@ -192,7 +190,7 @@ def fine_tune_epochs(teacher, student, x, test, settings, epochs, save_dir=None,
         history = student.fit(images, targets, batch_size=settings.batch_size, epochs=1,
                               shuffle=False, verbose=0)
         del images
-        recalibrate_robustly(student, x[:1000])
+        robust_batch_norm_statistics(student, x[:1000])
         rows.append({"epoch": epoch + 1, "loss": float(history.history["loss"][-1]),
                      "seconds": round(time.perf_counter() - started, 1),
                      **accuracy(student, *test)})
@@ -250,6 +248,7 @@ def main():
     from tn_keras import datasets
     from tn_keras import zoo
     from tn_keras.zoo.cifar_taylornet_fast import WIDTHS
+    from tn_keras.training.conversion import robust_batch_norm_statistics
     from tn_keras.zoo.cifar_taylornet_fast import fast_network
 
     started = time.perf_counter()
@@ -273,7 +272,7 @@ def main():
     if not args.only_fine_tune:
         static_stages(report, teacher, converted, x, x_test, y_test)
     student, _ = converted("average")
-    recalibrate_robustly(student, x[:1000])
+    robust_batch_norm_statistics(student, x[:1000])
     report["quadratic_average_pooling_robust"] = accuracy(student, x_test, y_test)
     print(report, flush=True)
     if args.epochs:

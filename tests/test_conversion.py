@@ -15,6 +15,9 @@ from tn_keras.layers.activation_fit import gelu
 from tn_keras.training import conversion
 from tn_keras.zoo.cifar_taylornet_fast import fast_network
 
+sys.path.insert(0, os.path.dirname(__file__))
+from _tiny_data import write_tiny_cifar  # noqa: E402
+
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 WIDTHS = (4, 8, 8)
 
@@ -180,12 +183,7 @@ print(json.dumps({"manifest": manifest.to_dict(), "median": np.median(z, 0).toli
 
 @pytest.mark.backend_neutral
 def test_the_conversion_recipe_trains_on_the_teacher_records_it_and_resumes_exactly(tmp_path):
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "cifar10.npz",
-             x_train=rng.integers(0, 255, (96, 32, 32, 3), dtype=np.uint8),
-             y_train=(np.arange(96) % 10).astype(np.uint8),
-             x_test=rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8),
-             y_test=(np.arange(20) % 10).astype(np.uint8))
+    write_tiny_cifar(tmp_path)
     env = dict(ENV, TN_KERAS_HOME=str(tmp_path / "home"), TN_KERAS_OFFLINE="1")
 
     def run(out, interrupt=False, resume=False, code=0):

@@ -22,6 +22,9 @@ from tn_keras.training.evaluation import tta_predict
 from tn_keras.training import losses
 from tn_keras.training import optimizers
 
+sys.path.insert(0, os.path.dirname(__file__))
+from _tiny_data import write_tiny_cifar  # noqa: E402
+
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TN_KERAS_OFFLINE="1")
 
 
@@ -297,15 +300,6 @@ def test_fast_tiny(input_shape=(32, 32, 3), num_classes=10, name="test_fast_tiny
 """
 
 
-def _tiny_cifar(folder):
-    rng = np.random.default_rng(0)
-    np.savez(folder / "cifar10.npz",
-             x_train=rng.integers(0, 255, (96, 32, 32, 3), dtype=np.uint8),
-             y_train=(np.arange(96) % 10).astype(np.uint8),
-             x_test=rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8),
-             y_test=(np.arange(20) % 10).astype(np.uint8))
-
-
 def _train_script(out, data, interrupt_after=None, resume=False):
     stop = "" if interrupt_after is None else f"""
 class Interrupt(keras.callbacks.Callback):
@@ -325,7 +319,7 @@ np.savez({out!r} + "/weights.npz", *model.get_weights())
 
 @pytest.mark.backend_neutral  # the NumPy pipeline's epoch clock, as well as tf.data's
 def test_a_run_resumed_in_a_second_process_ends_with_the_same_weights(tmp_path):
-    _tiny_cifar(tmp_path)
+    write_tiny_cifar(tmp_path)
     data = str(tmp_path)
     whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
 
