@@ -213,6 +213,80 @@ def test_the_conversion_recipe_trains_on_the_teacher_records_it_and_resumes_exac
         np.testing.assert_array_equal(one[key], two[key], err_msg=key)
 
 
+_KD_SCRIPT = """
+import dataclasses, json, sys
+from tn_keras import zoo
+from tn_keras.training import train
+from tn_keras.zoo.cifar_taylornet import CIFAR_TEACHER_RECIPE
+from tn_keras.zoo.cifar_taylornet_fast import FAST_RECIPE, fast_network
+
+def teacher(input_shape=(32, 32, 3), num_classes=10, name="tiny_gelu",
+            classifier_activation="softmax"):
+    return fast_network((4, 8, 8), None, input_shape, num_classes, classifier_activation, name)
+
+def student(input_shape=(32, 32, 3), num_classes=10, name="tiny_student",
+            classifier_activation="softmax"):
+    return fast_network((4, 8, 8), "gated", input_shape, num_classes, classifier_activation,
+                        name)
+
+data, out = sys.argv[1], sys.argv[2]
+small = dict(batch_size=32, whitening_images=64, test_time_augmentation=False)
+zoo.register("tiny_gelu", dataset="cifar10", parameters=None,
+             recipe=dataclasses.replace(FAST_RECIPE, epochs=1, **small))(teacher)
+zoo.register("tiny_student", dataset="cifar10", parameters=None,
+             recipe=dataclasses.replace(CIFAR_TEACHER_RECIPE, teacher="tiny_gelu.t1",
+                                        **small))(student)
+train("tiny_gelu", tag="t1", data_dir=data, seed=0, verbose=0, resume=True)
+model, manifest = train("tiny_student", out=out, data_dir=data, seed=0, verbose=0,
+                        time_budget="20s")
+print(json.dumps(manifest.to_dict()))
+"""
+
+
+def test_a_teacher_without_conversion_trains_a_student_under_a_time_budget(tmp_path):
+    """A teacher alone (``cifar_teacher``): the student keeps its own start and learns the
+    teacher's probabilities; the planner times each step with the teacher's forward pass in it
+    (it used to step on the labels, whose shape the teacher's loss refuses)."""
+    write_tiny_cifar(tmp_path)
+    env = dict(ENV, TN_KERAS_HOME=str(tmp_path / "home"), TN_KERAS_OFFLINE="1")
+    result = subprocess.run([sys.executable, "-c", _KD_SCRIPT, str(tmp_path),
+                             str(tmp_path / "kd")], capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads(result.stdout.strip().splitlines()[-1])
+    recipe = manifest["training"]["recipe"]
+    assert recipe["teacher"] == "tiny_gelu.t1" and recipe["conversion"] is None
+    assert manifest["training"]["time_plan"]["epochs"] >= 1
+    # No conversion: the student started from its own initialisation, not the teacher's weights.
+    assert manifest["provenance"].get("model") != "tiny_gelu.t1"
+
+
+def test_the_planner_times_the_teachers_forward_pass_in_each_step():
+    from tn_keras.training import time_budget
+    keras.utils.set_random_seed(0)
+    calls = []
+
+    def make(name):
+        inputs = keras.Input((4,))
+        return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs),
+                           name=name)
+
+    teacher = make("teacher")
+
+    def counting_teacher(x, training=False):
+        calls.append(len(x))
+        return teacher(x, training=training)
+
+    def compile_model(model):
+        model.compile(optimizer="sgd", loss=keras.losses.CategoricalCrossentropy())
+
+    x, y = np.ones((8, 4), "float32"), np.zeros(8, "int64")
+    seconds = time_budget.measure_step_seconds(lambda: make("student"), compile_model, x, y,
+                                               batch_size=8, teacher=counting_teacher)
+    assert seconds > 0
+    assert calls == [8] * (time_budget.UNTIMED_STEPS + time_budget.TIMED_STEPS)
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(teacher=None), "conversion 'gelu_quadratic' needs a teacher"),
     (dict(conversion="relu"), "Unknown conversion 'relu'"),

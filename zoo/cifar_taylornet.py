@@ -26,6 +26,14 @@ CIFAR_RECIPE = register_recipe("cifar", TrainingRecipe(
 #: flip + translate test-time augmentation (`tn-keras train cifar_taylornet --recipe ...`).
 CIFAR_SMOOTH_LOOKAHEAD_RECIPE = register_recipe("cifar_smooth_lookahead", dataclasses.replace(
     CIFAR_RECIPE, label_smoothing=0.2, lookahead=True, test_time_augmentation=True))
+#: The same AdamW schedule, longer, learning the probabilities that the fast recipe's GELU
+#: network (`cifar_convnet_fast_gelu`) gives each augmented training image instead of the
+#: labels (knowledge distillation, Hinton et al. 2015, at temperature 1): longer runs of the
+#: plain recipe only widen the gap between train and test accuracy (docs/zoo.md), and a
+#: teacher's soft targets are the regulariser that does not cost the network its polynomial
+#: form. The teacher runs only during training; the student is the Fig. S3 network unchanged.
+CIFAR_TEACHER_RECIPE = register_recipe("cifar_teacher", dataclasses.replace(
+    CIFAR_RECIPE, epochs=30, test_time_augmentation=True, teacher="cifar_convnet_fast_gelu.e10"))
 
 
 def _fig_s3(input_shape, num_classes, width, classifier_activation, name, coarse_grain):

@@ -77,20 +77,27 @@ def evaluation_seconds(seconds_per_step, batch_size, test_images, tta_views) -> 
     return per_image * test_images * (1 + tta_views)
 
 
-def measure_step_seconds(build, compile_model, x, y, batch_size) -> float:
+def measure_step_seconds(build, compile_model, x, y, batch_size, teacher=None) -> float:
     """Seconds per training step of a throw-away model: ``build()`` it, ``compile_model`` it,
     step it `UNTIMED_STEPS` times (tracing), then time `TIMED_STEPS` steps on the first
-    training batch. The trainer seeds every random stream after this, so the run that follows
-    is the run of ``--epochs E``."""
+    training batch. With a ``teacher``, each step's targets are its probabilities for the
+    batch, computed inside the timed step: the run pays for that forward pass every step.
+    The trainer seeds every random stream after this, so the run that follows is the run of
+    ``--epochs E``."""
     model = build()
     compile_model(model)
     n = min(len(x), batch_size)
     xb, yb = np.asarray(x[:n], "float32"), np.asarray(y[:n])
+
+    def step():
+        targets = yb if teacher is None else teacher(xb, training=False)
+        model.train_on_batch(xb, targets)
+
     for _ in range(UNTIMED_STEPS):
-        model.train_on_batch(xb, yb)
+        step()
     started = time.perf_counter()
     for _ in range(TIMED_STEPS):
-        model.train_on_batch(xb, yb)
+        step()
     seconds = (time.perf_counter() - started) / TIMED_STEPS
     return seconds * batch_size / n  # a full batch, when the data had fewer images
 

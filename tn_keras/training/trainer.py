@@ -344,7 +344,10 @@ def _planned(run, placement, x, y):
 
     with deterministic_ops(), placement.run_scope(), dtype_policy(config.mixed_precision), \
             placement.model_scope():
-        step = time_budget.measure_step_seconds(build, compile_model, x, y, config.batch_size)
+        teacher = (None if run.teacher_checkpoint is None else
+                   checkpoints.load_verified(run.teacher_checkpoint, compile=False))
+        step = time_budget.measure_step_seconds(build, compile_model, x, y, config.batch_size,
+                                                teacher=teacher)
     test_images = 0
     for split in evaluation_splits(run.spec.dataset):
         n = len(datasets.load(run.spec.dataset, split, data_dir=config.data_dir)[1])
