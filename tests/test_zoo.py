@@ -443,3 +443,12 @@ def test_train_freeze_body_trains_the_head_only(tmp_path, monkeypatch):
     assert all(layer.trainable for layer in head.layers)
     with pytest.raises(ValueError, match=r"^freeze_body=True needs init_from"):
         TrainConfig(freeze_body=True)
+
+
+def test_init_from_another_width_names_the_argument_and_the_layer(tmp_path):
+    from tn_keras.training import train
+    with pytest.raises(ValueError, match=r"^init_from='digits_taylornet\.e60' \(--init-from\): "
+                                         r"Copying weights .* layer 'cg1' has weights"):
+        train("digits_taylornet", init_from="digits_taylornet", model_kwargs={"width": 0.5},
+              epochs=1, out=str(tmp_path / "r"), verbose=0)
+    assert not (tmp_path / "r" / "digits_taylornet.keras").exists()

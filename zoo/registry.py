@@ -140,7 +140,7 @@ def recipe_name(recipe):
     return next((name for name, known in _RECIPES.items() if known == recipe), None)
 
 
-def register(name, dataset, recipe, description="", family="taylornet", reference=PAPER,
+def register(name, *, dataset, recipe, description="", family="taylornet", reference=PAPER,
              default_tag=None, parameters=None, macs_per_image=None,
              cross_architecture_role=None, cross_architecture_datasets=()):
     """Decorator that registers ``builder(input_shape=None, num_classes=None, **kw) -> Model``.
@@ -151,6 +151,8 @@ def register(name, dataset, recipe, description="", family="taylornet", referenc
     built, `tn_keras.zoo.catalogue.derived_facts`) is read from these arguments or the builder.
     ``cross_architecture_role`` makes it the ``taylornet`` or ``relu`` network of
     ``tn-keras distill-eval --architectures`` for ``dataset`` and ``cross_architecture_datasets``.
+    Everything after the name is keyword-only: eleven fields of metadata read better named,
+    and a positional call cannot silently shift when a field is added.
     """
 
     def decorator(builder):

@@ -33,13 +33,16 @@ def transfer_body(source, target, include_head=False):
         want = [tuple(w.shape) for w in layer.weights]
         have = [tuple(w.shape) for w in other.weights]
         if want != have:
-            raise ValueError(f"--init-from: layer {layer.name!r} has weights {have} in "
-                             f"{source.name!r} but {want} here; build the same architecture "
-                             "(e.g. the same width).")
+            # Named by the two models, not by a flag: a conversion copies its teacher here
+            # too, and no --init-from was given then.
+            raise ValueError(f"Copying weights from {source.name!r} into {target.name!r}: "
+                             f"layer {layer.name!r} has weights {have} there but {want} "
+                             "here; build the same architecture (e.g. the same width).")
         layer.set_weights(other.get_weights())
         copied.append(layer.name)
     if not copied:
-        raise ValueError(f"--init-from: {source.name!r} shares no layer with {target.name!r}.")
+        raise ValueError(f"Copying weights from {source.name!r} into {target.name!r}: they "
+                         "share no layer name, so nothing would be copied.")
     return copied
 
 

@@ -431,8 +431,12 @@ def _start_from_checkpoints(run, model, x):
     """Copy ``init_from``'s body into ``model``, or convert the recipe's teacher into it
     (`tn_keras.training.conversion`); returns the teacher model (None without one)."""
     if run.init_checkpoint is not None:
-        saving.transfer_body(checkpoints.load_verified(run.init_checkpoint, compile=False),
-                             model)
+        source = checkpoints.load_verified(run.init_checkpoint, compile=False)
+        try:
+            saving.transfer_body(source, model)
+        except ValueError as error:  # name the argument the user gave
+            raise ValueError(f"init_from={run.init_checkpoint.full_name!r} (--init-from): "
+                             f"{error}") from None
     if run.teacher_checkpoint is None:
         return None
     teacher = checkpoints.load_verified(run.teacher_checkpoint, compile=False)
