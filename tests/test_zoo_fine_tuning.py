@@ -82,6 +82,23 @@ def test_fine_tuning_options_are_checked():
     assert logits.loss.get_config()["from_logits"] is True
 
 
+def test_the_default_body_rate_is_the_one_measured_for_the_models_dataset():
+    def rate(model):
+        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+    # CIFAR-10's body rate, from the shipped checkpoint's manifest or the spec of an untrained
+    # build; the head rate does not depend on the dataset.
+    assert rate(zoo.load("cifar_taylornet", num_classes=5)) == pytest.approx(
+        api.BODY_LEARNING_RATES["cifar10"])
+    assert rate(zoo.load("cifar_taylornet", weights=None, num_classes=5)) == pytest.approx(
+        api.BODY_LEARNING_RATES["cifar10"])
+    assert rate(zoo.load("cifar_taylornet", num_classes=5, freeze_body=True)) == pytest.approx(
+        api.HEAD_LEARNING_RATE)
+    assert "digits" not in api.BODY_LEARNING_RATES
+    assert rate(zoo.load("digits_taylornet", num_classes=3)) == pytest.approx(
+        api.BODY_LEARNING_RATE)
+
+
 @pytest.fixture
 def fresh_warning(monkeypatch):
     monkeypatch.setattr(zoo_model, "_warned", False)
