@@ -2,8 +2,10 @@
 checks, a planned run that equals the run of its planned epochs bit for bit, the one re-plan
 (a restart), and ``--resume`` keeping the planned epochs. On the 8x8 digits, a few hundred
 images."""
+import gc
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -84,7 +86,7 @@ def _slow_steps(monkeypatch, replan_to=None):
     machine), and a `BudgetWatch` that goes on, or re-plans to ``replan_to`` epochs."""
     import dataclasses
 
-    monkeypatch.setattr(tb, "measure_step_seconds", lambda *args: 1.0)
+    monkeypatch.setattr(tb, "measure_step_seconds", lambda *args, **kwargs: 1.0)
 
     def on_epoch_end(self, epoch, logs=None):
         if replan_to is not None and epoch == 0:
@@ -126,7 +128,13 @@ def test_a_replan_restarts_from_scratch_once(tmp_path, monkeypatch):
 
     _slow_steps(monkeypatch, replan_to=2)
     out = str(tmp_path / "replanned")
-    _, manifest = train("digits_taylornet", time_budget="60s", out=out, **SMALL)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, manifest = train("digits_taylornet", time_budget="60s", out=out, **SMALL)
+        gc.collect()
+    # The stopped first attempt's log file was closed, not left to the garbage collector.
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)
+                and "training_log.csv" in str(w.message)]
     plan = manifest["training"]["time_plan"]
     assert manifest["training"]["epochs"] == plan["epochs"] == 2
     assert plan["replanned_from"] >= 1

@@ -114,6 +114,13 @@ class TimedCSVLogger(keras.callbacks.CSVLogger):
         with refused_writes(self.filename):
             super().on_epoch_end(epoch, logs)
 
+    def close(self):
+        """Close the file if ``fit`` left it open: Keras closes it in ``on_train_end``, which a
+        run stopped by an exception (a time budget's re-plan, an interrupt) never reaches."""
+        log_file = getattr(self, "csv_file", None)
+        if log_file is not None and not log_file.closed:
+            log_file.close()
+
 
 def _csv_header(path):
     """The first row of the CSV file at ``path`` (None if there is none)."""
@@ -481,11 +488,12 @@ def _fit(model, train_ds, run, placement, steps_per_epoch, statistics_images):
         recipe_callbacks.append(RobustBatchNormStatistics(statistics_images))
     if run.watch_budget:
         recipe_callbacks.append(time_budget.BudgetWatch(run.time_plan, run.started))
+    log = TimedCSVLogger(run.folder.log, append=True)
     callbacks = [
         *recipe_callbacks,
         run_backup.CrashSafeBackup(run.folder.backup),
         keras.callbacks.TerminateOnNaN(),
-        TimedCSVLogger(run.folder.log, append=True),
+        log,
         *run.callbacks,
     ]
     fixes = contextlib.nullcontext()
@@ -497,8 +505,11 @@ def _fit(model, train_ds, run, placement, steps_per_epoch, statistics_images):
     started = time.perf_counter()
     with fixes:
         # shuffle=False: the pipeline shuffles itself, reproducibly from the seed.
-        history = model.fit(train_ds, epochs=run.config.epochs, callbacks=callbacks,
-                            verbose=run.config.verbose, shuffle=False)
+        try:
+            history = model.fit(train_ds, epochs=run.config.epochs, callbacks=callbacks,
+                                verbose=run.config.verbose, shuffle=False)
+        finally:
+            log.close()
     return history, time.perf_counter() - started
 
 
