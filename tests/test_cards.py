@@ -130,3 +130,12 @@ def test_every_shipped_checkpoint_loads_as_its_card_says_in_a_fresh_process():
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"loaded {len(paths)}" in result.stdout
+
+
+def test_a_test_time_augmented_split_counts_the_images_of_the_split_it_augments():
+    metrics = {"test_accuracy": 0.8, "test_examples": 10000, "test_tta_accuracy": 0.81,
+               "test_lossless_accuracy": 0.82, "test_lossless_examples": 1000,
+               "test_lossless_tta_accuracy": 0.83}
+    table = cards._metrics({"metrics": metrics, "evaluation_command": "tn-keras evaluate x"})
+    assert "| test_tta | 81.00 % | 10,000 |" in table
+    assert "| test_lossless_tta | 83.00 % | 1,000 |" in table

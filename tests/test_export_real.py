@@ -19,7 +19,8 @@ PRETRAINED = zoo.list(pretrained=True)
 # Checkpoints whose int8 activations compound into wrong answers even with the export's graph
 # rewrites and quantile activation ranges (strict xfails: should that change, the test says so);
 # each is also held to the bar in int16x8. Figures in docs/deployment.md:
-# - cifar_taylornet.fig_s3, a degree-32 polynomial: about 95 %;
+# - cifar_taylornet.fig_s3, a degree-32 polynomial: about 95 %; its kd tag, the same network
+#   taught by the GELU network, 94.86 % of 5,000 test images (79.24 -> 79.34 % accuracy);
 # - fashion_taylornet.w15_e60: 98.91 %, and no activation quantile reaches 99 % on its test
 #   images (its 30-epoch sibling w15_e30 passes with 99.02 %).
 # - cifar_convnet_fast_gelu.e10 (airbench94's GELU network): 98.44 % of 5,000 test images
@@ -28,13 +29,15 @@ PRETRAINED = zoo.list(pretrained=True)
 # choice of the quantile came in (99.20 % of 5,000 test images, 81.72 -> 81.78 % accuracy).
 # - cifar_taylornet_res_small.b85, a degree-2048 polynomial: 95.80 % of 5,000 test images
 #   (81.04 -> 80.42 % accuracy).
-INT8_KNOWN_HARD = {"cifar_taylornet.fig_s3", "fashion_taylornet.w15_e60",
+INT8_KNOWN_HARD = {"cifar_taylornet.fig_s3", "cifar_taylornet.kd", "fashion_taylornet.w15_e60",
                    "cifar_convnet_fast_gelu.e10", "cifar_taylornet_res_small.b85"}
 # Checkpoints that int16x8 does not rescue either (strict xfails: the float TFLite export is
 # their deployment; docs/deployment.md):
 # - cifar_taylornet_res_small.b85: 9.4 % top-1 agreement on 1,000 test images (chance: the
 #   int16 activations of its degree-2048 blocks do not hold their range).
-INT16X8_FAILS = {"cifar_taylornet_res_small.b85"}
+# - cifar_taylornet.kd: 88.0 % on 1,000 test images (80.1 -> 76.1 % accuracy), although its
+#   int8 export keeps the accuracy (above).
+INT16X8_FAILS = {"cifar_taylornet_res_small.b85", "cifar_taylornet.kd"}
 # int16x8 runs on LiteRT's reference kernels (slow): fewer images.
 MAX_TEST_IMAGES_INT16 = 1000
 # One image at a time through the interpreter: all test images for the small models, a fixed

@@ -210,9 +210,17 @@ def _metrics(manifest):
     splits = sorted(k[:-len("_accuracy")] for k in metrics if k.endswith("_accuracy"))
     rows = ["| split | top-1 accuracy | images |", "| --- | --- | --- |"]
     rows += [f"| {s} | {100 * metrics[s + '_accuracy']:.2f} % | "
-             f"{_count(metrics.get(s + '_examples'))} |" for s in splits]
+             f"{_count(_examples(metrics, s))} |" for s in splits]
     return (f"## Metrics\n\nMeasured when the checkpoint was written; re-measure with "
             f"`{manifest.get('evaluation_command')}`.\n\n" + "\n".join(rows))
+
+
+def _examples(metrics, split):
+    """The images a split's accuracy was measured on; a test-time-augmented split
+    (``<split>_tta``) was measured on the images of the split it augments."""
+    if split + "_examples" in metrics or not split.endswith("_tta"):
+        return metrics.get(split + "_examples")
+    return metrics.get(split[:-len("_tta")] + "_examples")
 
 
 def _readability(manifest):

@@ -33,7 +33,7 @@ CIFAR_SMOOTH_LOOKAHEAD_RECIPE = register_recipe("cifar_smooth_lookahead", datacl
 #: teacher's soft targets are the regulariser that does not cost the network its polynomial
 #: form. The teacher runs only during training; the student is the Fig. S3 network unchanged.
 CIFAR_TEACHER_RECIPE = register_recipe("cifar_teacher", dataclasses.replace(
-    CIFAR_RECIPE, epochs=30, test_time_augmentation=True, teacher="cifar_convnet_fast_gelu.e10"))
+    CIFAR_RECIPE, epochs=26, test_time_augmentation=True, teacher="cifar_convnet_fast_gelu.e10"))
 
 
 def _fig_s3(input_shape, num_classes, width, classifier_activation, name, coarse_grain):
@@ -67,7 +67,7 @@ def relu_coarse_grain(x, filters, name, dilation_rate, strides):
     return blocks.relu_pool(x, filters, name)
 
 
-@register("cifar_taylornet", default_tag="fig_s3", cross_architecture_role="taylornet",
+@register("cifar_taylornet", default_tag="kd", cross_architecture_role="taylornet",
           dataset="cifar10", recipe=CIFAR_RECIPE,
           description="CIFAR-10: the paper's Fig. S3 TaylorNet (Conv + CG/diCG, no activation)")
 def cifar_taylornet(input_shape=(32, 32, 3), num_classes=10, width=1.0,
