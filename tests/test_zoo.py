@@ -185,10 +185,10 @@ def test_info_reads_the_manifest_without_building(monkeypatch):
     record = zoo.info("cifar_taylornet.fig_s3")
     assert record.tag == "fig_s3" and record.parameters == _catalogued("cifar_taylornet")[
         "parameters"]
-    assert record.test_accuracy == zoo.find("cifar_taylornet").manifest["metrics"][
+    assert record.test_accuracy == zoo.find("cifar_taylornet.fig_s3").manifest["metrics"][
         "test_accuracy"]
     assert record.checkpoint.endswith(os.path.join("fig_s3", "cifar_taylornet.keras"))
-    assert zoo.info("cifar_taylornet") == record  # the default tag
+    assert zoo.info("cifar_taylornet") == zoo.info("cifar_taylornet.kd")  # the default tag
 
 
 def _local_checkpoint(arch, tag, seed=1, **build):
