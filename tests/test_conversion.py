@@ -140,17 +140,27 @@ def test_teacher_targets_are_the_teachers_probabilities_for_the_batch():
 
 # --- the recipe end to end: train a tiny GELU teacher, then convert it ------------------------
 
-_SCRIPT = """
+# Both end-to-end scripts start from the same tiny GELU teacher, trained once per home folder.
+_TINY_TEACHER = """
 import dataclasses, json, sys
 import keras
 import numpy as np
 from tn_keras import zoo
 from tn_keras.training import train
-from tn_keras.zoo.cifar_taylornet_fast import CONVERSION_RECIPE, FAST_RECIPE, fast_network
+from tn_keras.zoo.cifar_taylornet_fast import FAST_RECIPE, fast_network
 
 def teacher(input_shape=(32, 32, 3), num_classes=10, name="tiny_gelu",
             classifier_activation="softmax"):
     return fast_network((4, 8, 8), None, input_shape, num_classes, classifier_activation, name)
+
+def train_tiny_teacher(data, small):
+    zoo.register("tiny_gelu", dataset="cifar10", parameters=None,
+                 recipe=dataclasses.replace(FAST_RECIPE, epochs=1, **small))(teacher)
+    train("tiny_gelu", tag="t1", data_dir=data, seed=0, verbose=0, resume=True)
+"""
+
+_SCRIPT = _TINY_TEACHER + """
+from tn_keras.zoo.cifar_taylornet_fast import CONVERSION_RECIPE
 
 def student(input_shape=(32, 32, 3), num_classes=10, name="tiny_converted",
             classifier_activation="softmax"):
@@ -164,12 +174,10 @@ class Interrupt(keras.callbacks.Callback):
 data, out, interrupt, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4] == "1"
 small = dict(batch_size=32, whitening_images=64, test_time_augmentation=False,
              statistics_images=48)
-zoo.register("tiny_gelu", dataset="cifar10", parameters=None,
-             recipe=dataclasses.replace(FAST_RECIPE, epochs=1, **small))(teacher)
 zoo.register("tiny_converted", dataset="cifar10", parameters=None,
              recipe=dataclasses.replace(CONVERSION_RECIPE, epochs=2, teacher="tiny_gelu.t1",
                                         **small))(student)
-train("tiny_gelu", tag="t1", data_dir=data, seed=0, verbose=0, resume=True)
+train_tiny_teacher(data, small)
 model, manifest = train("tiny_converted", out=out, data_dir=data, seed=0, verbose=0,
                         resume=resume, callbacks=[Interrupt()] if interrupt else [])
 np.savez(out + "/weights.npz", *model.get_weights())
@@ -213,16 +221,8 @@ def test_the_conversion_recipe_trains_on_the_teacher_records_it_and_resumes_exac
         np.testing.assert_array_equal(one[key], two[key], err_msg=key)
 
 
-_KD_SCRIPT = """
-import dataclasses, json, sys
-from tn_keras import zoo
-from tn_keras.training import train
+_KD_SCRIPT = _TINY_TEACHER + """
 from tn_keras.zoo.cifar_taylornet import CIFAR_TEACHER_RECIPE
-from tn_keras.zoo.cifar_taylornet_fast import FAST_RECIPE, fast_network
-
-def teacher(input_shape=(32, 32, 3), num_classes=10, name="tiny_gelu",
-            classifier_activation="softmax"):
-    return fast_network((4, 8, 8), None, input_shape, num_classes, classifier_activation, name)
 
 def student(input_shape=(32, 32, 3), num_classes=10, name="tiny_student",
             classifier_activation="softmax"):
@@ -231,12 +231,10 @@ def student(input_shape=(32, 32, 3), num_classes=10, name="tiny_student",
 
 data, out = sys.argv[1], sys.argv[2]
 small = dict(batch_size=32, whitening_images=64, test_time_augmentation=False)
-zoo.register("tiny_gelu", dataset="cifar10", parameters=None,
-             recipe=dataclasses.replace(FAST_RECIPE, epochs=1, **small))(teacher)
 zoo.register("tiny_student", dataset="cifar10", parameters=None,
              recipe=dataclasses.replace(CIFAR_TEACHER_RECIPE, teacher="tiny_gelu.t1",
                                         **small))(student)
-train("tiny_gelu", tag="t1", data_dir=data, seed=0, verbose=0, resume=True)
+train_tiny_teacher(data, small)
 model, manifest = train("tiny_student", out=out, data_dir=data, seed=0, verbose=0,
                         time_budget="20s")
 print(json.dumps(manifest.to_dict()))
