@@ -351,7 +351,8 @@ def test_cli_lists_the_recipes(capsys):
 
     main(["list", "--recipes", "cifar*"])
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["cifar", "cifar_res",
+    assert [line.split(":")[0] for line in lines] == ["cifar", "cifar_res", "cifar_res_teacher",
                                                       "cifar_smooth_lookahead", "cifar_teacher"]
-    assert "label_smoothing=0.2" in lines[2] and "lookahead=True" in lines[2]
-    assert "teacher='cifar_convnet_fast_gelu.e10'" in lines[3]
+    assert "teacher='cifar_convnet_fast_gelu.e10'" in lines[2]
+    assert "label_smoothing=0.2" in lines[3] and "lookahead=True" in lines[3]
+    assert "teacher='cifar_convnet_fast_gelu.e10'" in lines[4]
