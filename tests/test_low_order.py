@@ -122,3 +122,63 @@ def test_a_model_without_logits_is_named():
     model = keras.Model(inputs, keras.layers.Dense(2, name="out")(inputs), name="plain")
     with pytest.raises(ValueError, match=r"^model 'plain' has no layer named 'logits'"):
         low_order.with_low_order_penalty(model, np.zeros(4), weight=1.0)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(low_order_penalty=-1.0), r"^low_order_penalty must be a finite number >= 0; "
+                                   r"received -1.0\.$"),
+    (dict(low_order_penalty=float("inf")), r"^low_order_penalty must be a finite number"),
+    (dict(low_order_penalty=True), r"^low_order_penalty must be a finite number"),
+    (dict(low_order_penalty="30"), r"^low_order_penalty must be a finite number"),
+    (dict(low_order_penalty=1.0, robust_batch_norm=True),
+     r"^low_order_penalty freezes every BatchNormalization and robust_batch_norm"),
+])
+def test_a_recipe_refuses_a_bad_penalty_in_one_line(change, message):
+    from tn_keras import zoo
+
+    with pytest.raises(ValueError, match=message):
+        zoo.TrainingRecipe(epochs=1, **change)
+
+
+def _penalty_on(model, x):
+    logits = keras.Model(model.inputs, model.get_layer("logits").output)
+    center = np.mean(x, axis=0, dtype=np.float64).astype("float32")
+    ratio, _ = low_order.LowOrderPenalty(logits, center, weight=1.0).penalty(
+        keras.ops.convert_to_tensor(x.astype("float32")))
+    return float(keras.ops.convert_to_numpy(ratio))
+
+
+def test_the_trainer_fine_tunes_with_the_recipes_penalty(tmp_path):
+    """A recipe's ``low_order_penalty``: the run fits the penalised model (BatchNorm frozen:
+    its statistics stay the initial ones), records the weight, and saves the network with
+    its BatchNorm trainable again; the penalty ends lower than after the same run without."""
+    import dataclasses
+
+    from tn_keras import datasets
+    from tn_keras import zoo
+    from tn_keras.training import train
+    from tn_keras.zoo.registry import get_spec
+
+    spec = get_spec("digits_taylornet")
+    x, _ = datasets.load("digits", "train")
+    x = x[:256]
+    penalties, models = {}, {}
+    for weight in (0.0, 30.0):
+        recipe = dataclasses.replace(spec.recipe, epochs=3, low_order_penalty=weight)
+        with zoo.registered("digits_low_order", spec.builder, dataset="digits", recipe=recipe):
+            model, manifest = train("digits_low_order", out=str(tmp_path / str(weight)), seed=0,
+                                    max_train_examples=256, verbose=0)
+        assert manifest["training"]["recipe"]["low_order_penalty"] == weight
+        penalties[weight], models[weight] = _penalty_on(model, x), model
+    norms = [layer for layer in models[30.0].layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.trainable for layer in norms)
+    fresh = spec.builder()
+    for layer in norms:  # frozen: the statistics the network was built with
+        for ours, built in zip(layer.non_trainable_weights,
+                               fresh.get_layer(layer.name).non_trainable_weights):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
+                                          keras.ops.convert_to_numpy(built))
+    plain = models[0.0].get_layer(norms[0].name).non_trainable_weights[0]
+    assert not np.allclose(keras.ops.convert_to_numpy(plain), 0.0)  # moved without the penalty
+    assert penalties[30.0] < 0.5 * penalties[0.0], penalties

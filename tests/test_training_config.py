@@ -111,7 +111,8 @@ def test_a_resolved_config_fills_in_the_recipe():
     assert backup.run_settings("m", resolved) == {
         "name": "m", "recipe": None, "epochs": 15, "batch_size": 128, "learning_rate": None, "seed": 3,
         "strategy": "default", "max_train_examples": 256, "model_kwargs": {},
-        "mixed_precision": False, "init_from": None, "freeze_body": False}
+        "mixed_precision": False, "init_from": None, "init_head": False,
+        "freeze_body": False}
     # A learning rate given is a flag of the command and a setting --resume must repeat.
     faster = dataclasses.replace(resolved, learning_rate=5e-4)
     assert config.command_line("m", faster) == (

@@ -445,6 +445,34 @@ def test_train_freeze_body_trains_the_head_only(tmp_path, monkeypatch):
         TrainConfig(freeze_body=True)
 
 
+def test_init_head_starts_from_the_checkpoints_head_too(tmp_path):
+    """``init_head`` goes on training the same task: the run starts from the checkpoint's
+    classifier head too, where plain ``init_from`` starts a new one."""
+    import keras
+
+    from tn_keras.training import TrainConfig
+    from tn_keras.training import train
+
+    class HeadAtStart(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.weights = [np.array(w) for w in self.model.get_layer("logits").get_weights()]
+
+    shipped = zoo.load("digits_taylornet", compile=False).get_layer("logits").get_weights()
+    starts = {}
+    for init_head in (False, True):
+        seen = HeadAtStart()
+        _, manifest = train("digits_taylornet", init_from="digits_taylornet", init_head=init_head,
+                            epochs=1, max_train_examples=64, max_eval_examples=60, verbose=0,
+                            out=str(tmp_path / str(init_head)), callbacks=[seen])
+        starts[init_head] = seen.weights
+    assert manifest["training"]["command"].endswith("--init-from digits_taylornet --init-head")
+    for ours, theirs in zip(starts[True], shipped):
+        np.testing.assert_array_equal(ours, theirs)
+    assert not np.array_equal(starts[False][0], shipped[0])
+    with pytest.raises(ValueError, match=r"^init_head=True needs init_from"):
+        TrainConfig(init_head=True)
+
+
 def test_init_from_another_width_names_the_argument_and_the_layer(tmp_path):
     from tn_keras.training import train
     with pytest.raises(ValueError, match=r"^init_from='digits_taylornet\.e60' \(--init-from\): "

@@ -62,6 +62,23 @@ class TrainingRecipe:
     robust_batch_norm: bool = False
     # Images the robust statistics (and the conversion's fits) are estimated on.
     statistics_images: int = 2000
+    # Readable by construction (`tn_keras.training.low_order`): the weight, in the loss, of
+    # the penalty on the part of every logit above order 2 about the mean of the training
+    # images (0: no penalty). The penalised run keeps every BatchNorm frozen (the nodes of
+    # the penalty must see the polynomial the checkpoint computes), so it is a fine-tuning
+    # step for a trained network (``--init-from``).
+    low_order_penalty: float = 0.0
+
+    def __post_init__(self):
+        weight = self.low_order_penalty
+        if (isinstance(weight, bool) or not isinstance(weight, numbers.Real)
+                or not math.isfinite(weight) or weight < 0):
+            raise ValueError(f"low_order_penalty must be a finite number >= 0; received "
+                             f"{weight!r}.")
+        if weight and self.robust_batch_norm:
+            raise ValueError("low_order_penalty freezes every BatchNormalization and "
+                             "robust_batch_norm re-estimates their statistics after every "
+                             "epoch: a recipe can ask for one of the two.")
 
 
 @dataclasses.dataclass(frozen=True)

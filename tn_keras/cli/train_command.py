@@ -18,6 +18,9 @@ def add_parser(subparsers):
     p.add_argument("--init-from", metavar="NAME[.TAG]",
                    help="start from this checkpoint's weights (all layers but the classifier "
                         "head): fine-tuning")
+    p.add_argument("--init-head", action="store_true",
+                   help="with --init-from: copy its classifier head too, to go on training "
+                        "the same task (e.g. --recipe mnist_low_order)")
     p.add_argument("--freeze-body", action="store_true",
                    help="with --init-from: train the new head only, the body's weights and "
                         "BatchNorm statistics kept as loaded")

@@ -37,13 +37,13 @@ VERBOSITIES = ("auto", 0, 1, 2)
 #: The fields that change the trained weights; ``--resume`` must repeat them.
 RESUME_FIELDS = ("recipe", "epochs", "batch_size", "learning_rate", "seed", "strategy",
                  "max_train_examples", "model_kwargs", "mixed_precision", "init_from",
-                 "freeze_body")
+                 "init_head", "freeze_body")
 #: The fields of the manifest's command, in the order their flags are written. The first
 #: three are always written (the recipe's values made explicit); the others only when they
 #: differ from the default.
 COMMAND_FIELDS = ("recipe", "epochs", "batch_size", "learning_rate", "seed", "model_kwargs",
                   "strategy", "mixed_precision", "max_train_examples", "out", "tag",
-                  "init_from", "freeze_body")
+                  "init_from", "init_head", "freeze_body")
 _ALWAYS_WRITTEN = ("epochs", "batch_size", "seed")
 
 
@@ -111,6 +111,9 @@ class TrainConfig:
         max_eval_examples: evaluate on the first N of each test split only (smoke tests).
         init_from: ``NAME[.TAG]`` of a checkpoint whose weights start the run (every layer
             but the classifier head).
+        init_head: with ``init_from``: copy its classifier head too, to go on training the
+            same task (a fine-tuning recipe such as ``mnist_low_order``) instead of learning
+            a new head (transfer to another dataset).
         freeze_body: with ``init_from``: train the new classifier head only; the body's
             BatchNorm layers run in inference mode, with the checkpoint's statistics
             (`tn_keras.zoo.api.set_body_trainable`). The written checkpoint is unfrozen.
@@ -138,6 +141,7 @@ class TrainConfig:
     max_train_examples: Optional[int] = None
     max_eval_examples: Optional[int] = None
     init_from: Optional[str] = None
+    init_head: bool = False
     freeze_body: bool = False
     time_budget: Optional[Union[float, str]] = None
     data_dir: Optional[str] = None
@@ -159,7 +163,7 @@ class TrainConfig:
         if checked["strategy"] not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(map(repr, STRATEGIES))}; "
                              f"received {self.strategy!r}.")
-        for name in ("mixed_precision", "freeze_body", "resume", "overwrite"):
+        for name in ("mixed_precision", "init_head", "freeze_body", "resume", "overwrite"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; received "
                                  f"{getattr(self, name)!r}.")
@@ -167,6 +171,9 @@ class TrainConfig:
             raise ValueError("freeze_body=True needs init_from (CLI: --freeze-body needs "
                              "--init-from NAME[.TAG]): it trains a new head on a pretrained "
                              "body.")
+        if self.init_head and self.init_from is None:
+            raise ValueError("init_head=True needs init_from (CLI: --init-head needs "
+                             "--init-from NAME[.TAG]): it copies that checkpoint's head.")
         if self.resume and self.overwrite:
             raise ValueError("resume=True and overwrite=True contradict each other (CLI: "
                              "--resume continues the run in --out, --overwrite deletes it); "

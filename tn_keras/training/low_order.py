@@ -132,3 +132,12 @@ def with_low_order_penalty(model, center, weight, nodes=DEFAULT_NODES):
     outputs = keras.layers.Activation("softmax", dtype="float32",
                                       name="predictions")(penalised(inputs))
     return keras.Model(inputs, outputs, name=f"{model.name}_low_order")
+
+
+def thaw_batch_norm(model):
+    """Make every BatchNormalization layer of ``model`` trainable again once the penalised
+    training is over (`with_low_order_penalty` froze them): a checkpoint is a model like any
+    other, and whoever loads it decides what to train."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = True

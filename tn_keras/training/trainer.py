@@ -3,7 +3,8 @@
 Keras ``fit`` does the work; this module assembles what a recipe means: the data pipeline, the
 optimiser and its schedule (`tn_keras.training.optimizers`), the loss, Lookahead averaging and
 patch whitening where the recipe asks, a teacher's soft targets and the conversion of its
-weights where the recipe names one (`tn_keras.training.conversion`), the callbacks that make a
+weights where the recipe names one (`tn_keras.training.conversion`), the low-order penalty
+(`tn_keras.training.low_order`), the callbacks that make a
 long run safe on a small machine (a crash-safe backup of the last two epochs to resume from,
 TerminateOnNaN, a CSV log with each epoch's duration), the placement
 (`tn_keras.training.placement`), and finally the checkpoint written atomically with its
@@ -36,6 +37,8 @@ from tn_keras.training.evaluation import evaluate
 from tn_keras.training.evaluation import evaluation_splits
 from tn_keras.training.evaluation import tta_views
 from tn_keras.training.losses import make_loss
+from tn_keras.training.low_order import thaw_batch_norm
+from tn_keras.training.low_order import with_low_order_penalty
 from tn_keras.training.optimizers import make_optimizer
 from tn_keras.training.placement import make_placement
 from tn_keras.training.run_settings import deterministic_ops
@@ -343,7 +346,7 @@ def _planned(run, placement, x, y):
         model = run.spec.builder(**config.model_kwargs)
         _check_outputs(run, model)
         adapt_whitening(model, x[:recipe.whitening_images])
-        return model
+        return _model_to_fit(run, model, x)
 
     def compile_model(model):
         model.compile(optimizer=make_optimizer(recipe, steps, 1), loss=make_loss(recipe),
@@ -421,26 +424,41 @@ def _build_and_fit(run, placement, x, y):
             if config.freeze_body:  # before compile: Keras fixes the trainable weights there
                 zoo_api.set_body_trainable(model, False)
             steps = _steps_per_epoch(train_ds, len(x), config.batch_size)
-            model.compile(
+            fitted = _model_to_fit(run, model, x)
+            fitted.compile(
                 optimizer=make_optimizer(run.recipe, steps, config.epochs),
                 loss=make_loss(run.recipe),
                 metrics=["accuracy"],
             )
-        history, fit_seconds = _fit(model, train_ds, run, placement, steps,
+        history, fit_seconds = _fit(fitted, train_ds, run, placement, steps,
                                     x[:run.recipe.statistics_images])
+    # TerminateOnNaN and the backup stop the model that is fitted.
+    model.stop_training = fitted.stop_training
+    if fitted is not model:
+        thaw_batch_norm(model)
     if config.freeze_body:
         # The checkpoint is a model like any other: whoever loads it decides what to train.
         zoo_api.set_body_trainable(model, True)
     return model, history, fit_seconds
 
 
+def _model_to_fit(run, model, x):
+    """``model`` itself, or with the recipe's low-order penalty a training model over its
+    weights (`with_low_order_penalty`) about the mean of the run's training images ``x``: the
+    expansion point of the readability figures on the model card."""
+    if not run.recipe.low_order_penalty:
+        return model
+    center = np.mean(x, axis=0, dtype=np.float64).astype("float32")
+    return with_low_order_penalty(model, center, run.recipe.low_order_penalty)
+
+
 def _start_from_checkpoints(run, model, x):
-    """Copy ``init_from``'s body into ``model``, or convert the recipe's teacher into it
+    """Copy ``init_from``'s body (and head, with ``init_head``) into ``model``, or convert the recipe's teacher into it
     (`tn_keras.training.conversion`); returns the teacher model (None without one)."""
     if run.init_checkpoint is not None:
         source = checkpoints.load_verified(run.init_checkpoint, compile=False)
         try:
-            saving.transfer_body(source, model)
+            saving.transfer_body(source, model, include_head=run.config.init_head)
         except ValueError as error:  # name the argument the user gave
             raise ValueError(f"init_from={run.init_checkpoint.full_name!r} (--init-from): "
                              f"{error}") from None
