@@ -116,3 +116,26 @@ def test_similarity_nulls(tmp_path):
     assert set(curves) == {"distilled", "averaging_only", "random_real"}
     assert [curves["random_real"][str(a)]["3"]["n"] for a in range(3)] == [8, 4, 2]
     assert curves["distilled"]["0"] == curves["averaging_only"]["0"]
+
+
+def test_time_to_accuracy_resumes_and_plots(tmp_path):
+    """A model evaluated after every epoch; run again, the benchmark resumes the finished run
+    instead of training it again, and reports the same rows."""
+    runs, report, png = str(tmp_path / "runs"), str(tmp_path / "t.json"), str(tmp_path / "t.png")
+    common = ["--models", "digits_taylornet", "--out", runs,
+              "--max-train-examples", "128", "--test-images", "100", "--json", report,
+              "--png", png]
+    reports = []
+    for _ in range(2):
+        _run_benchmark("time_to_accuracy.py", "--epochs", "2", *common)
+        with open(report) as f:
+            reports.append(json.load(f))
+    assert reports[0] == reports[1]
+    models = reports[0]["models"]
+    assert list(models) == ["digits_taylornet"]
+    rows = models["digits_taylornet"]["rows"]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert 0 < rows[0]["minutes"] < rows[1]["minutes"]
+    assert all(0 <= row["test_accuracy"] <= 1 for row in rows)
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
