@@ -149,9 +149,10 @@ def _penalty_on(model, x):
 
 
 def test_the_trainer_fine_tunes_with_the_recipes_penalty(tmp_path):
-    """A recipe's ``low_order_penalty``: the run fits the penalised model (BatchNorm frozen:
-    its statistics stay the initial ones), records the weight, and saves the network with
-    its BatchNorm trainable again; the penalty ends lower than after the same run without."""
+    """A recipe's ``low_order_penalty``: the run fine-tunes the shipped network (its head too,
+    ``init_head``) with every BatchNorm frozen (its statistics stay the checkpoint's), records
+    the weight, and saves the network with its BatchNorm trainable again; the penalty ends
+    lower than after the same run without it. Without a trained start it is refused."""
     import dataclasses
 
     from tn_keras import datasets
@@ -162,23 +163,30 @@ def test_the_trainer_fine_tunes_with_the_recipes_penalty(tmp_path):
     spec = get_spec("digits_taylornet")
     x, _ = datasets.load("digits", "train")
     x = x[:256]
+    shipped = zoo.load("digits_taylornet", compile=False)
     penalties, models = {}, {}
     for weight in (0.0, 30.0):
         recipe = dataclasses.replace(spec.recipe, epochs=3, low_order_penalty=weight)
         with zoo.registered("digits_low_order", spec.builder, dataset="digits", recipe=recipe):
+            if weight:
+                with pytest.raises(ValueError, match=r"^The recipe's low_order_penalty=30 "
+                                                     r"fine-tunes a trained network"):
+                    train("digits_low_order", out=str(tmp_path / "refused"), epochs=1)
             model, manifest = train("digits_low_order", out=str(tmp_path / str(weight)), seed=0,
+                                    init_from="digits_taylornet", init_head=True,
                                     max_train_examples=256, verbose=0)
         assert manifest["training"]["recipe"]["low_order_penalty"] == weight
         penalties[weight], models[weight] = _penalty_on(model, x), model
     norms = [layer for layer in models[30.0].layers
              if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(layer.trainable for layer in norms)
-    fresh = spec.builder()
-    for layer in norms:  # frozen: the statistics the network was built with
-        for ours, built in zip(layer.non_trainable_weights,
-                               fresh.get_layer(layer.name).non_trainable_weights):
+    for layer in norms:  # frozen: the shipped network's statistics, as loaded
+        for ours, theirs in zip(layer.non_trainable_weights,
+                                shipped.get_layer(layer.name).non_trainable_weights):
             np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
-                                          keras.ops.convert_to_numpy(built))
+                                          keras.ops.convert_to_numpy(theirs))
     plain = models[0.0].get_layer(norms[0].name).non_trainable_weights[0]
-    assert not np.allclose(keras.ops.convert_to_numpy(plain), 0.0)  # moved without the penalty
+    moved = shipped.get_layer(norms[0].name).non_trainable_weights[0]
+    assert not np.allclose(keras.ops.convert_to_numpy(plain),
+                           keras.ops.convert_to_numpy(moved))  # they move without the penalty
     assert penalties[30.0] < 0.5 * penalties[0.0], penalties

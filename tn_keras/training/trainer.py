@@ -155,7 +155,8 @@ def _check_tag_and_init(name, tag, out, init_from):
 
 def _teacher_checkpoint(recipe, init_checkpoint):
     """The checkpoint of ``recipe.teacher`` (None without one), refused before any work: an
-    unknown teacher, a conversion without one, a conversion and ``init_from`` together."""
+    unknown teacher, a conversion without one, a conversion and ``init_from`` together, a
+    low-order penalty with neither."""
     if recipe.conversion is not None:
         get_conversion(recipe.conversion)
         if recipe.teacher is None:
@@ -165,6 +166,12 @@ def _teacher_checkpoint(recipe, init_checkpoint):
             raise ValueError(f"init_from={init_checkpoint.full_name!r} (--init-from) and the "
                              f"recipe's conversion of {recipe.teacher!r} both choose the "
                              "starting weights; pass one.")
+    if recipe.low_order_penalty and init_checkpoint is None and recipe.conversion is None:
+        # BatchNorm frozen at a fresh network's statistics would normalise nothing.
+        raise ValueError(f"The recipe's low_order_penalty={recipe.low_order_penalty:g} "
+                         "fine-tunes a trained network with its BatchNorm frozen: pass "
+                         "init_from (--init-from NAME[.TAG], and --init-head to keep its "
+                         "classifier).")
     return None if recipe.teacher is None else zoo_api.find(recipe.teacher)
 
 
