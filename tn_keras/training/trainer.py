@@ -4,12 +4,11 @@ Keras ``fit`` does the work; this module assembles what a recipe means: the data
 optimiser and its schedule (`tn_keras.training.optimizers`), the loss, Lookahead averaging and
 patch whitening where the recipe asks, a teacher's soft targets and the conversion of its
 weights where the recipe names one (`tn_keras.training.conversion`), the low-order penalty
-(`tn_keras.training.low_order`), the callbacks that make a
-long run safe on a small machine (a crash-safe backup of the last two epochs to resume from,
-TerminateOnNaN, a CSV log with each epoch's duration), the placement
-(`tn_keras.training.placement`), and finally the checkpoint written atomically with its
-manifest. It runs under every Keras backend and imports TensorFlow only when that is the
-backend.
+(`tn_keras.training.low_order`), the callbacks that make a long run safe on a small machine
+(a crash-safe backup of the last two epochs to resume from, TerminateOnNaN, a CSV log with
+each epoch's duration), the placement (`tn_keras.training.placement`), and finally the
+checkpoint written atomically with its manifest. It runs under every Keras backend and imports
+TensorFlow only when that is the backend.
 """
 import contextlib
 import csv
@@ -155,8 +154,7 @@ def _check_tag_and_init(name, tag, out, init_from):
 
 def _teacher_checkpoint(recipe, init_checkpoint):
     """The checkpoint of ``recipe.teacher`` (None without one), refused before any work: an
-    unknown teacher, a conversion without one, a conversion and ``init_from`` together, a
-    low-order penalty with neither."""
+    unknown teacher, a conversion without one, a conversion and ``init_from`` together."""
     if recipe.conversion is not None:
         get_conversion(recipe.conversion)
         if recipe.teacher is None:
@@ -166,13 +164,17 @@ def _teacher_checkpoint(recipe, init_checkpoint):
             raise ValueError(f"init_from={init_checkpoint.full_name!r} (--init-from) and the "
                              f"recipe's conversion of {recipe.teacher!r} both choose the "
                              "starting weights; pass one.")
+    return None if recipe.teacher is None else zoo_api.find(recipe.teacher)
+
+
+def _check_penalised_start(recipe, init_checkpoint):
+    """A low-order penalty fine-tunes a trained network: refused without ``init_from`` or a
+    conversion (BatchNorm frozen at a fresh network's statistics would normalise nothing)."""
     if recipe.low_order_penalty and init_checkpoint is None and recipe.conversion is None:
-        # BatchNorm frozen at a fresh network's statistics would normalise nothing.
         raise ValueError(f"The recipe's low_order_penalty={recipe.low_order_penalty:g} "
                          "fine-tunes a trained network with its BatchNorm frozen: pass "
                          "init_from (--init-from NAME[.TAG], and --init-head to keep its "
                          "classifier).")
-    return None if recipe.teacher is None else zoo_api.find(recipe.teacher)
 
 
 def _training_seconds(log_path):
@@ -234,6 +236,7 @@ class _Run:
         recipe = dataclasses.replace(
             base, epochs=config.epochs, batch_size=config.batch_size,
             learning_rate=config.learning_rate or base.learning_rate)
+        _check_penalised_start(recipe, init_checkpoint)
         folder = RunFolder.of(config.out or checkpoints.cache_dir(arch, tag))
         return cls(arch, tag, spec, config, recipe, folder, init_checkpoint,
                    _teacher_checkpoint(recipe, init_checkpoint), tuple(callbacks or ()))
@@ -460,8 +463,9 @@ def _model_to_fit(run, model, x):
 
 
 def _start_from_checkpoints(run, model, x):
-    """Copy ``init_from``'s body (and head, with ``init_head``) into ``model``, or convert the recipe's teacher into it
-    (`tn_keras.training.conversion`); returns the teacher model (None without one)."""
+    """Copy ``init_from``'s body (and head, with ``init_head``) into ``model``, or convert the
+    recipe's teacher into it (`tn_keras.training.conversion`); returns the teacher model (None
+    without one)."""
     if run.init_checkpoint is not None:
         source = checkpoints.load_verified(run.init_checkpoint, compile=False)
         try:
