@@ -157,7 +157,7 @@ def cifar_taylornet_res(input_shape=(32, 32, 3), num_classes=10, width=1.0,
                           Variant(order, rank, batch_norm, separable_cg))
 
 
-@register("cifar_taylornet_res_small", default_tag="b85",
+@register("cifar_taylornet_res_small", default_tag="kd",
           dataset="cifar10", recipe=RES_RECIPE,
           description="CIFAR-10: residual TaylorNet at half width, about Fig. S3's size")
 def cifar_taylornet_res_small(input_shape=(32, 32, 3), num_classes=10, width=1.0,
