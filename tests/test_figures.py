@@ -227,10 +227,23 @@ def test_distill_eval_command(tmp_path, capsys):
 
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_figures_full_set(real_data_dir, tmp_path):
+def test_figures_full_set(real_data_dir, tmp_path, monkeypatch):
+    """Every figure of the full set, from the real MNIST and CIFAR-10 checkpoints and data, at
+    a tenth of the sizes `tn-keras figures --full` uses (its distillations and interpretations
+    took four minutes of the suite at full size; what the sizes change is the captions')."""
+    import dataclasses
+
     from tn_keras.figures import FiguresConfig
+    from tn_keras.figures import config
     from tn_keras.figures import make_figures
 
+    monkeypatch.setattr(config, "FULL_DISTILLATION", tuple(
+        dataclasses.replace(spec, per_class=spec.per_class // 8, steps=spec.steps // 4,
+                            test_images=spec.test_images // 10)
+        for spec in config.FULL_DISTILLATION))
+    monkeypatch.setattr(config, "FULL_INTERPRET", tuple(
+        dataclasses.replace(spec, test_images=spec.test_images // 10)
+        for spec in config.FULL_INTERPRET))
     out = str(tmp_path / "full")
     make_figures(FiguresConfig(out=out, full=True, data_dir=real_data_dir))
     pngs = check_folder(out)
