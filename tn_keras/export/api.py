@@ -21,6 +21,7 @@ from tn_keras.export.errors import ParityError
 from tn_keras.export.folding import fold_batch_normalization
 from tn_keras.export.input_folding import fold_input_normalization
 from tn_keras.export.manifest import ExportedFile
+from tn_keras.export.parity import max_abs_difference
 from tn_keras.export.runtime import TFLiteModel
 from tn_keras.export.signature import VALUE_RANGE
 from tn_keras.export.signature import image_input_shape
@@ -187,7 +188,7 @@ def _export_saved_model(model, folder, image_shape, verify) -> ExportedFile:
         shape = tuple(32 if d is None else d for d in image_shape)
         x = _random_images(shape, PARITY_IMAGES)
         got = saved_model_lib.saved_model_predict(saved_model_lib.load_saved_model(folder), x)
-        diff = float(np.max(np.abs(got - _keras_outputs(model, x))))
+        diff = max_abs_difference(got, _keras_outputs(model, x))
         if not diff <= SAVED_MODEL_ATOL:
             raise ParityError(f"The SavedModel's outputs differ from the Keras model's by "
                               f"{diff:.3g} (tolerance {SAVED_MODEL_ATOL}); not written.")
@@ -275,7 +276,7 @@ def _tflite_parity(model, runtime, config, image_shape, images) -> dict:
                                             config.data_dir)
         x, source = real or (_random_images(image_shape, PARITY_IMAGES),
                              "uniform random 0..255, seed 0")
-        diff = float(np.max(np.abs(runtime.predict(x) - _keras_outputs(model, x))))
+        diff = max_abs_difference(runtime.predict(x), _keras_outputs(model, x))
         if not diff <= TFLITE_ATOL:
             raise ParityError(f"The TFLite model's outputs differ from the Keras model's by "
                               f"{diff:.3g} on {source} (tolerance {TFLITE_ATOL}); not written.")
@@ -285,7 +286,7 @@ def _tflite_parity(model, runtime, config, image_shape, images) -> dict:
     got, want = runtime.predict(x), _keras_outputs(model, x)
     parity = {"images": int(len(x)), "inputs": "the first calibration images",
               "top1_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1))),
-              "max_abs_diff": float(np.max(np.abs(got - want)))}
+              "max_abs_diff": max_abs_difference(got, want)}
     if parity["top1_agreement"] < QUANTISED_AGREEMENT_WARNING:
         hint = (" Try format='tflite_int16x8' (int16 activations)."
                 if format == "tflite_int8" else "")

@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from tn_keras.export.errors import ParityError
+from tn_keras.export.parity import max_abs_difference
 from tn_keras.export.signature import VALUE_RANGE
 from tn_keras.utils import tensorflow_internals
 from tn_keras.utils.files import atomic_path
@@ -160,7 +161,7 @@ def export_onnx(model, path, image_shape, overwrite, parity_inputs, atol, output
         if input_dtype == "uint8":
             parity_inputs = np.round(np.asarray(parity_inputs, np.float32))
         got = runtime.predict(parity_inputs)
-        diff = float(np.max(np.abs(got - np.asarray(model(parity_inputs, training=False)))))
+        diff = max_abs_difference(got, np.asarray(model(parity_inputs, training=False)))
         if not diff <= atol:
             raise ParityError(f"The ONNX model's outputs differ from the Keras model's by "
                               f"{diff:.3g} (tolerance {atol}); not written.")
