@@ -88,8 +88,8 @@ def rows_of(folder, manifest):
     rows, total = [], 0.0
     for epoch in sorted(seconds):
         total += seconds[epoch]
-        rows.append({"epoch": epoch, "minutes": round(total / 60, 2),
-                     "test_accuracy": accuracy.get(epoch)})
+        rows.append({"epoch": epoch, "seconds": round(total, 3),
+                     "minutes": round(total / 60, 2), "test_accuracy": accuracy.get(epoch)})
     return {"rows": rows, "final_test_accuracy": manifest["metrics"]["test_accuracy"],
             "parameters": manifest["parameters"]}
 
@@ -104,7 +104,7 @@ def plot(report, path):
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, result in report["models"].items():
-        points = [(r["minutes"], 100 * r["test_accuracy"]) for r in result["rows"]
+        points = [(r["seconds"] / 60, 100 * r["test_accuracy"]) for r in result["rows"]
                   if r["test_accuracy"] is not None]
         ax.plot(*zip(*points), marker="o", label=name)
     ax.set_xlabel(f"training minutes ({report['machine']})")

@@ -135,7 +135,7 @@ def test_time_to_accuracy_resumes_and_plots(tmp_path):
     assert list(models) == ["digits_taylornet"]
     rows = models["digits_taylornet"]["rows"]
     assert [row["epoch"] for row in rows] == [1, 2]
-    assert 0 < rows[0]["minutes"] < rows[1]["minutes"]
+    assert 0 < rows[0]["seconds"] < rows[1]["seconds"]  # cumulative training time
     assert all(0 <= row["test_accuracy"] <= 1 for row in rows)
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
